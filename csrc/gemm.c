@@ -1,0 +1,298 @@
+/* gemm.c -- BLIS-style SGEMM driver: thread partition, cache blocking,
+ * packing, and the loops around the per-ISA micro-kernel.
+ *
+ * Row-major C (M,N) = op(A) (M,K) op(B) (K,N). The micro-kernel computes an
+ * MR x NR tile with NR along the vector lanes. Loops, outermost first:
+ *   threads: C is cut into tm x tn rectangles on MR/NR boundaries; each thread
+ *            runs the whole sequential algorithm on its own rectangle, with
+ *            its own packing buffers (no barriers; K is never split, so every
+ *            element is summed in the same order whatever the thread count).
+ *   pc over K by KC    -- alpha/beta on the first block, bias/ReLU on the last
+ *   ic over M by MC    -- pack the A block (MC x KC) into MR-row panels
+ *   jc over N by NC    -- pack the B block (KC x NC) into NR-column panels (L2)
+ *   ir over MC by MR   -- the A micro-panel stays in L1
+ *   jr over NC by NR   -- B micro-panels stream from L2; micro-kernel
+ */
+#include "gemm_kernels.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const fnn_gemm_arch *arch_in_use(void)
+{
+#ifdef FNN_HAVE_X86_KERNELS
+    switch (fnn_get_isa()) {
+    case FNN_ISA_AVX512: return &fnn_gemm_avx512;
+    case FNN_ISA_AVX2: return &fnn_gemm_avx2;
+    default: break;
+    }
+#endif
+    return &fnn_gemm_ref;
+}
+
+void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc)
+{
+    const fnn_gemm_arch *g = arch_in_use();
+    *mr = g->mr; *nr = g->nr; *kc = g->kc; *mc = g->mc; *nc = g->nc;
+}
+
+static inline float epi_value(float acc, const float *c, int i, int j,
+                              const fnn_epi *ep)
+{
+    float v = ep->alpha * acc;
+    if (ep->beta != 0.0f)
+        v = v + ep->beta * *c;
+    if (ep->bias_mode == FNN_BIAS_COL)
+        v = v + ep->bias[j];
+    else if (ep->bias_mode == FNN_BIAS_ROW)
+        v = v + ep->bias[i];
+    if (ep->relu)
+        v = v < 0.0f ? 0.0f : v;  /* NaN propagates, like max(0, v) in SIMD */
+    return v;
+}
+
+void fnn_gemm_store_tile(const float *acc, int ldt, float *c, ptrdiff_t ldc,
+                         int mr, int nr, const fnn_epi *ep)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            c[i * ldc + j] = epi_value(acc[i * ldt + j], &c[i * ldc + j], i, j, ep);
+}
+
+/* ------------------------------------------------------------- packing -- */
+
+/* op(A) rows [0,mc) x cols [0,kc) -> MR-row panels, panel-major, k-major
+ * inside a panel: dst[panel][p*MR + i]. Rows past mc are left unwritten (the
+ * kernel never reads them). */
+static void pack_a(int trans, int mc, int kc, const float *a, ptrdiff_t lda,
+                   float *dst, int MR)
+{
+    for (int i0 = 0; i0 < mc; i0 += MR) {
+        int mr = mc - i0 < MR ? mc - i0 : MR;
+        if (!trans) {               /* op(A)(i,p) = a[i*lda + p] */
+            for (int i = 0; i < mr; i++) {
+                const float *s = a + (ptrdiff_t)(i0 + i) * lda;
+                for (int p = 0; p < kc; p++)
+                    dst[p * MR + i] = s[p];
+            }
+        } else {                    /* op(A)(i,p) = a[p*lda + i] */
+            for (int p = 0; p < kc; p++)
+                memcpy(dst + p * MR, a + p * lda + i0, (size_t)mr * sizeof(float));
+        }
+        dst += (ptrdiff_t)MR * kc;
+    }
+}
+
+/* op(B) rows [0,kc) x cols [j0,j0+nr) -> one NR-column panel dst[p*NR + j],
+ * zero-padded to NR columns. */
+static void pack_b_panel(int trans, int kc, int nr, const float *b,
+                         ptrdiff_t ldb, float *dst, int NR)
+{
+    if (!trans) {                   /* op(B)(p,j) = b[p*ldb + j] */
+        for (int p = 0; p < kc; p++) {
+            memcpy(dst + p * NR, b + p * ldb, (size_t)nr * sizeof(float));
+            for (int j = nr; j < NR; j++)
+                dst[p * NR + j] = 0.0f;
+        }
+    } else {                        /* op(B)(p,j) = b[j*ldb + p] */
+        for (int j = 0; j < nr; j++) {
+            const float *s = b + (ptrdiff_t)j * ldb;
+            for (int p = 0; p < kc; p++)
+                dst[p * NR + j] = s[p];
+        }
+        if (nr < NR)
+            for (int p = 0; p < kc; p++)
+                for (int j = nr; j < NR; j++)
+                    dst[p * NR + j] = 0.0f;
+    }
+}
+
+/* ------------------------------------------------------ per-thread work -- */
+
+typedef struct {
+    int trans_a, trans_b, K;
+    float alpha, beta;
+    const float *A, *B;
+    ptrdiff_t lda, ldb, ldc;
+    float *C;
+    const float *bias;
+    int bias_mode, relu;
+    int pack_b;                    /* 0: read full B panels in place */
+} gemm_args;
+
+static inline const float *a_at(const gemm_args *g, int i, int p)
+{
+    return g->trans_a ? g->A + (ptrdiff_t)p * g->lda + i
+                      : g->A + (ptrdiff_t)i * g->lda + p;
+}
+
+static inline const float *b_at(const gemm_args *g, int p, int j)
+{
+    return g->trans_b ? g->B + (ptrdiff_t)j * g->ldb + p
+                      : g->B + (ptrdiff_t)p * g->ldb + j;
+}
+
+/* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
+static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
+                      int m1, int n0, int n1, float *abuf, float *bbuf)
+{
+    const int MR = ar->mr, NR = ar->nr;
+    for (int pc = 0; pc < g->K; pc += ar->kc) {
+        int kc = g->K - pc < ar->kc ? g->K - pc : ar->kc;
+        int last = pc + kc == g->K;
+        fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f, NULL,
+                      last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
+        for (int ic = m0; ic < m1; ic += ar->mc) {
+            int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
+            pack_a(g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf, MR);
+            for (int jc = n0; jc < n1; jc += ar->nc) {
+                int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    if (g->pack_b == 0 && nr == NR)
+                        continue;
+                    pack_b_panel(g->trans_b, kc, nr, b_at(g, pc, jc + jr),
+                                 g->ldb, bbuf + (ptrdiff_t)jr * kc, NR);
+                }
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int mr = mc - ir < MR ? mc - ir : MR;
+                    const float *ap = abuf + (ptrdiff_t)ir * kc;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int nr = nc - jr < NR ? nc - jr : NR;
+                        int i = ic + ir, j = jc + jr;
+                        const float *bp;
+                        ptrdiff_t ldb;
+                        if (g->pack_b == 0 && nr == NR) {
+                            bp = b_at(g, pc, j);
+                            ldb = g->ldb;
+                        } else {
+                            bp = bbuf + (ptrdiff_t)jr * kc;
+                            ldb = NR;
+                        }
+                        ep.bias = g->bias_mode == FNN_BIAS_COL ? g->bias + j
+                                : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;
+                        ar->kernel(kc, ap, bp, ldb, g->C + (ptrdiff_t)i * g->ldc + j,
+                                   g->ldc, mr, nr, &ep);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Packing buffers: one per thread, grown on demand, kept for the process
+ * (OpenMP worker threads persist, so a training loop allocates once). */
+static _Thread_local float *tl_buf;
+static _Thread_local size_t tl_cap;
+
+static float *thread_buffer(size_t floats)
+{
+    if (floats > tl_cap) {
+        fnn_aligned_free(tl_buf);
+        tl_buf = fnn_aligned_alloc(floats * sizeof(float));
+        tl_cap = tl_buf ? floats : 0;
+    }
+    return tl_buf;
+}
+
+/* Split nt threads into tm x tn over (M, N) so that the redundant packing
+ * (each of the tn column groups packs its A rows, each of the tm row groups
+ * packs its B columns) is smallest. */
+static void split_threads(int nt, int M, int N, int MR, int NR, int *tm, int *tn)
+{
+    int mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+    double best = -1.0;
+    *tm = 1; *tn = 1;
+    for (int a = 1; a <= nt; a++) {
+        if (nt % a)
+            continue;
+        int b = nt / a;
+        if (a > mp || b > np)
+            continue;
+        /* work per thread (in tiles, rounded up) dominates; packing breaks ties */
+        double tiles = (double)((mp + a - 1) / a) * ((np + b - 1) / b);
+        double cost = tiles * MR * NR + 0.02 * ((double)b * M + (double)a * N);
+        if (best < 0 || cost < best) {
+            best = cost; *tm = a; *tn = b;
+        }
+    }
+}
+
+/* Bounds of part t of n over `units` tiles of size `sz`, clipped to len. */
+static void part(int t, int n, int len, int sz, int *lo, int *hi)
+{
+    int units = (len + sz - 1) / sz;
+    int u0 = (int)((long long)units * t / n), u1 = (int)((long long)units * (t + 1) / n);
+    *lo = u0 * sz < len ? u0 * sz : len;
+    *hi = u1 * sz < len ? u1 * sz : len;
+}
+
+/* K == 0 or alpha == 0: no product, only the epilogue. */
+static void epilogue_only(int M, int N, float *C, ptrdiff_t ldc, const fnn_epi *ep)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[i * ldc + j] = epi_value(0.0f, &C[i * ldc + j], i, j, ep);
+}
+
+int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+              const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
+              float beta, float *C, ptrdiff_t ldc, const float *bias,
+              int bias_mode, int relu)
+{
+    if (M <= 0 || N <= 0)
+        return FNN_OK;
+    if (K <= 0 || alpha == 0.0f) {
+        fnn_epi ep = {1.0f, beta, bias, bias_mode, relu};
+        unsigned s = fnn_ftz_enter();
+        epilogue_only(M, N, C, ldc, &ep);
+        fnn_ftz_leave(s);
+        return FNN_OK;
+    }
+    const fnn_gemm_arch *ar = arch_in_use();
+    gemm_args g = {trans_a, trans_b, K, alpha, beta, A, B, lda, ldb, ldc, C,
+                   bias, bias_mode, relu, 1};
+    /* Small op(B) that is already row-major: full panels are read in place. */
+    if (!trans_b && (double)K * N * sizeof(float) <= 256.0 * 1024)
+        g.pack_b = 0;
+
+    double flops = 2.0 * M * N * K;
+    int nt = fnn_threads_for(flops, 4.0e5);
+    int tm = 1, tn = 1;
+    split_threads(nt, M, N, ar->mr, ar->nr, &tm, &tn);
+    nt = tm * tn;
+    int kc = K < ar->kc ? K : ar->kc;
+    int mcap = M < ar->mc ? M : ar->mc;
+    int ncap = N < ar->nc ? N : ar->nc;
+    size_t afl = (size_t)(mcap + ar->mr) * kc;
+    size_t bfl = (size_t)(ncap + ar->nr) * kc;
+    int failed = 0;
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+#endif
+    {
+        int me = 0, have = 1;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+        have = omp_get_num_threads(); /* the runtime may give fewer than nt */
+#endif
+        float *buf = thread_buffer(afl + bfl);
+        if (!buf) {
+            failed = 1;
+        } else {
+            unsigned s = fnn_ftz_enter();
+            for (int t = me; t < nt; t += have) {
+                int m0, m1, n0, n1;
+                part(t / tn, tm, M, ar->mr, &m0, &m1);
+                part(t % tn, tn, N, ar->nr, &n0, &n1);
+                if (m0 < m1 && n0 < n1)
+                    gemm_rect(ar, &g, m0, m1, n0, n1, buf, buf + afl);
+            }
+            fnn_ftz_leave(s);
+        }
+    }
+    return failed ? FNN_ENOMEM : FNN_OK;
+}

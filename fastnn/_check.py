@@ -1,0 +1,63 @@
+"""Argument validation shared by every op and layer: the one place that turns
+user input into arrays the C kernels may trust, or raises an error naming the
+caller, the argument, what it got and what it wanted."""
+import numpy as np
+
+F32 = np.dtype(np.float32)
+_INT_MAX = 2**31 - 1
+
+
+def as_f32(x, who, name, ndim=None):
+    """x as a float32 ndarray whose last dimension has unit stride.
+
+    Arrays that are float32 already and laid out usably are returned as is
+    (slices and .T views included); lossless conversions (smaller ints, bool,
+    float16, non-native byte order) and layout fixes copy; float64 and other
+    lossy types raise TypeError rather than silently losing precision."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x, dtype=F32)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{who}: {name} must be a float32 array, got {type(x).__name__}: {e}") from None
+    if x.dtype != F32:
+        if x.dtype.kind not in "biuf" or not np.can_cast(x.dtype, F32, casting="safe"):
+            raise TypeError(f"{who}: {name} must be float32, got dtype {x.dtype}"
+                            + (f" (convert with {name}.astype(np.float32))" if x.dtype.kind in "iuf" else ""))
+        x = x.astype(F32)
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{who}: {name} must be {ndim}-D, got shape {x.shape}")
+    if x.ndim >= 1 and not _rows_usable(x):
+        x = np.ascontiguousarray(x)
+    if any(d > _INT_MAX for d in x.shape):
+        raise ValueError(f"{who}: {name} has a dimension over 2**31-1: shape {x.shape}")
+    return x
+
+
+def _rows_usable(x):
+    """Unit-stride last axis, float-aligned strides (outer axes may be strided)."""
+    if not x.flags.aligned:
+        return False
+    if x.shape[-1] > 1 and x.strides[-1] != 4:
+        return False
+    if x.ndim == 2:
+        return x.strides[0] % 4 == 0
+    return x.flags.c_contiguous
+
+
+def check_out(out, who, shape):
+    """A caller-supplied output: float32, right shape, writeable, rows that do
+    not overlap (so writes cannot alias each other)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{who}: out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != F32:
+        raise TypeError(f"{who}: out must be float32, got dtype {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{who}: out has shape {out.shape}, expected {tuple(shape)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{who}: out is read-only")
+    if out.size and not (out.flags.aligned and (out.shape[-1] == 1 or out.strides[-1] == 4)
+                         and (out.ndim < 2 or out.shape[0] == 1
+                              or out.strides[0] >= 4 * out.shape[-1] and out.strides[0] % 4 == 0)):
+        raise ValueError(f"{who}: out must have a unit-stride last axis and non-overlapping, "
+                         f"increasing rows; got strides {out.strides}")
+    return out
