@@ -1,0 +1,2 @@
+"""Layers, containers, losses and initialisers."""
+from .module import Module, Parameter  # noqa: F401
