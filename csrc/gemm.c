@@ -66,46 +66,44 @@ void fnn_gemm_store_tile(const float *acc, int ldt, float *c, ptrdiff_t ldc,
 /* op(A) rows [0,mc) x cols [0,kc) -> MR-row panels, panel-major, k-major
  * inside a panel: dst[panel][p*MR + i]. Rows past mc are left unwritten (the
  * kernel never reads them). */
-static void pack_a(int trans, int mc, int kc, const float *a, ptrdiff_t lda,
-                   float *dst, int MR)
+static void pack_a(const fnn_gemm_arch *ar, int trans, int mc, int kc,
+                   const float *a, ptrdiff_t lda, float *dst)
 {
+    const int MR = ar->mr;
     for (int i0 = 0; i0 < mc; i0 += MR) {
         int mr = mc - i0 < MR ? mc - i0 : MR;
-        if (!trans) {               /* op(A)(i,p) = a[i*lda + p] */
-            for (int i = 0; i < mr; i++) {
-                const float *s = a + (ptrdiff_t)(i0 + i) * lda;
-                for (int p = 0; p < kc; p++)
-                    dst[p * MR + i] = s[p];
-            }
-        } else {                    /* op(A)(i,p) = a[p*lda + i] */
+        if (!trans)                 /* op(A)(i,p) = a[i*lda + p]: transpose */
+            ar->pack_t(mr, kc, a + (ptrdiff_t)i0 * lda, lda, dst, MR);
+        else                        /* op(A)(i,p) = a[p*lda + i]: copy rows */
             for (int p = 0; p < kc; p++)
                 memcpy(dst + p * MR, a + p * lda + i0, (size_t)mr * sizeof(float));
-        }
         dst += (ptrdiff_t)MR * kc;
     }
 }
 
-/* op(B) rows [0,kc) x cols [j0,j0+nr) -> one NR-column panel dst[p*NR + j],
- * zero-padded to NR columns. */
-static void pack_b_panel(int trans, int kc, int nr, const float *b,
-                         ptrdiff_t ldb, float *dst, int NR)
+/* op(B) rows [0,kc) x cols [0,nr) -> one panel dst[p*w + j], zero-padded to
+ * w columns (w = NR, or nr rounded up to the vector length on the edge). */
+static void pack_b_panel(const fnn_gemm_arch *ar, int trans, int kc, int nr,
+                         const float *b, ptrdiff_t ldb, float *dst, int w)
 {
-    if (!trans) {                   /* op(B)(p,j) = b[p*ldb + j] */
-        for (int p = 0; p < kc; p++) {
-            memcpy(dst + p * NR, b + p * ldb, (size_t)nr * sizeof(float));
-            for (int j = nr; j < NR; j++)
-                dst[p * NR + j] = 0.0f;
-        }
-    } else {                        /* op(B)(p,j) = b[j*ldb + p] */
-        for (int j = 0; j < nr; j++) {
-            const float *s = b + (ptrdiff_t)j * ldb;
-            for (int p = 0; p < kc; p++)
-                dst[p * NR + j] = s[p];
-        }
-        if (nr < NR)
-            for (int p = 0; p < kc; p++)
-                for (int j = nr; j < NR; j++)
-                    dst[p * NR + j] = 0.0f;
+    if (!trans) {                   /* op(B)(p,j) = b[p*ldb + j]: copy rows */
+        for (int p = 0; p < kc; p++)
+            memcpy(dst + p * w, b + p * ldb, (size_t)nr * sizeof(float));
+    } else {                        /* op(B)(p,j) = b[j*ldb + p]: transpose */
+        ar->pack_t(nr, kc, b, ldb, dst, w);
+    }
+    if (nr < w)
+        for (int p = 0; p < kc; p++)
+            memset(dst + p * w + nr, 0, (size_t)(w - nr) * sizeof(float));
+}
+
+void fnn_pack_t_ref(int rows, int k, const float *src, ptrdiff_t lds, float *dst,
+                    int ldd)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *s = src + (ptrdiff_t)i * lds;
+        for (int p = 0; p < k; p++)
+            dst[(ptrdiff_t)p * ldd + i] = s[p];
     }
 }
 
@@ -134,6 +132,11 @@ static inline const float *b_at(const gemm_args *g, int p, int j)
                       : g->B + (ptrdiff_t)p * g->ldb + j;
 }
 
+static inline int panel_width(const fnn_gemm_arch *ar, int nr)
+{
+    return nr == ar->nr ? nr : (nr + ar->vl - 1) / ar->vl * ar->vl;
+}
+
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
 static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       int m1, int n0, int n1, float *abuf, float *bbuf)
@@ -146,15 +149,15 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
         for (int ic = m0; ic < m1; ic += ar->mc) {
             int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
-            pack_a(g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf, MR);
+            pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
             for (int jc = n0; jc < n1; jc += ar->nc) {
                 int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     if (g->pack_b == 0 && nr == NR)
                         continue;
-                    pack_b_panel(g->trans_b, kc, nr, b_at(g, pc, jc + jr),
-                                 g->ldb, bbuf + (ptrdiff_t)jr * kc, NR);
+                    pack_b_panel(ar, g->trans_b, kc, nr, b_at(g, pc, jc + jr),
+                                 g->ldb, bbuf + (ptrdiff_t)jr * kc, panel_width(ar, nr));
                 }
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
@@ -169,7 +172,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                             ldb = g->ldb;
                         } else {
                             bp = bbuf + (ptrdiff_t)jr * kc;
-                            ldb = NR;
+                            ldb = panel_width(ar, nr);
                         }
                         ep.bias = g->bias_mode == FNN_BIAS_COL ? g->bias + j
                                 : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;

@@ -1,6 +1,7 @@
-/* gemm_avx2.c -- AVX2+FMA micro-kernel: 6 x 16 tile, 12 ymm accumulators.
- * Per k: two 8-float loads of B, six broadcasts of A, 12 FMAs. Compiled for
- * AVX2 by function attribute only (reached only when cpu.c finds AVX2+FMA). */
+/* gemm_avx2.c -- AVX2+FMA micro-kernel (6 x 16 tile, 12 ymm accumulators;
+ * per k: two 8-float loads of B, six broadcasts of A, 12 FMAs) and the 8x8
+ * transposing pack that the AVX2 and AVX-512 paths share. Compiled for AVX2
+ * by function attribute only: reached only when cpu.c finds AVX2+FMA. */
 #include "gemm_kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -10,75 +11,119 @@
 #define NR 16
 #define T256 __attribute__((target("avx2,fma")))
 
-T256 static inline __attribute__((always_inline)) void
-tile(const int mrv, int k, const float *a, const float *b, ptrdiff_t ldb,
-     float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
+/* Lanes [0, n) set, as a maskload/maskstore mask. */
+T256 static inline __m256i lanes(int n)
 {
-    __m256 c0[MR], c1[MR];
-    for (int i = 0; i < mrv; i++)
-        c0[i] = c1[i] = _mm256_setzero_ps();
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+/* mrv rows x nv vectors (of 8 floats); the last vector stores nr - 8*(nv-1) lanes. */
+T256 static inline __attribute__((always_inline)) void
+tile(const int mrv, const int nv, int k, const float *a, const float *b,
+     ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
+{
+    __m256 acc[MR][2];
+    _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+            acc[i][v] = _mm256_setzero_ps();
     for (int p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        for (int i = 0; i < mrv; i++) {
+        __m256 bv[2];
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+            bv[v] = _mm256_loadu_ps(b + 8 * v);
+        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i);
-            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+            _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
+                acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
         }
         a += MR;
         b += ldb;
     }
-    if (nr < NR) {
-        float acc[MR * NR];
-        for (int i = 0; i < mrv; i++) {
-            _mm256_storeu_ps(acc + i * NR, c0[i]);
-            _mm256_storeu_ps(acc + i * NR + 8, c1[i]);
-        }
-        fnn_gemm_store_tile(acc, NR, c, ldc, mrv, nr, ep);
-        return;
-    }
     const __m256 alpha = _mm256_set1_ps(ep->alpha), beta = _mm256_set1_ps(ep->beta);
     const __m256 zero = _mm256_setzero_ps();
-    __m256 bc0 = zero, bc1 = zero;
-    if (ep->bias_mode == FNN_BIAS_COL) {
-        bc0 = _mm256_loadu_ps(ep->bias);
-        bc1 = _mm256_loadu_ps(ep->bias + 8);
-    }
-    for (int i = 0; i < mrv; i++) {
+    const int tail = nr - 8 * (nv - 1);           /* 1..8 lanes in the last vector */
+    const __m256i mlast = lanes(tail), mall = lanes(8);
+    _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
         float *ci = c + i * ldc;
-        __m256 v0 = _mm256_mul_ps(alpha, c0[i]), v1 = _mm256_mul_ps(alpha, c1[i]);
-        if (ep->beta != 0.0f) {
-            v0 = _mm256_add_ps(v0, _mm256_mul_ps(beta, _mm256_loadu_ps(ci)));
-            v1 = _mm256_add_ps(v1, _mm256_mul_ps(beta, _mm256_loadu_ps(ci + 8)));
+        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
+            const __m256i m = v == nv - 1 ? mlast : mall;
+            __m256 x = _mm256_mul_ps(alpha, acc[i][v]);
+            if (ep->beta != 0.0f)
+                x = _mm256_add_ps(x, _mm256_mul_ps(beta, _mm256_maskload_ps(ci + 8 * v, m)));
+            if (ep->bias_mode == FNN_BIAS_COL)
+                x = _mm256_add_ps(x, _mm256_maskload_ps(ep->bias + 8 * v, m));
+            else if (ep->bias_mode == FNN_BIAS_ROW)
+                x = _mm256_add_ps(x, _mm256_set1_ps(ep->bias[i]));
+            if (ep->relu)
+                x = _mm256_max_ps(zero, x);       /* NaN in x stays NaN */
+            if (tail == 8 || v < nv - 1)
+                _mm256_storeu_ps(ci + 8 * v, x);
+            else
+                _mm256_maskstore_ps(ci + 8 * v, m, x);
         }
-        if (ep->bias_mode == FNN_BIAS_COL) {
-            v0 = _mm256_add_ps(v0, bc0);
-            v1 = _mm256_add_ps(v1, bc1);
-        } else if (ep->bias_mode == FNN_BIAS_ROW) {
-            __m256 br = _mm256_set1_ps(ep->bias[i]);
-            v0 = _mm256_add_ps(v0, br);
-            v1 = _mm256_add_ps(v1, br);
-        }
-        if (ep->relu) {
-            v0 = _mm256_max_ps(zero, v0);
-            v1 = _mm256_max_ps(zero, v1);
-        }
-        _mm256_storeu_ps(ci, v0);
-        _mm256_storeu_ps(ci + 8, v1);
     }
 }
 
-#define ROWS(n) case n: tile(n, k, a, b, ldb, c, ldc, nr, ep); break;
+#define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, b, ldb, c, ldc, nr, ep); break;
+#define ROW(m) CASE(m, 1) CASE(m, 2)
 
 T256 static void ukr_avx2(int k, const float *a, const float *b, ptrdiff_t ldb,
                           float *c, ptrdiff_t ldc, int mr, int nr,
                           const fnn_epi *ep)
 {
-    switch (mr) {
-    ROWS(6) ROWS(5) ROWS(4) ROWS(3) ROWS(2) ROWS(1)
+    switch (mr * 4 + (nr + 7) / 8) {
+    ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)
     default: break;
     }
 }
 
+/* dst[p*ldd + i] = src[i*lds + p]: 8 rows x 8 columns per in-register
+ * transpose; a block of fewer than 8 rows uses masked loads/stores. */
+T256 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
+                          float *dst, int ldd)
+{
+    const int k8 = k & ~7;
+    for (int i0 = 0; i0 < rows; i0 += 8) {
+        const int nrow = rows - i0 < 8 ? rows - i0 : 8;
+        const __m256i m = lanes(nrow);
+        const float *s[8];
+        for (int i = 0; i < 8; i++)
+            s[i] = src + (ptrdiff_t)(i0 + (i < nrow ? i : 0)) * lds;
+        for (int p = 0; p < k8; p += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i < nrow ? _mm256_loadu_ps(s[i] + p) : _mm256_setzero_ps();
+            __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            __m256 o[8];
+            o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+            o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+            o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+            o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+            o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+            o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+            o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+            o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+            float *d = dst + (ptrdiff_t)p * ldd + i0;
+            if (nrow == 8)
+                for (int q = 0; q < 8; q++)
+                    _mm256_storeu_ps(d + (ptrdiff_t)q * ldd, o[q]);
+            else
+                for (int q = 0; q < 8; q++)
+                    _mm256_maskstore_ps(d + (ptrdiff_t)q * ldd, m, o[q]);
+        }
+        for (int i = 0; i < nrow; i++)
+            for (int p = k8; p < k; p++)
+                dst[(ptrdiff_t)p * ldd + i0 + i] = s[i][p];
+    }
+}
+
 /* KC: A micro-panel 6x256 (6 KB) in L1; NC: B block 256x1024 (1 MB) in L2. */
-const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 256, 1536, 1024, ukr_avx2};
+const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2};
 #endif

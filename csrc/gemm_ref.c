@@ -21,7 +21,7 @@ static void ukr_ref(int k, const float *a, const float *b, ptrdiff_t ldb,
     fnn_gemm_store_tile(&acc[0][0], NR, c, ldc, mr, nr, ep);
 }
 
-const fnn_gemm_arch fnn_gemm_ref = {MR, NR, 256, 512, 1024, ukr_ref};
+const fnn_gemm_arch fnn_gemm_ref = {MR, NR, NR, 256, 512, 1024, ukr_ref, fnn_pack_t_ref};
 
 void fnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K,
                      float alpha, const float *A, ptrdiff_t lda,
