@@ -132,6 +132,16 @@ static inline const float *b_at(const gemm_args *g, int p, int j)
                       : g->B + (ptrdiff_t)p * g->ldb + j;
 }
 
+/* The block size <= max that splits len into equal blocks, rounded up to a
+ * multiple of `unit` (never above max when max is a multiple of unit). */
+static inline int balanced(int len, int max, int unit)
+{
+    int n = (len + max - 1) / max;
+    int b = (len + n - 1) / n;
+    b = (b + unit - 1) / unit * unit;
+    return b < max ? b : max;
+}
+
 static inline int panel_width(const fnn_gemm_arch *ar, int nr)
 {
     return nr == ar->nr ? nr : (nr + ar->vl - 1) / ar->vl * ar->vl;
@@ -142,16 +152,21 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       int m1, int n0, int n1, float *abuf, float *bbuf)
 {
     const int MR = ar->mr, NR = ar->nr;
-    for (int pc = 0; pc < g->K; pc += ar->kc) {
-        int kc = g->K - pc < ar->kc ? g->K - pc : ar->kc;
+    /* Equal blocks rather than full blocks and a sliver: K = 784 with KC = 256
+     * runs as 4 x 196, not 3 x 256 + 16. Same for the M and N blocks. */
+    const int KC = balanced(g->K, ar->kc, 8);
+    const int MC = balanced(m1 - m0, ar->mc, MR);
+    const int NC = balanced(n1 - n0, ar->nc, NR);
+    for (int pc = 0; pc < g->K; pc += KC) {
+        int kc = g->K - pc < KC ? g->K - pc : KC;
         int last = pc + kc == g->K;
         fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f, NULL,
                       last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
-        for (int ic = m0; ic < m1; ic += ar->mc) {
-            int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
+        for (int ic = m0; ic < m1; ic += MC) {
+            int mc = m1 - ic < MC ? m1 - ic : MC;
             pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
-            for (int jc = n0; jc < n1; jc += ar->nc) {
-                int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
+            for (int jc = n0; jc < n1; jc += NC) {
+                int nc = n1 - jc < NC ? n1 - jc : NC;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     if (g->pack_b == 0 && nr == NR)
@@ -200,12 +215,15 @@ static float *thread_buffer(size_t floats)
     return tl_buf;
 }
 
-/* Split nt threads into tm x tn over (M, N) so that the redundant packing
- * (each of the tn column groups packs its A rows, each of the tm row groups
- * packs its B columns) is smallest. */
-static void split_threads(int nt, int M, int N, int MR, int NR, int *tm, int *tn)
+/* Split nt threads into tm x tn over (M, N). Each thread packs the A rows
+ * and B columns of its own rectangle, B once per MC block of its rows, so a
+ * split of a short-and-wide C by rows would make every thread pack all of B.
+ * Model a thread's time in cycles -- FMAs at ~32 lanes/cycle plus ~1 cycle per
+ * packed element -- and take the cheapest split. */
+static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
+                          int *tm, int *tn)
 {
-    int mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+    int mp = (M + ar->mr - 1) / ar->mr, np = (N + ar->nr - 1) / ar->nr;
     double best = -1.0;
     *tm = 1; *tn = 1;
     for (int a = 1; a <= nt; a++) {
@@ -214,9 +232,10 @@ static void split_threads(int nt, int M, int N, int MR, int NR, int *tm, int *tn
         int b = nt / a;
         if (a > mp || b > np)
             continue;
-        /* work per thread (in tiles, rounded up) dominates; packing breaks ties */
-        double tiles = (double)((mp + a - 1) / a) * ((np + b - 1) / b);
-        double cost = tiles * MR * NR + 0.02 * ((double)b * M + (double)a * N);
+        double rows = (double)((mp + a - 1) / a) * ar->mr;
+        double cols = (double)((np + b - 1) / b) * ar->nr;
+        double mblocks = (double)(((int)rows + ar->mc - 1) / ar->mc);
+        double cost = rows * cols * K / 32.0 + rows * K + cols * K * mblocks;
         if (best < 0 || cost < best) {
             best = cost; *tm = a; *tn = b;
         }
@@ -264,7 +283,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     double flops = 2.0 * M * N * K;
     int nt = fnn_threads_for(flops, 4.0e5);
     int tm = 1, tn = 1;
-    split_threads(nt, M, N, ar->mr, ar->nr, &tm, &tn);
+    split_threads(nt, M, N, K, ar, &tm, &tn);
     nt = tm * tn;
     int kc = K < ar->kc ? K : ar->kc;
     int mcap = M < ar->mc ? M : ar->mc;

@@ -54,6 +54,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
 
 
 def _finite_scalar(who, name, v):
+    if type(v) is float and v - v == 0.0:     # fast path: a finite Python float
+        return v
     try:
         f = float(v)
     except (TypeError, ValueError):
