@@ -20,19 +20,19 @@ def _info(argv):
     return 0
 
 
+def _train(argv):
+    from .cli import train_main
+    return train_main(argv)
+
+
+def _bench(argv):
+    from .benchmark import main as bench_main
+    return bench_main(argv)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"info": _info}
-    try:
-        from .cli import train_main
-        commands["train"] = train_main
-    except ImportError:
-        pass
-    try:
-        from .benchmark import main as bench_main
-        commands["bench"] = bench_main
-    except ImportError:
-        pass
+    commands = {"info": _info, "train": _train, "bench": _bench}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: python -m fastnn {%s} [options]" % ",".join(commands), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
