@@ -204,6 +204,7 @@ def load_checkpoint(path):
     if not isinstance(header.get("version"), int) or header["version"] > VERSION:
         raise CheckpointError(f"load: {path!r} has format version {header.get('version')!r}; "
                               f"this fastnn reads versions up to {VERSION}")
+    header["extra"] = _decode(header.get("extra", {}))
     return {"header": header, "arrays": arrays}
 
 
