@@ -1,0 +1,194 @@
+"""Trainer, History and callbacks, on small synthetic problems."""
+import io
+import json
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn, optim
+from fastnn.train import (CSVLogger, EarlyStopping, GradientNormMonitor, History,
+                          LearningRateScheduler, ModelCheckpoint, ProgressBar, Trainer)
+
+
+def blobs(n=400, d=5, k=3, seed=0, noise=0.6):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, d)) * 2
+    y = rng.integers(0, k, n)
+    x = (centers[y] + noise * rng.standard_normal((n, d))).astype(np.float32)
+    return x, y
+
+
+def mlp(d=5, k=3, p=0.0):
+    layers = [nn.Linear(d, 32), nn.ReLU()]
+    if p:
+        layers.append(nn.Dropout(p))
+    return nn.Sequential(*layers, nn.Linear(32, k))
+
+
+def make_trainer(model, lr=0.1, **kw):
+    return Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=lr, momentum=0.9), **kw)
+
+
+def test_fit_learns_and_records_history():
+    fastnn.manual_seed(0)
+    x, y = blobs()
+    t = make_trainer(mlp())
+    h = t.fit(x, y, epochs=8, batch_size=32, validation_split=0.25, verbose=False)
+    assert len(h.epochs) == 8
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert h.history["val_accuracy"][-1] > 0.9
+    ev = t.evaluate(x, y)
+    assert set(ev) == {"loss", "accuracy"} and ev["accuracy"] > 0.9
+
+
+def test_training_is_reproducible_on_1_and_2_threads():
+    x, y = blobs(n=600, d=20)
+    results = []
+    for threads in (1, 2, 1):
+        fastnn.set_num_threads(threads)
+        fastnn.manual_seed(5)
+        m = mlp(d=20, p=0.3)
+        make_trainer(m).fit(x, y, epochs=3, batch_size=64, verbose=False, seed=3)
+        results.append([p.data.copy() for p in m.parameters()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_restores_best_weights_and_reports_step():
+    fastnn.manual_seed(1)
+    x, y = blobs(n=200, noise=2.5, seed=4)
+    xv, yv = blobs(n=200, noise=2.5, seed=5)
+    m = mlp()
+    es = EarlyStopping("val_loss", patience=2, restore_best_weights=True)
+    snapshots = {}
+
+    class Snap(fastnn.train.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots[epoch] = (logs["val_loss"], [p.data.copy() for p in m.parameters()])
+
+    t = make_trainer(m, lr=0.5, callbacks=[es, Snap()])
+    h = t.fit(x, y, epochs=60, batch_size=16, validation_data=(xv, yv), verbose=False)
+    assert len(h.epochs) < 60, "never stopped: a noisy problem at lr 0.5 should overfit"
+    best_epoch = min(snapshots, key=lambda e: snapshots[e][0])
+    assert es.best_epoch == best_epoch and h.best["epoch"] == best_epoch
+    assert len(h.epochs) == best_epoch + es.patience + 1
+    for p, saved in zip(m.parameters(), snapshots[best_epoch][1]):
+        np.testing.assert_array_equal(p.data, saved)
+    assert h.best["step"] == best_epoch * len(range(0, 200, 16))
+
+
+def test_early_stopping_every_n_steps():
+    fastnn.manual_seed(2)
+    x, y = blobs(n=256)
+    es = EarlyStopping("val_loss", patience=3, every_n_steps=4)
+    t = make_trainer(mlp(), callbacks=[es])
+    t.fit(x, y, epochs=5, batch_size=32, validation_split=0.25, verbose=False)
+    assert es.best_step is not None and es.best_step % 4 == 0
+
+
+def test_early_stopping_needs_the_metric():
+    x, y = blobs()
+    t = make_trainer(mlp(), callbacks=[EarlyStopping("val_loss")])
+    with pytest.raises(KeyError, match="val_loss"):
+        t.fit(x, y, epochs=2, verbose=False)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(patience=-1)
+
+
+def test_model_checkpoint_and_csv_logger(tmp_path):
+    fastnn.manual_seed(0)
+    x, y = blobs()
+    m = mlp()
+    ck = ModelCheckpoint(tmp_path / "ck-{epoch:02d}.npz")
+    best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    log = CSVLogger(tmp_path / "log.csv")
+    t = make_trainer(m, callbacks=[ck, best, log])
+    t.fit(x, y, epochs=3, validation_split=0.2, verbose=False)
+    assert sorted(p.name for p in tmp_path.glob("ck-*.npz")) == ["ck-01.npz", "ck-02.npz", "ck-03.npz"]
+    m3 = fastnn.load(tmp_path / "ck-03.npz")
+    for a, b in zip(m.parameters(), m3.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    rows = (tmp_path / "log.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 4
+
+
+def test_history_exports(tmp_path):
+    h = History()
+    h.append({"epoch": 1, "loss": 1.0, "val_loss": 1.2})
+    h.append({"epoch": 2, "loss": 0.5, "val_loss": 0.9})
+    d = json.loads(h.to_json(tmp_path / "h.json"))
+    assert d["epochs"][1]["loss"] == 0.5
+    h.to_csv(tmp_path / "h.csv")
+    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "epoch,loss,val_loss"
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="matplotlib"):
+            h.plot(tmp_path / "h.png")
+    else:
+        h.plot(tmp_path / "h.png")
+        assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_progress_bar_plain_lines_when_not_a_tty():
+    x, y = blobs(n=64)
+    out = io.StringIO()
+    t = make_trainer(mlp(), callbacks=[ProgressBar(stream=out)])
+    t.fit(x, y, epochs=2, batch_size=16, verbose=True)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1:") and "loss" in lines[0]
+
+
+def test_lr_scheduler_callback_and_grad_monitor():
+    x, y = blobs(n=64)
+    lrs = []
+    sched = LearningRateScheduler(lambda epoch, lr: 0.1 / epoch)
+    gm = GradientNormMonitor(every=2)
+
+    class Rec(fastnn.train.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
+
+    t = make_trainer(mlp(), callbacks=[sched, Rec(), gm])
+    h = t.fit(x, y, epochs=3, batch_size=16, verbose=False)
+    assert lrs == pytest.approx([0.1, 0.05, 0.1 / 3])
+    assert [s for s, _ in gm.records] == [2, 4, 6, 8, 10, 12]
+    assert set(gm.records[0][1]) == {n for n, _ in t.model.named_parameters()}
+    assert h.history["grad_norm_max"][0] >= h.history["grad_norm_min"][0] > 0
+
+
+def test_predict_batches_and_mc_dropout():
+    fastnn.manual_seed(0)
+    x, y = blobs(n=300)
+    m = mlp(p=0.5)
+    t = make_trainer(m)
+    t.fit(x, y, epochs=3, verbose=False)
+    out = t.predict(x, batch_size=64)
+    m.eval()
+    np.testing.assert_allclose(out, m(x), rtol=1e-6, atol=1e-6)
+    p1 = t.predict(x, proba=True)
+    np.testing.assert_allclose(p1.sum(1), 1, rtol=1e-5)
+    pmc = t.predict(x, proba=True, mc_samples=20)
+    assert not np.allclose(pmc, p1)          # dropout really was on
+    np.testing.assert_allclose(pmc.sum(1), 1, rtol=1e-5)
+    assert (pmc.argmax(1) == p1.argmax(1)).mean() > 0.9
+    assert not m.training                     # mode restored
+    with pytest.raises(ValueError, match="Dropout"):
+        make_trainer(mlp()).predict(x, mc_samples=3)
+
+
+def test_bad_arguments():
+    x, y = blobs(n=50)
+    t = make_trainer(mlp())
+    with pytest.raises(ValueError, match="epochs"):
+        t.fit(x, y, epochs=0)
+    with pytest.raises(ValueError, match="validation_split"):
+        t.fit(x, y, validation_split=1.5)
+    with pytest.raises(ValueError, match="not both"):
+        t.fit(x, y, validation_split=0.2, validation_data=(x, y))
+    with pytest.raises(ValueError, match="metric"):
+        Trainer(mlp(), nn.CrossEntropyLoss(), optim.SGD(mlp().parameters(), lr=0.1), metrics=("f7",))
+    with pytest.raises(FloatingPointError, match="loss became"):
+        make_trainer(mlp(), lr=1e6).fit(x * 1e3, y, epochs=5, verbose=False)
