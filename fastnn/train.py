@@ -435,10 +435,15 @@ class Trainer:
         nb = len(loader)
         for b, (xb, yb) in enumerate(loader):
             out = self.model.forward(xb)
-            lval = float(self.loss(out, yb))
+            try:
+                lval = float(self.loss(out, yb))
+            except ValueError:
+                if np.all(np.isfinite(out)):
+                    raise
+                lval = math.nan           # the loss refuses non-finite outputs
             if not math.isfinite(lval):
                 raise FloatingPointError(f"Trainer: loss became {lval} at epoch {epoch}, "
-                                         f"step {self.step + 1}; lower the learning rate?")
+                                         f"step {self.step + 1} (diverged: lower the learning rate?)")
             grad = self.loss.backward()
             self.optimizer.zero_grad()
             self.model.backward(grad)
