@@ -62,6 +62,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
+_TooHardError = getattr(np, "exceptions", np).TooHardError     # numpy < 1.25: np.TooHardError
 
 
 def _rows_view(x, trans):
@@ -81,7 +82,7 @@ def _overlap(x, y):
         return False
     try:
         return np.shares_memory(x, y, max_work=10000)
-    except np.exceptions.TooHardError:
+    except _TooHardError:
         return True
 
 
