@@ -22,7 +22,10 @@ def run_python(code=None, args=None, **env):
         if v is not None:
             e[k] = v
     cmd = [sys.executable] + (["-c", code] if code is not None else list(args))
-    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=60)
+    # cwd: tests/, so `-c`/`-m` put no source checkout on sys.path and the child
+    # imports the same installed fastnn as this process (e.g. tools/asan.sh's).
+    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=60,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 # ------------------------------------------------------------- threads --
