@@ -69,4 +69,13 @@ void fnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K,
 /* Blocking of the ISA in use (for info() and benchmarks). */
 void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc);
 
+/* --------------------------------------------------------------- data.c -- */
+
+/* dst (B, row_bytes) = rows idx[0..B) of src (N, row_bytes), for any element
+ * type: row i of src starts at (char *)src + i * src_stride (bytes); dst is
+ * contiguous. Every idx[b] must lie in [0, N) (checked by the caller). */
+void fnn_gather_rows(const void *src /* (N, row_bytes), row stride src_stride */,
+                     ptrdiff_t src_stride, const int64_t *idx /* (B,) */,
+                     ptrdiff_t B, size_t row_bytes, void *dst /* (B, row_bytes) */);
+
 #endif
