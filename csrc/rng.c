@@ -28,6 +28,35 @@
 #include <omp.h>
 #endif
 
+/* Every loop below is plain C the compiler vectorises. Each kernel body is
+ * force-inlined into three wrappers, compiled for the baseline, for AVX2 and
+ * for AVX-512 by function attribute (as gemm_avx*.c), and picked at run time
+ * by fnn_get_isa(). Only integer ops and correctly rounded float ops (+ - * /
+ * sqrt, no contraction) are used, so all three give bitwise equal results. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FNN_INLINE __attribute__((always_inline))
+#else
+#define FNN_INLINE
+#endif
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define RNG_X86_VARIANTS 1
+#define T256 __attribute__((target("avx2")))
+#define T512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2")))
+#define VARIANTS(name)                                                        \
+    static void name##_ref(void *c, size_t i0, size_t i1)                     \
+    { name##_body(c, i0, i1); }                                               \
+    T256 static void name##_avx2(void *c, size_t i0, size_t i1)               \
+    { name##_body(c, i0, i1); }                                               \
+    T512 static void name##_avx512(void *c, size_t i0, size_t i1)             \
+    { name##_body(c, i0, i1); }
+#define PICK(name) pick(name##_ref, name##_avx2, name##_avx512)
+#else
+#define VARIANTS(name)                                                        \
+    static void name##_ref(void *c, size_t i0, size_t i1)                     \
+    { name##_body(c, i0, i1); }
+#define PICK(name) name##_ref
+#endif
+
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
@@ -37,7 +66,7 @@
 #define TILE (4 * TILE_BLOCKS)
 
 /* Elements per thread below which a kernel stays on one thread. */
-#define RNG_THREAD_MIN 32768.0
+#define RNG_THREAD_MIN 16384.0
 
 void fnn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
                        uint32_t out[4])
@@ -62,7 +91,7 @@ void fnn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
 /* Words of blocks [b0, b0 + nb), nb <= TILE_BLOCKS + 1, interleaved: w[4*b + k]
  * is word k of block b0 + b. The counter's high words are (b0 + b) >> 32 and
  * 0, 0. */
-static void philox_tile(uint64_t seed, uint64_t b0, int nb, uint32_t *w)
+static inline FNN_INLINE void philox_tile(uint64_t seed, uint64_t b0, int nb, uint32_t *w)
 {
     /* nb <= TILE_BLOCKS + 1: a tile that starts mid-block spans one more */
     uint32_t c0[TILE_BLOCKS + 1], c1[TILE_BLOCKS + 1], c2[TILE_BLOCKS + 1],
@@ -96,7 +125,7 @@ static void philox_tile(uint64_t seed, uint64_t b0, int nb, uint32_t *w)
 
 /* Stream values j in [j0, j0 + n) as words: the tile that holds them starts
  * at word 4 * (j0 / 4); returns the index of j0 inside that tile's buffer. */
-static int tile_words(uint64_t seed, uint64_t j0, size_t n, uint32_t *w)
+static inline FNN_INLINE int tile_words(uint64_t seed, uint64_t j0, size_t n, uint32_t *w)
 {
     uint64_t b0 = j0 >> 2;
     uint64_t b1 = (j0 + n + 3) >> 2;
@@ -106,14 +135,14 @@ static int tile_words(uint64_t seed, uint64_t j0, size_t n, uint32_t *w)
 
 /* ------------------------------------------------ float transcendentals -- */
 
-static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline FNN_INLINE uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline FNN_INLINE float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 /* -2 ln(u) for u in (0, 1], given also omu = 1 - u computed without
  * cancellation: u = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(t),
  * t = (m-1)/(m+1), |t| <= 0.1716 (series to t^9). For e == 0 (u near 1,
  * where float u has lost the low bits of 1 - u) m - 1 is taken as -omu. */
-static inline float minus2log(float u, float omu)
+static inline FNN_INLINE float minus2log(float u, float omu)
 {
     uint32_t bits = f2u(u);
     int32_t e = (int32_t)(bits >> 23) - 127;
@@ -142,7 +171,7 @@ static inline float minus2log(float u, float omu)
 /* sin and cos of 2 pi k / 2^24 for an integer k in [0, 2^24): the quadrant
  * q = round(k / 2^22) is taken in integers, the rest a = 2 pi f with
  * |f| <= 1/8 turn goes through Taylor polynomials (|a| <= pi/4). */
-static inline void sincos_turn24(int32_t k, float *s_out, float *c_out)
+static inline FNN_INLINE void sincos_turn24(int32_t k, float *s_out, float *c_out)
 {
     int32_t q = (k + (1 << 21)) >> 22;            /* 0..4 */
     float f = (float)(k - (q << 22));             /* [-2^21, 2^21], exact */
@@ -175,7 +204,7 @@ static inline void sincos_turn24(int32_t k, float *s_out, float *c_out)
 
 /* Box-Muller on the words of one tile: z[2p], z[2p+1] from w[2p], w[2p+1]
  * for pairs p in [0, npairs). */
-static void box_muller(const uint32_t *w, int npairs, float *z)
+static inline FNN_INLINE void box_muller(const uint32_t *w, int npairs, float *z)
 {
     for (int p = 0; p < npairs; p++) {
         uint32_t a = w[2 * p], b = w[2 * p + 1];
@@ -229,6 +258,17 @@ static void run_parallel(size_t n, double cost, range_fn body, void *ctx)
     }
 }
 
+#ifdef RNG_X86_VARIANTS
+static range_fn pick(range_fn ref, range_fn avx2, range_fn avx512)
+{
+    switch (fnn_get_isa()) {
+    case FNN_ISA_AVX512: return avx512;
+    case FNN_ISA_AVX2: return avx2;
+    default: return ref;
+    }
+}
+#endif
+
 /* --------------------------------------------------------------- fills -- */
 
 typedef struct {
@@ -237,7 +277,7 @@ typedef struct {
     float mean, std;
 } fill_ctx;
 
-static void bits_range(void *vc, size_t i0, size_t i1)
+static inline FNN_INLINE void bits_body(void *vc, size_t i0, size_t i1)
 {
     fill_ctx *c = vc;
     uint32_t *out = c->out;
@@ -249,13 +289,15 @@ static void bits_range(void *vc, size_t i0, size_t i1)
     }
 }
 
+VARIANTS(bits)
+
 void fnn_rng_bits(uint64_t seed, uint64_t offset, uint32_t *out, size_t n)
 {
     fill_ctx c = {seed, offset, out, 0.0f, 0.0f};
-    run_parallel(n, 1.0, bits_range, &c);
+    run_parallel(n, 1.0, PICK(bits), &c);
 }
 
-static void uniform_range(void *vc, size_t i0, size_t i1)
+static inline FNN_INLINE void uniform_body(void *vc, size_t i0, size_t i1)
 {
     fill_ctx *c = vc;
     float *out = c->out;
@@ -270,13 +312,15 @@ static void uniform_range(void *vc, size_t i0, size_t i1)
     }
 }
 
+VARIANTS(uniform)
+
 void fnn_rng_uniform(uint64_t seed, uint64_t offset, float *out, size_t n)
 {
     fill_ctx c = {seed, offset, out, 0.0f, 0.0f};
-    run_parallel(n, 1.0, uniform_range, &c);
+    run_parallel(n, 1.0, PICK(uniform), &c);
 }
 
-static void normal_range(void *vc, size_t i0, size_t i1)
+static inline FNN_INLINE void normal_body(void *vc, size_t i0, size_t i1)
 {
     fill_ctx *c = vc;
     float *out = c->out;
@@ -294,11 +338,13 @@ static void normal_range(void *vc, size_t i0, size_t i1)
     }
 }
 
+VARIANTS(normal)
+
 void fnn_rng_normal(uint64_t seed, uint64_t offset, float *out, size_t n,
                     float mean, float std)
 {
     fill_ctx c = {seed, offset, out, mean, std};
-    run_parallel(n, 4.0, normal_range, &c);
+    run_parallel(n, 4.0, PICK(normal), &c);
 }
 
 void fnn_rng_normal_naive(uint64_t seed, uint64_t offset, float *out, size_t n,
@@ -342,7 +388,7 @@ static uint32_t keep_threshold(double p)
     return t >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)t;
 }
 
-static void dropout_range(void *vc, size_t i0, size_t i1)
+static inline FNN_INLINE void dropout_body(void *vc, size_t i0, size_t i1)
 {
     drop_ctx *c = vc;
     const uint32_t thr = c->thr;
@@ -363,15 +409,17 @@ static void dropout_range(void *vc, size_t i0, size_t i1)
     }
 }
 
+VARIANTS(dropout)
+
 void fnn_dropout_forward(uint64_t seed, const float *x, float *y,
                          uint8_t *mask, size_t n, double p)
 {
     drop_ctx c = {seed, x, y, mask, NULL, NULL, keep_threshold(p),
                   (float)(1.0 / (1.0 - p))};
-    run_parallel(n, 1.0, dropout_range, &c);
+    run_parallel(n, 1.0, PICK(dropout), &c);
 }
 
-static void dropout_back_range(void *vc, size_t i0, size_t i1)
+static inline FNN_INLINE void dropout_back_body(void *vc, size_t i0, size_t i1)
 {
     drop_ctx *c = vc;
     const float scale = c->scale;
@@ -382,12 +430,14 @@ static void dropout_back_range(void *vc, size_t i0, size_t i1)
         dx[k] = dy[k] * (m[k] ? scale : 0.0f);
 }
 
+VARIANTS(dropout_back)
+
 void fnn_dropout_backward(const float *dy, const uint8_t *mask, float *dx,
                           size_t n, double p)
 {
     drop_ctx c = {0, NULL, NULL, (uint8_t *)mask, dy, dx, 0,
                   (float)(1.0 / (1.0 - p))};
-    run_parallel(n, 0.25, dropout_back_range, &c);
+    run_parallel(n, 0.25, PICK(dropout_back), &c);
 }
 
 /* -------------------------------------------------------- Gaussian noise -- */
@@ -399,7 +449,7 @@ typedef struct {
     float std;
 } noise_ctx;
 
-static void noise_range(void *vc, size_t i0, size_t i1)
+static inline FNN_INLINE void noise_body(void *vc, size_t i0, size_t i1)
 {
     noise_ctx *c = vc;
     const float std = c->std;
@@ -416,9 +466,11 @@ static void noise_range(void *vc, size_t i0, size_t i1)
     }
 }
 
+VARIANTS(noise)
+
 void fnn_gaussian_noise_forward(uint64_t seed, const float *x, float *y,
                                 size_t n, float std)
 {
     noise_ctx c = {seed, x, y, std};
-    run_parallel(n, 4.0, noise_range, &c);
+    run_parallel(n, 4.0, PICK(noise), &c);
 }

@@ -182,3 +182,14 @@ def test_bad_arguments():
     for f in (init.kaiming_uniform_, init.kaiming_normal_, init.xavier_uniform_,
               init.xavier_normal_, init.lecun_uniform_, init.lecun_normal_):
         assert f(empty) is empty
+
+
+def test_fans_and_gains_match_torch():
+    torch = pytest.importorskip("torch")
+    for shape in [(10, 20), (16, 3, 5, 5), (8, 4, 3), (2, 3, 2, 2, 2)]:
+        assert (_calculate_fan_in_and_fan_out(np.empty(shape, np.float32))
+                == torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape)))
+    for nl, param in [("linear", None), ("tanh", None), ("relu", None), ("leaky_relu", None),
+                      ("leaky_relu", 0.3), ("selu", None), ("sigmoid", None)]:
+        assert init.calculate_gain(nl, param) == pytest.approx(
+            torch.nn.init.calculate_gain(nl, param))

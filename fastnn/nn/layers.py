@@ -49,16 +49,16 @@ def _grad_like(who, grad_out, shape):
     return grad_out
 
 
-def _check_param(who, name, p, shape):
-    """A Parameter still fit to hand to C: float32, right shape, C-contiguous
-    data and grad (a user may have replaced .data)."""
-    for arr, what in ((p.data, name), (p.grad, name + ".grad")):
-        if (not isinstance(arr, np.ndarray) or arr.dtype != F32 or arr.shape != shape
-                or not arr.flags.c_contiguous):
-            got = (f"shape {arr.shape}, dtype {arr.dtype}" if isinstance(arr, np.ndarray)
-                   else type(arr).__name__)
-            raise ValueError(f"{who}: {what} must be a C-contiguous float32 array of shape "
-                             f"{shape}, got {got}")
+def _param_array(who, what, arr, shape):
+    """A parameter's data or grad still fit to hand to C: float32, `shape`,
+    C-contiguous (a user may have replaced ``.data`` or ``.grad``)."""
+    if (type(arr) is np.ndarray and arr.shape == shape and arr.dtype == F32
+            and arr.flags.c_contiguous):
+        return arr
+    got = (f"shape {arr.shape}, dtype {arr.dtype}" if isinstance(arr, np.ndarray)
+           else type(arr).__name__)
+    raise ValueError(f"{who}: {what} must be a C-contiguous float32 array of shape "
+                     f"{shape}, got {got}")
 
 
 class Linear(Module):
@@ -85,14 +85,6 @@ class Linear(Module):
             bound = 1.0 / math.sqrt(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
-    def _checked_params(self):
-        w = self.weight
-        _check_param("Linear", "weight", w, (self.out_features, self.in_features))
-        b = self.bias
-        if b is not None:
-            _check_param("Linear", "bias", b, (self.out_features,))
-        return w, b
-
     def forward(self, x):
         if not (_is_plain_f32(x) and x.ndim == 2):
             x = as_f32(x, "Linear", "x")
@@ -103,13 +95,14 @@ class Linear(Module):
         if k != self.in_features:
             raise ValueError(f"Linear: x has shape {x.shape}, expected (N, {self.in_features}) "
                              f"(in_features={self.in_features})")
-        w, b = self._checked_params()
         o = self.out_features
+        w = _param_array("Linear", "weight", self.weight.data, (o, k))
         y = np.empty((n, o), dtype=np.float32)
-        if b is None:
-            _C.sgemm(False, True, n, o, k, 1.0, x, w.data, 0.0, y, None, 0, False)
+        if self.bias is None:
+            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, None, 0, False)
         else:
-            _C.sgemm(False, True, n, o, k, 1.0, x, w.data, 0.0, y, b.data, 1, False)
+            b = _param_array("Linear", "bias", self.bias.data, (o,))
+            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, b, 1, False)
         self._x = x
         return y
 
@@ -120,13 +113,15 @@ class Linear(Module):
         n, k = x.shape
         o = self.out_features
         dy = _grad_like("Linear", grad_out, (n, o))
-        w, b = self._checked_params()
-        if w.requires_grad:           # dW (O,I) += dY^T (O,N) X (N,I)
-            _C.sgemm(True, False, o, k, n, 1.0, dy, x, 1.0, w.grad, None, 0, False)
-        if b is not None and b.requires_grad:
-            b.grad += dy.sum(axis=0)
+        weight, bias = self.weight, self.bias
+        w = _param_array("Linear", "weight", weight.data, (o, k))
+        if weight.requires_grad:      # dW (O,I) += dY^T (O,N) X (N,I), in place
+            gw = _param_array("Linear", "weight.grad", weight.grad, (o, k))
+            _C.sgemm(True, False, o, k, n, 1.0, dy, x, 1.0, gw, None, 0, False)
+        if bias is not None and bias.requires_grad:
+            bias.grad += dy.sum(axis=0)
         dx = np.empty((n, k), dtype=np.float32)     # dX (N,I) = dY (N,O) W (O,I)
-        _C.sgemm(False, False, n, k, o, 1.0, dy, w.data, 0.0, dx, None, 0, False)
+        _C.sgemm(False, False, n, k, o, 1.0, dy, w, 0.0, dx, None, 0, False)
         return dx
 
     def extra_repr(self):
