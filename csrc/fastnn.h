@@ -78,4 +78,46 @@ void fnn_gather_rows(const void *src /* (N, row_bytes), row stride src_stride */
                      ptrdiff_t src_stride, const int64_t *idx /* (B,) */,
                      ptrdiff_t B, size_t row_bytes, void *dst /* (B, row_bytes) */);
 
+/* ---------------------------------------------------------------- rng.c -- */
+
+/* Counter-based random numbers (Philox4x32-10). A 64-bit seed keys a stream;
+ * stream element j is word j % 4 of Philox(counter = (j / 4, 0, 0), key =
+ * seed), so each value depends only on (seed, j), never on threads or call
+ * chunking. Fills write elements j = offset + i for i in [0, n). */
+
+/* One Philox4x32-10 block: out (4,) = Philox(ctr (4,), key (2,)). */
+void fnn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
+                       uint32_t out[4]);
+
+/* out (n,) = raw 32-bit words of the stream. */
+void fnn_rng_bits(uint64_t seed, uint64_t offset, uint32_t *out /* (n,) */,
+                  size_t n);
+
+/* out (n,) = uniform in [0, 1): (word >> 8) / 2^24. */
+void fnn_rng_uniform(uint64_t seed, uint64_t offset, float *out /* (n,) */,
+                     size_t n);
+
+/* out (n,) = mean + std * N(0, 1), Box-Muller on word pairs (2p, 2p+1):
+ * element 2p is r cos(theta), 2p+1 is r sin(theta). */
+void fnn_rng_normal(uint64_t seed, uint64_t offset, float *out /* (n,) */,
+                    size_t n, float mean, float std);
+/* Naive twin (double-precision libm, one Philox call per element). */
+void fnn_rng_normal_naive(uint64_t seed, uint64_t offset,
+                          float *out /* (n,) */, size_t n, float mean,
+                          float std);
+
+/* Inverted dropout, 0 <= p < 1, stream offset 0: mask[i] = (word_i >=
+ * round(p 2^32)), y[i] = mask[i] ? x[i] / (1 - p) : 0. y may be x. */
+void fnn_dropout_forward(uint64_t seed, const float *x /* (n,) */,
+                         float *y /* (n,) */, uint8_t *mask /* (n,) */,
+                         size_t n, double p);
+/* dx[i] = mask[i] ? dy[i] / (1 - p) : 0. dx may be dy. */
+void fnn_dropout_backward(const float *dy /* (n,) */,
+                          const uint8_t *mask /* (n,) */, float *dx /* (n,) */,
+                          size_t n, double p);
+
+/* y (n,) = x (n,) + std * N(0, 1) (the normal stream at offset 0). y may be x. */
+void fnn_gaussian_noise_forward(uint64_t seed, const float *x /* (n,) */,
+                                float *y /* (n,) */, size_t n, float std);
+
 #endif

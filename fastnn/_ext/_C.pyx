@@ -10,3 +10,4 @@ cnp.import_array()
 include "runtime.pxi"
 include "gemm.pxi"
 include "data.pxi"
+include "rng.pxi"
