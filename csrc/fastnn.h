@@ -148,7 +148,8 @@ void fnn_mse_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (
 /* Binary cross-entropy on logits x with targets y in [0,1] over n elements,
  * pos_weight (C) applied along the last axis (element k uses pos_weight[k %
  * C]) or NULL: loss = (1-y) x + l softplus(-x), l = 1 + (pos_weight-1) y,
- * grad = scale (l sigmoid(x) - pos_weight y). Returns FNN_OK or FNN_ENOMEM. */
+ * grad = scale (l sigmoid(x) - pos_weight y); grad is not written when
+ * elem_loss is given. Returns FNN_OK or FNN_ENOMEM. */
 int fnn_bce_logits_forward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
                            const float *pos_weight /* (C) or NULL */, ptrdiff_t C,
                            double scale, float *grad /* (n) or NULL */,
