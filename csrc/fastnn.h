@@ -120,4 +120,94 @@ void fnn_dropout_backward(const float *dy /* (n,) */,
 void fnn_gaussian_noise_forward(uint64_t seed, const float *x /* (n,) */,
                                 float *y /* (n,) */, size_t n, float std);
 
+/* --------------------------------------------------------------- loss.c -- */
+
+/* Losses over float32 inputs; per-sample losses and their sums in float64,
+ * summed in a fixed order (results do not depend on the thread count).
+ * `scale` multiplies every gradient (1/N for a mean, 1 for a sum, or the
+ * upstream gradient); a per-sample `row_scale`/`elem_scale` (NULL: none) is
+ * multiplied in as well, for reduction='none'. grad / elem_loss may be NULL
+ * in the forward kernels: the gradient is then not computed (fused forward +
+ * backward when given). A forward kernel's total is NaN or infinite when an
+ * input is, or a target is outside its domain (callers check only then).
+ * Targets are int64 class indices in [0, C); weight (C) or NULL. */
+
+/* Cross-entropy on logits x (N,C) with class-index targets (N) and label
+ * smoothing s: q = (1-s) onehot(y) w_y + s/C w. Writes row_loss (N), the row
+ * maxima row_max (N) and softmax coefficients row_coef (N) the backward
+ * needs; returns sum of row_loss. grad (N,C) = scale (softmax sum(q) - q). */
+double fnn_cross_entropy_forward(int N, int C, const float *x /* (N,C) */,
+                                 const int64_t *target /* (N) */,
+                                 const float *weight /* (C) or NULL */, float smoothing,
+                                 double scale, float *grad /* (N,C) or NULL */,
+                                 float *row_max /* (N) */, double *row_coef /* (N) */,
+                                 double *row_loss /* (N) */);
+void fnn_cross_entropy_backward(int N, int C, const float *x /* (N,C) */,
+                                const int64_t *target /* (N) */,
+                                const float *weight /* (C) or NULL */, float smoothing,
+                                const float *row_max /* (N) */, const double *row_coef /* (N) */,
+                                double scale, const float *row_scale /* (N) or NULL */,
+                                float *grad /* (N,C) */);
+
+/* Same with probability targets prob (N,C): q = w ((1-s) prob + s/C). A
+ * negative probability makes its row's loss NaN. */
+double fnn_cross_entropy_prob_forward(int N, int C, const float *x /* (N,C) */,
+                                      const float *prob /* (N,C) */,
+                                      const float *weight /* (C) or NULL */, float smoothing,
+                                      double scale, float *grad /* (N,C) or NULL */,
+                                      float *row_max /* (N) */, double *row_coef /* (N) */,
+                                      double *row_loss /* (N) */);
+void fnn_cross_entropy_prob_backward(int N, int C, const float *x /* (N,C) */,
+                                     const float *prob /* (N,C) */,
+                                     const float *weight /* (C) or NULL */, float smoothing,
+                                     const float *row_max /* (N) */,
+                                     const double *row_coef /* (N) */, double scale,
+                                     const float *row_scale /* (N) or NULL */,
+                                     float *grad /* (N,C) */);
+
+/* Negative log-likelihood of log-probabilities x (N,C): row_loss = -w_y x_y;
+ * grad = -scale w_y onehot(y). */
+double fnn_nll_forward(int N, int C, const float *x /* (N,C) */, const int64_t *target /* (N) */,
+                       const float *weight /* (C) or NULL */, double scale,
+                       float *grad /* (N,C) or NULL */, double *row_loss /* (N) */);
+void fnn_nll_backward(int N, int C, const int64_t *target /* (N) */,
+                      const float *weight /* (C) or NULL */, double scale,
+                      const float *row_scale /* (N) or NULL */, float *grad /* (N,C) */);
+
+/* Multi-class hinge: row_loss = w_y/C sum_{j!=y} max(0, margin - x_y + x_j)^p,
+ * p in {1, 2}. */
+double fnn_multi_margin_forward(int N, int C, const float *x /* (N,C) */,
+                                const int64_t *target /* (N) */,
+                                const float *weight /* (C) or NULL */, int p, float margin,
+                                double scale, float *grad /* (N,C) or NULL */,
+                                double *row_loss /* (N) */);
+void fnn_multi_margin_backward(int N, int C, const float *x /* (N,C) */,
+                               const int64_t *target /* (N) */,
+                               const float *weight /* (C) or NULL */, int p, float margin,
+                               double scale, const float *row_scale /* (N) or NULL */,
+                               float *grad /* (N,C) */);
+
+/* Squared error over n elements: *total = sum (x-y)^2, elem_loss = (x-y)^2,
+ * grad = 2 (x-y) scale. Returns FNN_OK or FNN_ENOMEM. */
+int fnn_mse_forward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                    double scale, float *grad /* (n) or NULL */,
+                    float *elem_loss /* (n) or NULL */, double *total);
+void fnn_mse_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                      double scale, const float *elem_scale /* (n) or NULL */,
+                      float *grad /* (n) */);
+
+/* Binary cross-entropy on logits x with targets y in [0,1] over n elements,
+ * pos_weight (C) applied along the last axis (element k uses pos_weight[k %
+ * C]) or NULL: loss = (1-y) x + l softplus(-x), l = 1 + (pos_weight-1) y,
+ * grad = scale (l sigmoid(x) - pos_weight y); grad is not written when
+ * elem_loss is given. Returns FNN_OK or FNN_ENOMEM. */
+int fnn_bce_logits_forward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                           const float *pos_weight /* (C) or NULL */, ptrdiff_t C,
+                           double scale, float *grad /* (n) or NULL */,
+                           float *elem_loss /* (n) or NULL */, double *total);
+void fnn_bce_logits_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                             const float *pos_weight /* (C) or NULL */, ptrdiff_t C,
+                             double scale, const float *elem_scale /* (n) or NULL */,
+                             float *grad /* (n) */);
+
 #endif

@@ -3,3 +3,6 @@ from .module import Module, Parameter  # noqa: F401
 from .layers import Dropout, Flatten, GaussianNoise, Identity, Linear  # noqa: F401
 from .container import Residual, Sequential  # noqa: F401
 from . import init  # noqa: F401
+
+from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiMarginLoss,  # noqa: F401
+                   NLLLoss)
