@@ -210,4 +210,57 @@ void fnn_bce_logits_backward(ptrdiff_t n, const float *x /* (n) */, const float 
                              double scale, const float *elem_scale /* (n) or NULL */,
                              float *grad /* (n) */);
 
+/* -------------------------------------------------------------- optim.c -- */
+
+/* Regularization folded into every fused update, per element, in this order:
+ *   g = maximize ? -g : g;  g += weight_decay * p;  g += l1 * sign(p);
+ *   p *= decay_mult;  ...update...;  p = sign(p) * max(|p| - prox, 0).
+ * The neutral values {0, 0, 1, 0, 0} turn every option off. */
+typedef struct {
+    float weight_decay;   /* coupled L2 added to the gradient */
+    float l1;             /* L1 subgradient l1 * sign(p) added to the gradient */
+    float decay_mult;     /* decoupled decay factor 1 - lr * wd (AdamW), or 1 */
+    float prox;           /* soft-threshold after the update (lr * l1), or 0 */
+    int maximize;         /* ascend: negate the gradient first */
+} fnn_optim_reg;
+
+/* All arrays (n) float32, distinct, updated in place. Hyper-parameters come
+ * as double (complements such as 1 - beta are formed in double, as torch
+ * does) and are rounded to float for the float32 arithmetic.
+ * SGD: buf (n) is the momentum buffer, NULL when momentum == 0; init_buf:
+ * first step, buf = g. nesterov: p -= lr * (g + momentum * buf). */
+void fnn_sgd_step(float *p, const float *g, float *buf, ptrdiff_t n, double lr,
+                  double momentum, double dampening, int nesterov, int init_buf,
+                  fnn_optim_reg reg);
+/* Adagrad: sum (n) += g*g; p -= clr * g / (sqrt(sum) + eps). */
+void fnn_adagrad_step(float *p, const float *g, float *sum, ptrdiff_t n,
+                      double clr, double eps, fnn_optim_reg reg);
+/* RMSprop: square_avg (n); grad_avg (n) or NULL (centered off); buf (n) or
+ * NULL (momentum == 0). */
+void fnn_rmsprop_step(float *p, const float *g, float *square_avg,
+                      float *grad_avg, float *buf, ptrdiff_t n, double lr,
+                      double alpha, double eps, double momentum, fnn_optim_reg reg);
+/* Adadelta: square_avg (n), acc_delta (n). */
+void fnn_adadelta_step(float *p, const float *g, float *square_avg,
+                       float *acc_delta, ptrdiff_t n, double lr, double rho,
+                       double eps, fnn_optim_reg reg);
+/* Adam/AdamW: exp_avg, exp_avg_sq (n); max_exp_avg_sq (n) or NULL (amsgrad
+ * off). step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t):
+ * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+void fnn_adam_step(float *p, const float *g, float *exp_avg, float *exp_avg_sq,
+                   float *max_exp_avg_sq, ptrdiff_t n, double beta1, double beta2,
+                   double step_size, double bc2_sqrt, double eps, fnn_optim_reg reg);
+/* p (n) = sign(p) * max(|p| - t, 0). */
+void fnn_soft_threshold(float *p, ptrdiff_t n, float t);
+/* w (rows, cols): each row whose L2 norm (float64) exceeds max_norm is scaled
+ * by max_norm / (norm + 1e-7), as torch.renorm. */
+void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm);
+/* x (n): sum |x|^p in float64 (p > 0 finite), or max |x| for p = inf (NaN if
+ * any element is NaN). Fixed block partition: the same on any thread count. */
+double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p);
+/* x (n) *= c. */
+void fnn_scale_inplace(float *x, ptrdiff_t n, float c);
+/* x (n) = min(max(x, lo), hi); NaN stays NaN. */
+void fnn_clamp_inplace(float *x, ptrdiff_t n, float lo, float hi);
+
 #endif

@@ -6,3 +6,5 @@ from . import init  # noqa: F401
 
 from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiMarginLoss,  # noqa: F401
                    NLLLoss)
+
+from . import utils  # noqa: F401
