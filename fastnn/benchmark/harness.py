@@ -31,7 +31,8 @@ are imported automatically)::
 Units: 'flop' (reported as GFLOP/s and % of the measured peak), 'byte' (GB/s
 and % of the measured bandwidth), 'sample' (training: steps/s, samples/s,
 s/epoch for `epoch_samples` samples, and with rss=True the peak resident
-memory of a separate process that runs only that implementation)."""
+memory of a separate process that runs only that implementation: Linux's
+VmHWM, or resource.getrusage's ru_maxrss on other systems)."""
 import fnmatch
 import gc
 import importlib
@@ -68,7 +69,7 @@ class Case:
     quick         part of the --quick run
     epoch_samples training cases: samples in one epoch (s/epoch column)
     rss           training cases: also measure peak RSS per implementation in
-                  a child process (resource.getrusage)
+                  a child process (VmHWM on Linux, else resource.getrusage)
     description   one line for the report
     """
     name: str
@@ -202,10 +203,13 @@ class Settings:
     min_rounds: int = 5
     max_rounds: int = 25
     warmup: int = 1
+    settle_max: float = 0.5
+
 
     @classmethod
     def quick(cls):
-        return cls(sample_time=0.01, budget=0.25, min_rounds=3, max_rounds=9, warmup=1)
+        return cls(sample_time=0.01, budget=0.25, min_rounds=3, max_rounds=9, warmup=1,
+                   settle_max=0.3)
 
 
 @dataclass
@@ -236,11 +240,30 @@ def _spread(xs):
     return (q3 - q1) / med if med > 0 else float("nan")
 
 
-def time_variants(variants, settings):
-    """Time `variants` interleaved; returns {label: {...stats, 'samples'}}."""
+def settle(max_wait, window=0.005):
+    """Wait until this process's other threads stop using the CPU (at most
+    `max_wait` seconds); returns the seconds waited. After a call, OpenBLAS's
+    worker threads spin (sched_yield) for about 0.1 s before they sleep: the
+    implementation timed next would share its cores with them."""
+    t0 = time.perf_counter()
+    while True:
+        c0, w0 = time.process_time(), time.perf_counter()
+        time.sleep(window)
+        busy = (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9)
+        waited = time.perf_counter() - t0
+        if busy < 0.2 or waited >= max_wait:
+            return waited
+
+
+def time_variants(variants, settings, threads=1):
+    """Time `variants` interleaved; returns {label: {...stats, 'samples'}}.
+    With threads > 1 the harness lets the machine go idle (settle) whenever
+    the next sample belongs to a different library."""
     n = len(variants)
     number = {}
     for v in variants:                       # warm up and calibrate
+        if threads > 1:
+            settle(settings.settle_max)
         v.enter()
         t = float("inf")
         for _ in range(max(1, settings.warmup)):
@@ -260,18 +283,22 @@ def time_variants(variants, settings):
     try:
         start = time.perf_counter()
         r = 0
+        last_impl, settled = None, 0.0
         while True:
             order = variants if r % 2 == 0 else variants[::-1]
             for v in order:
                 k = number[v.label]
                 fn = v.fn
+                if threads > 1 and v.impl != last_impl:
+                    settled += settle(settings.settle_max)
+                last_impl = v.impl
                 v.enter()
                 t0 = time.perf_counter()
                 for _ in range(k):
                     fn()
                 samples[v.label].append((time.perf_counter() - t0) / k)
             r += 1
-            elapsed = time.perf_counter() - start
+            elapsed = time.perf_counter() - start - settled
             if r >= settings.max_rounds:
                 break
             if r >= settings.min_rounds and elapsed >= settings.budget:
@@ -347,7 +374,7 @@ def run_case(case, threads_list, isas, want, settings, tctl, progress=None):
             with tctl.limit(n):
                 variants = variants_for(case, impls, isas)
                 try:
-                    timings = time_variants(variants, settings)
+                    timings = time_variants(variants, settings, n)
                 except Exception as e:
                     why = f"{type(e).__name__}: {e}"
                     results.append({"case": case.name, "group": case.group, "unit": case.unit,
@@ -405,7 +432,6 @@ def child_peak_rss(case_name, impl, isa, threads, steps=5):
 
 
 def _rss_child(case_name, impl, isa, threads, steps):
-    import resource
     discover()
     c = _REGISTRY[case_name]
     if isa:
@@ -416,9 +442,23 @@ def _rss_child(case_name, impl, isa, threads, steps):
         fn = fns[impl]
         for _ in range(steps):
             fn()
+    return {"peak_rss_bytes": _peak_rss()}
+
+
+def _peak_rss():
+    """This process's peak resident set, in bytes. On Linux from VmHWM in
+    /proc/self/status: getrusage's ru_maxrss survives execve, so a child of a
+    big parent would report the parent's peak. Elsewhere ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024   # bytes on macOS, KiB on Linux
-    return {"peak_rss_bytes": kb * scale}
+    return kb * (1 if sys.platform == "darwin" else 1024)   # bytes on macOS, KiB elsewhere
 
 
 # ------------------------------------------------------------ progress --

@@ -146,7 +146,7 @@ def _mem_available():
     return None
 
 
-def measure_peak(isa, threads, seconds=0.1, reps=5):
+def measure_peak(isa, threads, seconds=0.02, reps=15):
     """Best GFLOP/s over `reps` runs of ~`seconds` each of the multiply-add
     chains on ISA path `isa` with `threads` threads."""
     idx = _C.ISA_NAMES.index(isa)
@@ -228,7 +228,7 @@ def measure(threads_list, quick=False, progress=None, env_note=None):
     m["blas"] = blas_info()
     m["openblas_env"] = env_note or {"removed": {}, "still_set": {}}
     m["torch"] = torch_info()
-    seconds, reps = (0.03, 3) if quick else (0.1, 5)
+    seconds, reps = (0.01, 10) if quick else (0.02, 15)   # many short runs: best-of survives load
     m["peak_gflops"] = {}
     for isa in info["available_isas"]:
         m["peak_gflops"][isa] = {}

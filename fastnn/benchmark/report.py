@@ -258,8 +258,12 @@ def _where(w):
 # ------------------------------------------------------------ tables --
 
 class Table:
-    def __init__(self, title, headers, note=None):
+    """Rows of strings; `align` per column, 'l' or 'r' (default: the first
+    column left, the rest right)."""
+
+    def __init__(self, title, headers, note=None, align=None):
         self.title, self.headers, self.rows, self.note = title, headers, [], note
+        self.align = align or "l" + "r" * (len(headers) - 1)
 
     def add(self, row):
         self.rows.append([str(x) for x in row])
@@ -269,8 +273,7 @@ class Table:
         if self.note:
             out += [self.note, ""]
         out.append("| " + " | ".join(self.headers) + " |")
-        out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.headers)))
-                   + "|")
+        out.append("|" + "|".join("---" if a == "l" else "---:" for a in self.align) + "|")
         for r in self.rows:
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
         return "\n".join(out) + "\n"
@@ -278,8 +281,8 @@ class Table:
     def text(self):
         w = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
              for i, h in enumerate(self.headers)]
-        line = lambda cells: "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i])  # noqa: E731
-                                       for i, c in enumerate(cells))
+        line = lambda cells: "  ".join(c.ljust(w[i]) if self.align[i] == "l"  # noqa: E731
+                                       else c.rjust(w[i]) for i, c in enumerate(cells))
         out = [self.title, line(self.headers), line(["-" * x for x in w])]
         out += [line(r) for r in self.rows]
         return "\n".join(out) + "\n"
@@ -321,7 +324,9 @@ def group_tables(results, machine, per_row):
             for o in others[1:]:
                 headers += [f"{short(fl[0])} ×{o}"]
             headers += ["spread", "targets"]
-            tab = Table(f"{g}, {n} thread{'s' if n > 1 else ''}", headers)
+            tab = Table(f"{g}, {n} thread{'s' if n > 1 else ''}", headers,
+                        align="l" * max(1, len(pcols)) + "r" * (len(headers) - max(1, len(pcols)) - 1)
+                        + "l")
             for r in rows:
                 if r["threads"] != n:
                     continue
@@ -361,7 +366,7 @@ def group_tables(results, machine, per_row):
 def training_table(group, rows, machine):
     headers = ["case", "thr", "impl", "steps/s", "samples/s", "s/epoch", "peak RSS",
                "speedup", "spread"]
-    tab = Table(f"{group} (end-to-end training steps)", headers,
+    tab = Table(f"{group} (end-to-end training steps)", headers, align="lrlrrrrrr",
                 note="s/epoch: seconds for `epoch_samples` samples at the measured rate; "
                      "peak RSS: a separate process running only that implementation "
                      "(interpreter and libraries included); speedup: that implementation's "
@@ -394,8 +399,8 @@ def scaling_table(results, machine):
         return None
     rows = {r["case"]: r for r in ok_rows(results)}
     tab = Table(f"thread scaling, 1 -> {top} threads (time at 1 / time at {top})",
-                ["case", "impl", f"1 thr rate", f"{top} thr rate", "speedup",
-                 "target" if top == 2 else f"ideal {top}"])
+                ["case", "impl", "1 thr rate", f"{top} thr rate", "speedup",
+                 "target" if top == 2 else f"ideal {top}"], align="llrrrr")
     by_case = {}
     for (case, lb), v in sc.items():
         by_case.setdefault(case, []).append((lb, v))
@@ -414,7 +419,7 @@ def scaling_table(results, machine):
 
 def targets_table(summary):
     tab = Table("targets", ["", "target", "goal", "worst measured", "median", "where (worst)",
-                            "pass", "status"])
+                            "pass", "status"], align="llrrrlrl")
     for s in summary:
         if s["status"] == "n/a":
             tab.add([s["key"], s["text"], f"{s['op']} {s['threshold_text']}", "n/a", "",
@@ -518,6 +523,7 @@ def plot(report, path):
                                 for n in counts) + 1.2)
     fig, axes = plt.subplots(1, len(counts), figsize=(7 * len(counts), fig_h), squeeze=False)
     colors = {"avx512": "#1f77b4", "avx2": "#ff7f0e", "ref": "#7f7f7f"}
+    others = set()
     for ax, n in zip(axes[0], counts):
         names, vals, cols = [], [], []
         for r in rows:
@@ -527,6 +533,7 @@ def plot(report, path):
             for fv in variant_order(r["ratios"]):
                 d = r["ratios"][fv].get(prim)
                 if d:
+                    others.add(prim)
                     names.append(f"{r['case']} [{short(fv)}]")
                     vals.append(d["ratio"])
                     cols.append(colors.get(short(fv), "#2ca02c"))
@@ -538,7 +545,8 @@ def plot(report, path):
         ax.axvline(0.95, color="r", lw=0.6, ls="--")
         ax.set_xlabel("speedup: other time / fastnn time")
         ax.set_title(f"{n} thread{'s' if n > 1 else ''}")
-    fig.suptitle(f"fastnn vs numpy/torch — {report['machine']['cpu']}", fontsize=9)
+    fig.suptitle(f"fastnn speedup over {', '.join(sorted(others))} — {report['machine']['cpu']}",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
