@@ -154,11 +154,11 @@ def _numpy_sigmoid(x, g):
     def run():
         np.negative(x, out=y)
         np.exp(y, out=y)
-        y += 1.0
+        np.add(y, 1.0, out=y)
         np.reciprocal(y, out=y)
         np.subtract(1.0, y, out=dx)
-        dx *= y
-        dx *= g
+        np.multiply(dx, y, out=dx)
+        np.multiply(dx, g, out=dx)
     return run
 
 
@@ -170,7 +170,7 @@ def _numpy_tanh(x, g):
         np.tanh(x, out=y)
         np.multiply(y, y, out=dx)
         np.subtract(1.0, dx, out=dx)
-        dx *= g
+        np.multiply(dx, g, out=dx)
     return run
 
 
