@@ -14,7 +14,7 @@ import shlex
 import sys
 import time
 
-from .harness import Case, Settings, all_cases, case, register, select  # noqa: F401
+from .harness import Case, Settings, case, register
 
 __all__ = ["main", "Case", "register", "case", "Settings"]
 

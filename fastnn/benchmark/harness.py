@@ -259,7 +259,6 @@ def time_variants(variants, settings, threads=1):
     """Time `variants` interleaved; returns {label: {...stats, 'samples'}}.
     With threads > 1 the harness lets the machine go idle (settle) whenever
     the next sample belongs to a different library."""
-    n = len(variants)
     number = {}
     for v in variants:                       # warm up and calibrate
         if threads > 1:
@@ -304,7 +303,7 @@ def time_variants(variants, settings, threads=1):
             if r >= settings.min_rounds and elapsed >= settings.budget:
                 break
             # stop early when even min_rounds would blow the budget 3x over
-            if r >= 3 and elapsed / r * settings.min_rounds > 3 * settings.budget and n > 0:
+            if r >= 3 and elapsed / r * settings.min_rounds > 3 * settings.budget:
                 break
     finally:
         if gc_was:
@@ -320,9 +319,9 @@ def time_variants(variants, settings, threads=1):
 
 
 def paired_ratios(timings, num, den):
-    """Per-round ratios timings[num] / timings[den] (slower other / fastnn =
-    speedup of den), summarised: median of medians ratio and IQR/median of
-    the paired ratios."""
+    """timings[num] / timings[den] (other / fastnn: the speedup of den): the
+    ratio of the medians, plus the median and IQR/median (spread) of the
+    per-round paired ratios."""
     a, b = timings[num]["samples"], timings[den]["samples"]
     pairs = [x / y for x, y in zip(a, b) if y > 0]
     ratio = timings[num]["median_s"] / timings[den]["median_s"]
