@@ -263,4 +263,20 @@ void fnn_scale_inplace(float *x, ptrdiff_t n, float c);
 /* x (n) = min(max(x, lo), hi); NaN stays NaN. */
 void fnn_clamp_inplace(float *x, ptrdiff_t n, float lo, float hi);
 
+/* -------------------------------------------------------------- bench.c -- */
+
+/* Machine microbenchmarks (python -m fastnn bench). */
+
+/* Seconds (wall) for `nthreads` OpenMP threads each running `iters` rounds of
+ * independent multiply-add chains on the `isa` path; every round does
+ * fnn_bench_peak_flops_per_iter(isa) flops per thread. *threads_used gets the
+ * thread count the runtime gave. Returns < 0 if the ISA is not available. */
+double fnn_bench_peak(int isa, int nthreads, long iters, int *threads_used);
+double fnn_bench_peak_flops_per_iter(int isa);
+
+/* Best of `reps` seconds for one STREAM-triad pass a[i] = b[i] + s*c[i] over
+ * three arrays of n floats on `nthreads` threads (3*n*4 bytes per pass).
+ * Returns -2 if the arrays cannot be allocated, -1 on bad arguments. */
+double fnn_bench_triad(size_t n, int nthreads, int reps);
+
 #endif
