@@ -105,7 +105,7 @@ def test_kaiming_sqrt5_is_pytorch_linear_default():
 def test_lecun():
     w = np.empty(SHAPE, np.float32)
     init.lecun_uniform_(w)
-    _check_stats(w, 1 / 900, uniform_bound=math.sqrt(3 / 900))
+    _check_stats(w, 1 / (3 * 900), uniform_bound=1 / math.sqrt(900))
     init.lecun_normal_(w)
     _check_stats(w, 1 / 900)
 

@@ -183,14 +183,15 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
 
 
 def lecun_uniform_(tensor):
-    """LeCun uniform: U(-b, b), b = sqrt(3 / fan_in) (variance 1 / fan_in, as
-    Keras's lecun_uniform)."""
+    """LeCun uniform: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (variance 1/(3 fan_in);
+    also PyTorch's default Linear/Conv init). Keras's lecun_uniform uses the
+    wider bound sqrt(3/fan_in), i.e. variance 1/fan_in like lecun_normal_."""
     who = "lecun_uniform_"
     arr = _array(tensor, who)
     fan_in, _ = _calculate_fan_in_and_fan_out(arr)
     if arr.size == 0:
         return tensor
-    bound = math.sqrt(3.0 / fan_in)
+    bound = 1.0 / math.sqrt(fan_in)
     _fill_uniform(arr, -bound, bound)
     return tensor
 
