@@ -9,3 +9,4 @@ cnp.import_array()
 
 include "runtime.pxi"
 include "gemm.pxi"
+include "act.pxi"
