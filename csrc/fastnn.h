@@ -279,4 +279,70 @@ double fnn_bench_peak_flops_per_iter(int isa);
  * Returns -2 if the arrays cannot be allocated, -1 on bad arguments. */
 double fnn_bench_triad(size_t n, int nthreads, int reps);
 
+/* ---------------------------------------------------------------- act.c -- */
+
+/* Activations. Elementwise kernels see n contiguous floats (any tensor shape,
+ * flattened). Forward: y = f(x); y may be x itself (in place). Backward: dx =
+ * dy * f'(.) from what forward cached (named per kernel); dx may be dy itself
+ * but must not overlap the cached arrays. NaN in x gives NaN in y; finite x
+ * never gives inf or NaN. Results are bitwise the same on any thread count and
+ * ISA path. Softmax kernels work on rows of a row-major (rows, cols) array. */
+void fnn_relu_forward(ptrdiff_t n, const float *x /* (n) */, float *y /* (n) */);
+void fnn_relu_backward(ptrdiff_t n, const float *y /* (n) forward output */,
+                       const float *dy /* (n) */, float *dx /* (n) */);
+void fnn_leaky_relu_forward(ptrdiff_t n, float negative_slope, const float *x /* (n) */,
+                            float *y /* (n) */);
+/* ref: forward input x, or forward output y when negative_slope >= 0. */
+void fnn_leaky_relu_backward(ptrdiff_t n, float negative_slope, const float *ref /* (n) */,
+                             const float *dy /* (n) */, float *dx /* (n) */);
+void fnn_sigmoid_forward(ptrdiff_t n, const float *x /* (n) */, float *y /* (n) */);
+void fnn_sigmoid_backward(ptrdiff_t n, const float *y /* (n) forward output */,
+                          const float *dy /* (n) */, float *dx /* (n) */);
+void fnn_tanh_forward(ptrdiff_t n, const float *x /* (n) */, float *y /* (n) */);
+void fnn_tanh_backward(ptrdiff_t n, const float *y /* (n) forward output */,
+                       const float *dy /* (n) */, float *dx /* (n) */);
+/* y = log(1 + e^(beta x)) / beta, or x where beta x > threshold; beta != 0. */
+void fnn_softplus_forward(ptrdiff_t n, float beta, float threshold, const float *x /* (n) */,
+                          float *y /* (n) */);
+void fnn_softplus_backward(ptrdiff_t n, float beta, float threshold,
+                           const float *x /* (n) forward input */, const float *dy /* (n) */,
+                           float *dx /* (n) */);
+/* y = clamp(x, min_val, max_val), min_val < max_val. ref: x or y. */
+void fnn_hardtanh_forward(ptrdiff_t n, float min_val, float max_val, const float *x /* (n) */,
+                          float *y /* (n) */);
+void fnn_hardtanh_backward(ptrdiff_t n, float min_val, float max_val,
+                           const float *ref /* (n) */, const float *dy /* (n) */,
+                           float *dx /* (n) */);
+/* y = x > 0 ? x : alpha (e^x - 1). Backward: ref is x, or y when alpha >= 0. */
+void fnn_elu_forward(ptrdiff_t n, float alpha, const float *x /* (n) */, float *y /* (n) */);
+void fnn_elu_backward(ptrdiff_t n, float alpha, const float *ref /* (n) */,
+                      const float *y /* (n) forward output */, const float *dy /* (n) */,
+                      float *dx /* (n) */);
+/* y = x Phi(x) (exact, erf-based), or with approximate_tanh
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+void fnn_gelu_forward(ptrdiff_t n, int approximate_tanh, const float *x /* (n) */,
+                      float *y /* (n) */);
+void fnn_gelu_backward(ptrdiff_t n, int approximate_tanh, const float *x /* (n) forward input */,
+                       const float *dy /* (n) */, float *dx /* (n) */);
+/* Row-wise over the last axis, max-subtracted, row sums in float64. */
+void fnn_softmax_forward(ptrdiff_t rows, ptrdiff_t cols, const float *x /* (rows,cols) */,
+                         float *y /* (rows,cols) */);
+void fnn_softmax_backward(ptrdiff_t rows, ptrdiff_t cols, const float *y /* (rows,cols) output */,
+                          const float *dy /* (rows,cols) */, float *dx /* (rows,cols) */);
+void fnn_log_softmax_forward(ptrdiff_t rows, ptrdiff_t cols, const float *x /* (rows,cols) */,
+                             float *y /* (rows,cols) */);
+void fnn_log_softmax_backward(ptrdiff_t rows, ptrdiff_t cols,
+                              const float *y /* (rows,cols) output */,
+                              const float *dy /* (rows,cols) */, float *dx /* (rows,cols) */);
+/* y[g] = max of x[g*pieces .. g*pieces+pieces-1]; idx[g] = its offset in the
+ * group (first of equals; the first NaN wins). Backward routes dy[g] there. */
+void fnn_maxout_forward(ptrdiff_t groups, ptrdiff_t pieces, const float *x /* (groups*pieces) */,
+                        float *y /* (groups) */, int32_t *idx /* (groups) */);
+void fnn_maxout_backward(ptrdiff_t groups, ptrdiff_t pieces, const int32_t *idx /* (groups) */,
+                         const float *dy /* (groups) */, float *dx /* (groups*pieces) */);
+/* For tests: y = one of act.c's float32 functions of x: 0 e^x (x <= 0),
+ * 1 e^x - 1 (x <= 0), 2 log(1 + x) (0 <= x <= 1), 3 tanh, 4 Phi (normal CDF),
+ * 5 phi (normal density), 6 sigmoid. */
+void fnn_act_mathfn(int fn, ptrdiff_t n, const float *x /* (n) */, float *y /* (n) */);
+
 #endif

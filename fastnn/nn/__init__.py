@@ -8,3 +8,6 @@ from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiMarginLoss
                    NLLLoss)
 
 from . import utils  # noqa: F401
+
+from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout,  # noqa: F401
+                         ReLU, Sigmoid, Softmax, Softplus, Tanh)
