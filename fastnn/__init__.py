@@ -7,10 +7,7 @@ from .runtime import _init_from_env
 from . import data, datasets, nn, ops, optim  # noqa: F401
 from .io import load, save  # noqa: F401
 from .train import Trainer  # noqa: F401
-from . import ensemble, train  # noqa: F401
-
-from . import nn, ops  # noqa: F401
-from . import functional  # noqa: F401
+from . import ensemble, functional, train  # noqa: F401
 
 _init_from_env()
 del _init_from_env
