@@ -24,14 +24,17 @@
  */
 #include "fastnn.h"
 
-/* The selects below (clamps in exp_nonpos, masks) only vectorise when GCC may
- * assume FP exceptions are not observed; the build keeps the default
- * -ftrapping-math. This changes no result: no reassociation, no contraction,
- * NaN semantics kept. */
+/* Two code-generation options for this file, neither of which changes a
+ * result. no-trapping-math: the selects below (clamps in exp_nonpos, masks)
+ * only vectorise when GCC may assume FP exceptions are not observed (the
+ * build keeps the default -ftrapping-math). no-wrapv: Python's build flags
+ * add -fwrapv, under which GCC cannot prove x[j + l] contiguous and leaves
+ * the lane loops scalar (5x slower); these kernels never overflow an index. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "no-wrapv")
 #endif
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,14 +146,6 @@ AI float lsum_f(const float *v)
     return a[0];
 }
 
-AI int32_t lmax_i(const int32_t *v)
-{
-    int32_t m = v[0];
-    for (int l = 1; l < LANES; l++)
-        m = v[l] > m ? v[l] : m;
-    return m;
-}
-
 static double sum_in_order(const double *v, ptrdiff_t n)
 {
     double s = 0.0;
@@ -163,36 +158,42 @@ static double sum_in_order(const double *v, ptrdiff_t n)
  * into a LANES buffer padded with a neutral value and run through the same
  * chunk code, so short rows (C = 10) are not left to scalar loops. */
 
-AI void max_check_chunk(const float *x, int32_t *mv, float *ck)
+AI void max_min_chunk(const float *x, int32_t *mx, int32_t *mn)
 {
     for (int l = 0; l < LANES; l++) {
-        const float v = x[l];
-        const int32_t k = f_key(v);
-        mv[l] = k > mv[l] ? k : mv[l];
-        ck[l] += v * 0.0f;
+        const int32_t k = f_key(x[l]);
+        mx[l] = k > mx[l] ? k : mx[l];
+        mn[l] = k < mn[l] ? k : mn[l];
     }
 }
 
-/* Max of x[0..C) (C >= 1) and sum of x*0 (0 if all finite, else NaN). */
+/* Max of x[0..C) (C >= 1); *check = 0 if every x is finite, else NaN. On the
+ * f_key scale -inf < -FLT_MAX <= finite <= FLT_MAX < inf < NaN (NaNs with the
+ * sign bit set sort below -inf), so the key range decides finiteness: two
+ * integer reductions, which vectorise cleanly. */
 AI float row_max_check(const float *x, int C, float *check)
 {
-    int32_t mv[LANES];
-    float ck[LANES];
+    int32_t mx[LANES], mn[LANES];
     for (int l = 0; l < LANES; l++) {
-        mv[l] = INT32_MIN;
-        ck[l] = 0.0f;
+        mx[l] = INT32_MIN;
+        mn[l] = INT32_MAX;
     }
     int j = 0;
     for (; j + LANES <= C; j += LANES)
-        max_check_chunk(x + j, mv, ck);
+        max_min_chunk(x + j, mx, mn);
     if (j < C) {
         float buf[LANES];
         for (int l = 0; l < LANES; l++)
             buf[l] = j + l < C ? x[j + l] : x[0];   /* x[0]: neutral for both */
-        max_check_chunk(buf, mv, ck);
+        max_min_chunk(buf, mx, mn);
     }
-    *check = lsum_f(ck);
-    return key_f(lmax_i(mv));
+    int32_t hi = mx[0], lo = mn[0];
+    for (int l = 1; l < LANES; l++) {
+        hi = mx[l] > hi ? mx[l] : hi;
+        lo = mn[l] < lo ? mn[l] : lo;
+    }
+    *check = hi <= f_key(FLT_MAX) && lo >= f_key(-FLT_MAX) ? 0.0f : NAN;
+    return key_f(hi);
 }
 
 /* Sum of x*0 over x[0..n): 0 if all finite, else NaN. */
@@ -211,25 +212,32 @@ AI float finite_check(const float *x, ptrdiff_t n)
 
 AI void exp_chunk(const float *x, float m, float *e, double *sv)
 {
-    if (e) {
-        for (int l = 0; l < LANES; l++) {
-            const float v = exp_nonpos(x[l] - m);
-            e[l] = v;
-            sv[l] += (double)v;
-        }
-    } else {
-        for (int l = 0; l < LANES; l++)
-            sv[l] += (double)exp_nonpos(x[l] - m);
+    for (int l = 0; l < LANES; l++) {
+        const float v = exp_nonpos(x[l] - m);
+        e[l] = v;
+        sv[l] += (double)v;
     }
 }
 
-/* e[j] = exp(x[j] - m) (stored if e != NULL); returns sum_j e[j] in float64. */
+AI void exp_sum_chunk(const float *x, float m, double *sv)
+{
+    for (int l = 0; l < LANES; l++)
+        sv[l] += (double)exp_nonpos(x[l] - m);
+}
+
+/* e[j] = exp(x[j] - m) (stored if e != NULL); returns sum_j e[j] in float64.
+ * (One inner loop per loop nest, so GCC keeps the sums in registers.) */
 AI double row_exp_sum(const float *x, int C, float m, float *e)
 {
     double sv[LANES] = {0};
     int j = 0;
-    for (; j + LANES <= C; j += LANES)
-        exp_chunk(x + j, m, e ? e + j : NULL, sv);
+    if (e) {
+        for (; j + LANES <= C; j += LANES)
+            exp_chunk(x + j, m, e + j, sv);
+    } else {
+        for (; j + LANES <= C; j += LANES)
+            exp_sum_chunk(x + j, m, sv);
+    }
     if (j < C) {
         float buf[LANES], eb[LANES];
         for (int l = 0; l < LANES; l++)

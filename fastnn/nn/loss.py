@@ -77,14 +77,14 @@ def _input_2d(who, x):
     N, C = x.shape
     if N == 0 or C == 0:
         raise ValueError(f"{who}: input must have at least one sample and one class, got shape {x.shape}")
-    return np.ascontiguousarray(x)
+    return _contig(x)
 
 
 def _input_nd(who, x):
     x = as_f32(x, who, "input")
     if x.size == 0:
         raise ValueError(f"{who}: input is empty (shape {x.shape})")
-    return np.ascontiguousarray(x)
+    return _contig(x)
 
 
 def _labels(who, target, N, C):
@@ -110,7 +110,12 @@ def _same_shape_target(who, target, shape):
     if t.shape != tuple(shape):
         raise ValueError(f"{who}: target has shape {t.shape}, expected {tuple(shape)} "
                          f"(the shape of input)")
-    return np.ascontiguousarray(t)
+    return _contig(t)
+
+
+def _contig(a):
+    """C-contiguous (np.ascontiguousarray would turn a 0-d array into 1-d)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def _check_finite(who, name, a):
@@ -195,7 +200,7 @@ class _Loss(Module):
                                  f"{s['loss_shape']} (the shape of the per-sample losses)")
             g = self._buffer(s["grad_shape"])
             self._fused = False
-            self._backward(s, 1.0, np.ascontiguousarray(go), g)
+            self._backward(s, 1.0, _contig(go), g)
             return g
         k = 1.0 if grad_out is None else _real(who, "grad_out", _scalar(who, grad_out))
         if self._fused and k == 1.0:
