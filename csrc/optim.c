@@ -23,6 +23,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -489,20 +490,6 @@ void fnn_soft_threshold(float *p, ptrdiff_t n, float t)
     });
 }
 
-/* Sum of squares of x[0..n) in float64, eight interleaved accumulators
- * combined in a fixed order: the same value on any thread. */
-static double sumsq_f64(const float *x, ptrdiff_t n)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    ptrdiff_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += (double)x[i + j] * (double)x[i + j];
-    for (int j = 0; i < n; i++, j++)
-        acc[j] += (double)x[i] * (double)x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 /* Static partition of `count` items for thread t of nt (no alignment). */
 FNN_INLINE void split_items(ptrdiff_t count, int t, int nt, ptrdiff_t *lo, ptrdiff_t *hi)
 {
@@ -531,10 +518,123 @@ FNN_INLINE void split_items(ptrdiff_t count, int t, int nt, ptrdiff_t *lo, ptrdi
     do {                                                                   \
         ptrdiff_t lo = 0, hi = (count);                                    \
         unsigned ftz_ = fnn_ftz_enter();                                   \
+        (void)(nt);                                                        \
         __VA_ARGS__;                                                       \
         fnn_ftz_leave(ftz_);                                               \
     } while (0)
 #endif
+
+#ifdef OPT_WIDE
+#define RUN_ITEMS(name, count, nt, args)                                   \
+    do {                                                                   \
+        const int wide_ = fnn_get_isa() == FNN_ISA_AVX512;                 \
+        PARALLEL_ITEMS(count, nt, {                                        \
+            if (wide_)                                                     \
+                name##_block_wide(&(args), lo, hi);                        \
+            else                                                           \
+                name##_block(&(args), lo, hi);                             \
+        });                                                                \
+    } while (0)
+#else
+#define RUN_ITEMS(name, count, nt, args)                                   \
+    PARALLEL_ITEMS(count, nt, { name##_block(&(args), lo, hi); })
+#endif
+
+/* Reductions keep LANES independent float64 accumulators, lane j taking
+ * elements j, j + LANES, ..., combined pairwise in a fixed order at the end:
+ * an order fixed by the C code, so the SSE2 and AVX-512 builds of the loop
+ * (and any thread count) give the same bits. */
+#define LANES 16
+
+FNN_INLINE double lanes_sum(const double *acc)
+{
+    double s[LANES];
+    for (int j = 0; j < LANES; j++)
+        s[j] = acc[j];
+    for (int w = LANES / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            s[j] = s[j] + s[j + w];
+    return s[0];
+}
+
+/* sum x^2 over x[0..n), float64 */
+FNN_INLINE double sumsq_f64(const float *x, ptrdiff_t n)
+{
+    double acc[LANES] = {0};
+    ptrdiff_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] += (double)x[i + j] * (double)x[i + j];
+    for (int j = 0; i < n; i++, j++)
+        acc[j] += (double)x[i] * (double)x[i];
+    return lanes_sum(acc);
+}
+
+/* sum |x| over x[0..n), float64 */
+FNN_INLINE double sumabs_f64(const float *x, ptrdiff_t n)
+{
+    double acc[LANES] = {0};
+    ptrdiff_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] += fabs((double)x[i + j]);
+    for (int j = 0; i < n; i++, j++)
+        acc[j] += fabs((double)x[i]);
+    return lanes_sum(acc);
+}
+
+/* sum |x|^p over x[0..n), float64 (scalar pow: any p > 0) */
+FNN_INLINE double sumpow_f64(const float *x, ptrdiff_t n, double p)
+{
+    double acc[LANES] = {0};
+    ptrdiff_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] += pow(fabs((double)x[i + j]), p);
+    for (int j = 0; i < n; i++, j++)
+        acc[j] += pow(fabs((double)x[i]), p);
+    return lanes_sum(acc);
+}
+
+/* max |x| over x[0..n); NaN wins, like torch's max. For x >= 0 the IEEE
+ * bit patterns order like the values and every NaN pattern lies above
+ * infinity's, so an integer max of the bits of |x| is exact and NaN-sticky
+ * (and, unlike a float max with NaN semantics, vectorizes). */
+FNN_INLINE float maxabs_f32(const float *x, ptrdiff_t n)
+{
+    int32_t m = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        int32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        b &= 0x7fffffff;
+        m = b > m ? b : m;
+    }
+    if (m > 0x7f800000)
+        return NAN;
+    float f;
+    memcpy(&f, &m, sizeof f);
+    return f;
+}
+
+/* ------------------------------------------------------------ max-norm -- */
+
+typedef struct {
+    float *w;
+    ptrdiff_t cols;
+    float max_norm;
+} maxnorm_args;
+
+DEFINE_BLOCKS(maxnorm, maxnorm_args, {
+    for (ptrdiff_t r = lo; r < hi; r++) {
+        float *row = a->w + r * a->cols;
+        double norm = sqrt(sumsq_f64(row, a->cols));
+        if (norm > (double)a->max_norm) {
+            const float scale = (float)((double)a->max_norm / (norm + 1e-7));
+            for (ptrdiff_t j = 0; j < a->cols; j++)
+                row[j] = row[j] * scale;
+        }
+    }
+})
 
 void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm)
 {
@@ -543,17 +643,8 @@ void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm)
     int nt = fnn_threads_for((double)rows * (double)cols, OPT_THRESHOLD);
     if ((ptrdiff_t)nt > rows)
         nt = (int)rows;
-    PARALLEL_ITEMS(rows, nt, {
-        for (ptrdiff_t r = lo; r < hi; r++) {
-            float *row = w + r * cols;
-            double norm = sqrt(sumsq_f64(row, cols));
-            if (norm > (double)max_norm) {
-                float scale = (float)((double)max_norm / (norm + 1e-7));
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    row[j] = row[j] * scale;
-            }
-        }
-    });
+    const maxnorm_args args = {w, cols, max_norm};
+    RUN_ITEMS(maxnorm, rows, nt, args);
 }
 
 /* ------------------------------------------------------ gradient clips -- */
@@ -563,40 +654,26 @@ void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm)
 #define NB_MAX 256
 #define BLOCK_MIN 4096
 
-static double block_sum_abs_pow(const float *x, ptrdiff_t n, double p)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    ptrdiff_t i = 0;
-    if (p == 2.0) {
-        return sumsq_f64(x, n);
-    } else if (p == 1.0) {
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++)
-                acc[j] += fabs((double)x[i + j]);
-        for (int j = 0; i < n; i++, j++)
-            acc[j] += fabs((double)x[i]);
-    } else {
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++)
-                acc[j] += pow(fabs((double)x[i + j]), p);
-        for (int j = 0; i < n; i++, j++)
-            acc[j] += pow(fabs((double)x[i]), p);
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
+typedef struct {
+    const float *x;
+    ptrdiff_t n, bs;
+    double p;
+    int kind;                /* 0: |x|^2, 1: |x|, 2: |x|^p, 3: max |x| */
+    double *part;
+} norm_args;
 
-static double block_max_abs(const float *x, ptrdiff_t n)
-{
-    /* NaN wins, like torch's max: a comparison-based max would drop it. */
-    float m = 0.0f;
-    int nan = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        nan |= a != a;
-        m = a > m ? a : m;
+DEFINE_BLOCKS(norm, norm_args, {
+    for (ptrdiff_t b = lo; b < hi; b++) {
+        const ptrdiff_t s = b * a->bs, e = s + a->bs < a->n ? s + a->bs : a->n;
+        const float *x = a->x + s;
+        switch (a->kind) {
+        case 0: a->part[b] = sumsq_f64(x, e - s); break;
+        case 1: a->part[b] = sumabs_f64(x, e - s); break;
+        case 2: a->part[b] = sumpow_f64(x, e - s, a->p); break;
+        default: a->part[b] = (double)maxabs_f32(x, e - s); break;
+        }
     }
-    return nan ? (double)NAN : (double)m;
-}
+})
 
 double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p)
 {
@@ -607,21 +684,16 @@ double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p)
     bs = (bs + 15) & ~(ptrdiff_t)15;
     if (bs < BLOCK_MIN)
         bs = BLOCK_MIN;
-    int nb = (int)((n + bs - 1) / bs);
-    const int inf = isinf(p);
+    const int nb = (int)((n + bs - 1) / bs);
+    const int kind = isinf(p) ? 3 : p == 2.0 ? 0 : p == 1.0 ? 1 : 2;
     int nt = fnn_threads_for((double)n, OPT_THRESHOLD);
     if (nt > nb)
         nt = nb;
-    PARALLEL_ITEMS(nb, nt, {
-        for (ptrdiff_t b = lo; b < hi; b++) {
-            ptrdiff_t a = b * bs, e = a + bs < n ? a + bs : n;
-            part[b] = inf ? block_max_abs(x + a, e - a)
-                          : block_sum_abs_pow(x + a, e - a, p);
-        }
-    });
+    const norm_args args = {x, n, bs, p, kind, part};
+    RUN_ITEMS(norm, nb, nt, args);
     double total = 0.0;
     for (int b = 0; b < nb; b++) {
-        if (inf)
+        if (kind == 3)
             total = (part[b] > total || part[b] != part[b]) ? part[b] : total;
         else
             total += part[b];
