@@ -475,18 +475,63 @@ def test_one_and_two_threads_bitwise_equal(variant, restore_threads):
     assert not np.array_equal(out[0], w0)
 
 
+ISA_VARIANTS = THREAD_VARIANTS + [
+    ("SGD", dict(lr=0.01)),
+    ("Adagrad", dict(lr=0.05, weight_decay=0.1, l1=0.01)),
+    ("RMSprop", dict(momentum=0.5)),
+    ("Adadelta", dict(l1=0.01, l1_mode="proximal")),
+    ("Adam", {}),
+    ("Adam", dict(amsgrad=True, weight_decay=0.1, l1=0.01)),
+]
+
+
+@pytest.mark.parametrize("variant", ISA_VARIANTS, ids=_id)
+def test_avx512_and_baseline_loops_bitwise_equal(variant):
+    """The update loops have an AVX-512 clone; it must give the same bits."""
+    if "avx512" not in fastnn.available_isas():
+        pytest.skip("no AVX-512 on this CPU")
+    name, kw = variant
+    rng = np.random.default_rng(12)
+    w0 = rng.standard_normal(100_003).astype(np.float32)    # odd size: vector tails
+    grads = rng.standard_normal((3, w0.size)).astype(np.float32)
+    out = []
+    isa = fastnn.get_isa()
+    try:
+        for path in ("ref", "avx512"):
+            fastnn.set_isa(path)
+            p = Parameter(w0)
+            opt = getattr(optim, name)([p], **kw)
+            for g in grads:
+                p.grad[...] = g
+                opt.step()
+            out.append(p.data)
+    finally:
+        fastnn.set_isa(isa)
+    assert np.array_equal(out[0], out[1])
+
+
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
-def test_clip_norm_one_and_two_threads_bitwise_equal(norm_type, restore_threads):
+def test_clip_norm_and_max_norm_same_bits_on_any_threads_and_isa(norm_type, restore_threads):
     rng = np.random.default_rng(8)
-    g = rng.standard_normal(1_000_003).astype(np.float32)
+    w = rng.standard_normal((1000, 1003)).astype(np.float32)   # odd sizes: vector tails
+    g = rng.standard_normal(w.size).astype(np.float32)
     res = []
-    for nt in (1, 2):
-        fastnn.set_num_threads(nt)
-        p = Parameter(np.zeros_like(g))
-        p.grad[...] = g
-        res.append((clip_grad_norm_([p], 1.0, norm_type), p.grad.copy()))
-    assert res[0][0] == res[1][0]
-    assert np.array_equal(res[0][1], res[1][1])
+    isa = fastnn.get_isa()
+    try:
+        for nt, path in [(1, "ref"), (2, "ref"), (1, isa), (2, isa)]:
+            fastnn.set_num_threads(nt)
+            fastnn.set_isa(path)
+            p = Parameter(w)
+            p.grad[...] = g.reshape(w.shape)
+            total = clip_grad_norm_([p], 1.0, norm_type)
+            optim.max_norm_([p], 30.0)
+            res.append((total, p.grad.copy(), p.data.copy()))
+    finally:
+        fastnn.set_isa(isa)
+    for total, grad, data in res[1:]:
+        assert total == res[0][0]
+        assert np.array_equal(grad, res[0][1]) and np.array_equal(data, res[0][2])
+    assert not np.array_equal(res[0][2], w)                     # some rows were rescaled
 
 
 # ---------------------------------------------------------- state dicts --
