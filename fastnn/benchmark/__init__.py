@@ -150,6 +150,7 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
          f"{','.join(isas)}; against {','.join(against) or 'nothing'}")
     m = machine.measure(threads, quick=args.quick, progress=note, env_note=env_note)
     note(f"machine measured in {m['measure_seconds']:.1f} s")
+    print(report.render_header(m), flush=True)
 
     tctl = harness.ThreadControl()
     for n in tctl.notes:
@@ -184,7 +185,7 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
     summary, per_row = report.evaluate_targets(results, m, run)
     rep = {"machine": m, "run": run, "results": results, "targets": summary,
            "_per_row": per_row}
-    print(report.render_text(rep))
+    print(report.render_text(rep, header=False))
     if args.json:
         with open(args.json, "w") as f:
             f.write(report.to_json(rep))

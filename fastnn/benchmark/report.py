@@ -437,11 +437,12 @@ def skipped_lines(results):
 
 # ------------------------------------------------------------ outputs --
 
-def render_text(report):
-    out = []
-    for label, text in mach.header_lines(report["machine"]):
-        out.append(f"{label:<13} {text}")
-    out.append("")
+def render_header(machine):
+    return "\n".join(f"{label:<13} {text}" for label, text in mach.header_lines(machine)) + "\n"
+
+
+def render_text(report, header=True):
+    out = [render_header(report["machine"])] if header else []
     tabs = [targets_table(report["targets"])] + group_tables(
         report["results"], report["machine"], report["_per_row"])
     for t in tabs:
@@ -450,7 +451,9 @@ def render_text(report):
     if sk:
         out.append("skipped:")
         out += ["  " + s for s in sk]
-    out.append(f"wall time {report['run']['wall_seconds']:.0f} s")
+    la = report["machine"].get("loadavg_after")
+    out.append(f"wall time {report['run']['wall_seconds']:.0f} s"
+               + (", load average after " + " / ".join(f"{x:.2f}" for x in la) if la else ""))
     return "\n".join(out)
 
 
