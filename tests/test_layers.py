@@ -497,3 +497,33 @@ def test_mlp_with_dropout_trains_end_to_end():
             p.data -= 0.1 * p.grad
     model.eval()
     assert float(np.mean((model(x) - t) ** 2)) < 0.05 < losses[0]
+
+
+def test_sequential_skips_the_data_gradient_when_not_wanted():
+    """input_grad=False: leading parameter-free layers are skipped, the first
+    Linear computes dW/db but no dX, and the parameter gradients are the
+    same as with the full backward."""
+    import fastnn
+    from fastnn import nn
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 12)).astype(np.float32)
+    g = rng.standard_normal((16, 3)).astype(np.float32)
+    fastnn.manual_seed(0)
+    m = nn.Sequential(nn.Dropout(0.3), nn.Linear(12, 8), nn.Linear(8, 3))
+    fastnn.manual_seed(5)
+    m.forward(x)
+    dx = m.backward(g)
+    assert dx.shape == x.shape
+    full = [p.grad.copy() for p in m.parameters()]
+    m.zero_grad()
+    m.input_grad = False
+    fastnn.manual_seed(5)
+    m.forward(x)
+    assert m.backward(g) is None
+    for a, p in zip(full, m.parameters()):
+        np.testing.assert_array_equal(a, p.grad)
+    m.input_grad = True
+    m.zero_grad()
+    fastnn.manual_seed(5)
+    m.forward(x)
+    np.testing.assert_array_equal(m.backward(g), dx)

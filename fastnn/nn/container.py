@@ -80,10 +80,22 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out):
+        """Backward through the modules in reverse. When this Sequential's
+        ``input_grad`` is False (the Trainer sets it: nobody needs dL/d(data)),
+        the leading modules without trainable parameters are skipped and the
+        first one with parameters is told not to compute its input gradient
+        (a Linear then saves its dX GEMM); returns None in that case."""
+        mods = list(self._modules.values())
+        first = 0
+        if not self.input_grad:
+            first = next((i for i, m in enumerate(mods)
+                          if any(p.requires_grad for p in m.parameters())), len(mods))
         g = grad_out
-        for m in reversed(list(self._modules.values())):
+        for i in range(len(mods) - 1, first - 1, -1):
+            m = mods[i]
+            object.__setattr__(m, "input_grad", i != first or self.input_grad)
             g = m.backward(g)
-        return g
+        return g if self.input_grad else None
 
 
 class Residual(Module):

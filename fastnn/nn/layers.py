@@ -120,6 +120,8 @@ class Linear(Module):
             _C.sgemm(True, False, o, k, n, 1.0, dy, x, 1.0, gw, None, 0, False)
         if bias is not None and bias.requires_grad:
             bias.grad += dy.sum(axis=0)
+        if not self.input_grad:
+            return None
         dx = np.empty((n, k), dtype=np.float32)     # dX (N,I) = dY (N,O) W (O,I)
         _C.sgemm(False, False, n, k, o, 1.0, dy, w, 0.0, dx, None, 0, False)
         return dx

@@ -47,7 +47,14 @@ class Parameter:
 
 
 class Module:
-    """Base class of every layer and container."""
+    """Base class of every layer and container.
+
+    ``input_grad`` (default True): whether ``backward`` must return the
+    gradient with respect to the input. A container sets it to False on its
+    first trainable child when nobody needs dL/d(input) (the data), so that
+    layer may skip that work and return None."""
+
+    input_grad = True
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
