@@ -302,6 +302,57 @@ def test_param_groups_with_different_hyperparameters():
     np.testing.assert_allclose(b.data, wb, rtol=1e-5, atol=1e-6)
 
 
+GROUP_VARIANTS = [
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05)),
+    ("RMSprop", dict(centered=True, momentum=0.5, l1=0.01)),
+    ("Adadelta", dict(maximize=True)),
+    ("Adam", dict(lr=0.01, amsgrad=True, l1=0.05, l1_mode="proximal", max_norm=1.0)),
+    ("AdamW", dict(lr=0.01)),
+]
+
+
+@pytest.mark.parametrize("variant", GROUP_VARIANTS, ids=_id)
+def test_group_update_equals_separate_updates(variant):
+    """Updating several arrays in one call gives bitwise what separate
+    optimizers give, also when some arrays skip steps (grad None), so that
+    per-array step counts (bias corrections, first momentum step) differ."""
+    name, kw = variant
+    rng = np.random.default_rng(14)
+    shapes = [(5, 7), (7,), (4, 3, 2), (1,)]
+    w0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    together = [Parameter(w) for w in w0]
+    alone = [Parameter(w) for w in w0]
+    opt = getattr(optim, name)(together, **kw)
+    opts = [getattr(optim, name)([p], **kw) for p in alone]
+    for k in range(12):
+        for i, s in enumerate(shapes):
+            g = rng.standard_normal(s).astype(np.float32)
+            skip = (i * k) % 3 == 1               # arrays 1, 2 skip a third of the steps
+            for p in (together[i], alone[i]):
+                if skip:
+                    p.grad = None
+                else:
+                    p.grad = g.copy()
+        opt.step()
+        for o, p in zip(opts, alone):
+            o.step()
+    for a, b in zip(together, alone):
+        assert np.array_equal(a.data, b.data)
+    steps = {opt.state[p].get("step") for p in together}
+    assert name == "SGD" or len(steps) > 1
+
+
+def test_parameters_sharing_memory_raise():
+    base = Parameter(np.ones(10))
+    other = Parameter(np.ones(4))
+    other.data = base.data[2:6]                                  # a view into base
+    other.grad = np.zeros(4, np.float32)
+    opt = optim.Adam([base, other])
+    with pytest.raises(ValueError, match=r"Adam: param\[0\] and param\[1\] share memory"):
+        opt.step()
+
+
 def test_add_param_group_and_lr_changes_take_effect():
     a, b = Parameter(np.ones(3)), Parameter(np.ones(3))
     opt = optim.SGD([a], lr=0.1)
@@ -473,6 +524,29 @@ def test_one_and_two_threads_bitwise_equal(variant, restore_threads):
         out.append(p.data)
     assert np.array_equal(out[0], out[1])
     assert not np.array_equal(out[0], w0)
+
+
+@pytest.mark.parametrize("variant", THREAD_VARIANTS, ids=_id)
+def test_group_of_arrays_one_and_two_threads_bitwise_equal(variant, restore_threads):
+    """A group's arrays are split across threads as one concatenation: the
+    thread boundary falls inside an array of odd size."""
+    name, kw = variant
+    rng = np.random.default_rng(13)
+    shapes = [(17,), (300_001,), (701, 1001), (3, 5)]
+    w0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    out = []
+    for nt in (1, 2):
+        fastnn.set_num_threads(nt)
+        ps = [Parameter(w) for w in w0]
+        opt = getattr(optim, name)(ps, **kw)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad[...] = g
+            opt.step()
+        out.append([p.data for p in ps])
+    for a, b in zip(*out):
+        assert np.array_equal(a, b)
 
 
 ISA_VARIANTS = THREAD_VARIANTS + [
