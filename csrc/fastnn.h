@@ -122,12 +122,15 @@ void fnn_soft_threshold(float *p, ptrdiff_t n, float t);
 /* w (rows, cols): each row whose L2 norm (float64) exceeds max_norm is scaled
  * by max_norm / (norm + 1e-7), as torch.renorm. */
 void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm);
-/* x (n): sum |x|^p in float64 (p > 0 finite), or max |x| for p = inf (NaN if
- * any element is NaN). Fixed block partition: the same on any thread count. */
-double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p);
-/* x (n) *= c. */
-void fnn_scale_inplace(float *x, ptrdiff_t n, float c);
-/* x (n) = min(max(x, lo), hi); NaN stays NaN. */
-void fnn_clamp_inplace(float *x, ptrdiff_t n, float lo, float hi);
+/* count arrays x[k] (n[k]) taken together: *out = sum of |x|^p in float64
+ * (p > 0 finite), or max |x| for p = inf (NaN if any element is NaN). Each
+ * array is summed over a fixed block partition of its own, then the arrays
+ * in order: the same bits on any thread count. FNN_OK or FNN_ENOMEM. */
+int fnn_grad_norm_pow(int count, const float *const *x, const ptrdiff_t *n, double p,
+                      double *out);
+/* x[k] (n[k]) *= c for k < count. */
+void fnn_scale_inplace(int count, float *const *x, const ptrdiff_t *n, float c);
+/* x[k] (n[k]) = min(max(x, lo), hi) for k < count; NaN stays NaN. */
+void fnn_clamp_inplace(int count, float *const *x, const ptrdiff_t *n, float lo, float hi);
 
 #endif

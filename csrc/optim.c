@@ -701,14 +701,30 @@ void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm)
 
 /* ------------------------------------------------------ gradient clips -- */
 
-/* Fixed block partition for reductions: at most NB_MAX blocks of at least
- * BLOCK_MIN elements (multiples of 16), a function of n alone. */
+/* Fixed block partition for reductions: each array is cut into at most
+ * NB_MAX blocks of at least BLOCK_MIN elements (multiples of 16), a
+ * function of its length alone; the blocks of all arrays are shared out
+ * among the threads, and the partials are summed in array and block order. */
 #define NB_MAX 256
 #define BLOCK_MIN 4096
 
+FNN_INLINE ptrdiff_t block_size(ptrdiff_t n)
+{
+    ptrdiff_t bs = (n + NB_MAX - 1) / NB_MAX;
+    bs = (bs + 15) & ~(ptrdiff_t)15;
+    return bs < BLOCK_MIN ? BLOCK_MIN : bs;
+}
+
+FNN_INLINE ptrdiff_t num_blocks(ptrdiff_t n)
+{
+    return n > 0 ? (n + block_size(n) - 1) / block_size(n) : 0;
+}
+
 typedef struct {
-    const float *x;
-    ptrdiff_t n, bs;
+    const float *const *x;
+    const ptrdiff_t *n;
+    const ptrdiff_t *first;  /* first[k]: index of array k's first block */
+    int count;
     double p;
     int kind;                /* 0: |x|^2, 1: |x|, 2: |x|^p, 3: max |x| */
     double *part;
@@ -716,9 +732,14 @@ typedef struct {
 
 DEFINE_BLOCKS(norm, norm_args, {
     (void)k;
+    int arr = 0;
     for (ptrdiff_t b = lo; b < hi; b++) {
-        const ptrdiff_t s = b * a->bs, e = s + a->bs < a->n ? s + a->bs : a->n;
-        const float *x = a->x + s;
+        while (a->first[arr + 1] <= b)       /* the array block b belongs to */
+            arr++;
+        const ptrdiff_t bs = block_size(a->n[arr]);
+        const ptrdiff_t s = (b - a->first[arr]) * bs;
+        const ptrdiff_t e = s + bs < a->n[arr] ? s + bs : a->n[arr];
+        const float *x = a->x[arr] + s;
         switch (a->kind) {
         case 0: a->part[b] = sumsq_f64(x, e - s); break;
         case 1: a->part[b] = sumabs_f64(x, e - s); break;
@@ -728,48 +749,69 @@ DEFINE_BLOCKS(norm, norm_args, {
     }
 })
 
-double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p)
+int fnn_grad_norm_pow(int count, const float *const *x, const ptrdiff_t *n, double p,
+                      double *out)
 {
-    double part[NB_MAX];
-    if (n <= 0)
-        return 0.0;
-    ptrdiff_t bs = (n + NB_MAX - 1) / NB_MAX;
-    bs = (bs + 15) & ~(ptrdiff_t)15;
-    if (bs < BLOCK_MIN)
-        bs = BLOCK_MIN;
-    const int nb = (int)((n + bs - 1) / bs);
-    const int kind = isinf(p) ? 3 : p == 2.0 ? 0 : p == 1.0 ? 1 : 2;
-    int nt = fnn_threads_for((double)n, OPT_THRESHOLD);
-    if (nt > nb)
-        nt = nb;
-    const norm_args args = {x, n, bs, p, kind, part};
-    RUN_ITEMS(norm, nb, nt, args);
-    double total = 0.0;
-    for (int b = 0; b < nb; b++) {
-        if (kind == 3)
-            total = (part[b] > total || part[b] != part[b]) ? part[b] : total;
-        else
-            total += part[b];
+    *out = 0.0;
+    ptrdiff_t *first = malloc(((size_t)count + 1) * sizeof *first);
+    if (!first)
+        return FNN_ENOMEM;
+    first[0] = 0;
+    for (int k = 0; k < count; k++)
+        first[k + 1] = first[k] + num_blocks(n[k]);
+    const ptrdiff_t nb = first[count];
+    double *part = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *part);
+    if (!part) {
+        free(first);
+        return FNN_ENOMEM;
     }
-    return total;
+    const int kind = isinf(p) ? 3 : p == 2.0 ? 0 : p == 1.0 ? 1 : 2;
+    if (nb > 0) {
+        int nt = fnn_threads_for((double)total_elems(count, n), OPT_THRESHOLD);
+        if (nt > nb)
+            nt = (int)nb;
+        const norm_args args = {x, n, first, count, p, kind, part};
+        RUN_ITEMS(norm, nb, nt, args);
+    }
+    double total = 0.0;
+    for (int k = 0; k < count; k++) {
+        double sk = 0.0;                     /* array k, then the running total */
+        for (ptrdiff_t b = first[k]; b < first[k + 1]; b++) {
+            if (kind == 3)
+                sk = (part[b] > sk || part[b] != part[b]) ? part[b] : sk;
+            else
+                sk += part[b];
+        }
+        if (kind == 3)
+            total = (sk > total || sk != sk) ? sk : total;
+        else
+            total += sk;
+    }
+    free(part);
+    free(first);
+    *out = total;
+    return FNN_OK;
 }
 
-void fnn_scale_inplace(float *x, ptrdiff_t n, float c)
+void fnn_scale_inplace(int count, float *const *x, const ptrdiff_t *n, float c)
 {
-    PARALLEL_RANGE(n, {
+    PARALLEL_MULTI(count, n, {
+        float *xk = x[k];
         for (ptrdiff_t i = lo; i < hi; i++)
-            x[i] = x[i] * c;
+            xk[i] = xk[i] * c;
     });
 }
 
-void fnn_clamp_inplace(float *x, ptrdiff_t n, float lo_v, float hi_v)
+void fnn_clamp_inplace(int count, float *const *x, const ptrdiff_t *n, float lo_v,
+                       float hi_v)
 {
-    PARALLEL_RANGE(n, {
+    PARALLEL_MULTI(count, n, {
+        float *xk = x[k];
         for (ptrdiff_t i = lo; i < hi; i++) {
-            float v = x[i];
+            float v = xk[i];
             v = v < lo_v ? lo_v : v;
             v = v > hi_v ? hi_v : v;
-            x[i] = v;
+            xk[i] = v;
         }
     });
 }

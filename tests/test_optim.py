@@ -587,25 +587,29 @@ def test_avx512_and_baseline_loops_bitwise_equal(variant):
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
 def test_clip_norm_and_max_norm_same_bits_on_any_threads_and_isa(norm_type, restore_threads):
     rng = np.random.default_rng(8)
-    w = rng.standard_normal((1000, 1003)).astype(np.float32)   # odd sizes: vector tails
-    g = rng.standard_normal(w.size).astype(np.float32)
+    shapes = [(1000, 1003), (7,), (0,), (3, 33333), (5000,)]      # odd sizes: vector tails
+    ws = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    gs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     res = []
     isa = fastnn.get_isa()
     try:
         for nt, path in [(1, "ref"), (2, "ref"), (1, isa), (2, isa)]:
             fastnn.set_num_threads(nt)
             fastnn.set_isa(path)
-            p = Parameter(w)
-            p.grad[...] = g.reshape(w.shape)
-            total = clip_grad_norm_([p], 1.0, norm_type)
-            optim.max_norm_([p], 30.0)
-            res.append((total, p.grad.copy(), p.data.copy()))
+            ps = [Parameter(w) for w in ws]
+            for p, g in zip(ps, gs):
+                p.grad[...] = g
+            total = clip_grad_norm_(ps, 1.0, norm_type)
+            optim.max_norm_(ps, 30.0)
+            res.append((total, [p.grad.copy() for p in ps], [p.data.copy() for p in ps]))
     finally:
         fastnn.set_isa(isa)
-    for total, grad, data in res[1:]:
+    for total, grads, datas in res[1:]:
         assert total == res[0][0]
-        assert np.array_equal(grad, res[0][1]) and np.array_equal(data, res[0][2])
-    assert not np.array_equal(res[0][2], w)                     # some rows were rescaled
+        assert all(np.array_equal(a, b) for a, b in zip(grads, res[0][1]))
+        assert all(np.array_equal(a, b) for a, b in zip(datas, res[0][2]))
+    assert not np.array_equal(res[0][2][0], ws[0])              # some rows were rescaled
+    assert not np.array_equal(res[0][1][0], gs[0])              # the grads were clipped
 
 
 # ---------------------------------------------------------- state dicts --
@@ -800,6 +804,12 @@ def test_clip_grad_norm_arguments():
         clip_grad_norm_(ps, "1")
     with pytest.raises(TypeError, match=r"clip_grad_norm_: parameters\[0\]"):
         clip_grad_norm_([np.ones(3)], 1.0)
+    shared = Parameter(np.ones(6))
+    view = Parameter(np.ones(2))
+    view.grad = shared.grad[1:3]
+    shared.grad[...] = 10.0
+    with pytest.raises(ValueError, match=r"clip_grad_norm_: grad\[0\] and grad\[1\] share"):
+        clip_grad_norm_([shared, view], 1.0)
     assert clip_grad_norm_([], 1.0) == 0.0
     single = _grad_params()[0]
     want = np.sqrt((single.grad.astype(F64) ** 2).sum())

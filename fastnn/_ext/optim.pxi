@@ -29,9 +29,10 @@ cdef extern from "fastnn.h" nogil:
                        double beta2, double eps, fnn_optim_reg reg)
     void fnn_soft_threshold(float *p, Py_ssize_t n, float t)
     void fnn_max_norm_rows(float *w, Py_ssize_t rows, Py_ssize_t cols, float max_norm)
-    double fnn_grad_norm_pow(const float *x, Py_ssize_t n, double p)
-    void fnn_scale_inplace(float *x, Py_ssize_t n, float c)
-    void fnn_clamp_inplace(float *x, Py_ssize_t n, float lo, float hi)
+    int fnn_grad_norm_pow(int count, const float **x, const Py_ssize_t *n, double p,
+                          double *out)
+    void fnn_scale_inplace(int count, float **x, const Py_ssize_t *n, float c)
+    void fnn_clamp_inplace(int count, float **x, const Py_ssize_t *n, float lo, float hi)
 
 
 cdef float _opt_dummy = 0.0
@@ -298,25 +299,35 @@ def max_norm_rows(w, Py_ssize_t rows, Py_ssize_t cols, double max_norm, str who=
         fnn_max_norm_rows(pw, rows, cols, <float>max_norm)
 
 
-def grad_norm_pow(x, double p, str who="clip_grad_norm_"):
-    """sum |x|^p (float64), or max |x| when p is inf."""
-    cdef Py_ssize_t n = _opt_n(x, who)
-    cdef const float *px = _opt_buf(x, n, who, "grad", False)
-    cdef double out
+def grad_norm_pow(list grads, double p, str who="clip_grad_norm_"):
+    """Over all the arrays together: sum |x|^p (float64), or max |x| when p
+    is inf."""
+    cdef int count = len(grads)
+    cdef _OptBatch b = _OptBatch(count, 1)
+    b.add(grads, who, "grad", False)
+    cdef double out = 0.0
+    cdef int status
     with nogil:
-        out = fnn_grad_norm_pow(px, n, p)
+        status = fnn_grad_norm_pow(count, <const float **>b.slot(0), b.n, p, &out)
+    check_status(status)
     return out
 
 
-def scale_inplace(x, double c, str who="clip_grad_norm_"):
-    cdef Py_ssize_t n = _opt_n(x, who)
-    cdef float *px = _opt_buf(x, n, who, "grad", True)
+def scale_inplace(list grads, double c, str who="clip_grad_norm_"):
+    """Every array *= c, in place."""
+    cdef int count = len(grads)
+    cdef _OptBatch b = _OptBatch(count, 1)
+    b.add(grads, who, "grad", True)
+    b.disjoint(who)
     with nogil:
-        fnn_scale_inplace(px, n, <float>c)
+        fnn_scale_inplace(count, b.slot(0), b.n, <float>c)
 
 
-def clamp_inplace(x, double lo, double hi, str who="clip_grad_value_"):
-    cdef Py_ssize_t n = _opt_n(x, who)
-    cdef float *px = _opt_buf(x, n, who, "grad", True)
+def clamp_inplace(list grads, double lo, double hi, str who="clip_grad_value_"):
+    """Every array clamped to [lo, hi], in place (NaN stays NaN)."""
+    cdef int count = len(grads)
+    cdef _OptBatch b = _OptBatch(count, 1)
+    b.add(grads, who, "grad", True)
+    b.disjoint(who)
     with nogil:
-        fnn_clamp_inplace(px, n, <float>lo, <float>hi)
+        fnn_clamp_inplace(count, b.slot(0), b.n, <float>lo, <float>hi)
