@@ -15,10 +15,12 @@
  *   ... the optimizer's own update of state and p ...
  *   p <- sign(p) * max(|p| - prox, 0)    (proximal L1: soft-thresholding)
  *
- * Work is split into contiguous element ranges, one per thread, on 16-element
- * boundaries; every element's arithmetic is the same whichever thread does
- * it, so results do not depend on the thread count. Reductions (norms) sum
- * float64 partials over a fixed block partition that depends only on n. */
+ * An update takes all the arrays of a param group at once and runs one
+ * parallel region over their concatenation, cut into contiguous ranges, one
+ * per thread, on 16-element boundaries; every element's arithmetic is the
+ * same whichever thread (and vector lane or scalar tail) does it, so results
+ * do not depend on the thread count. Reductions (norms) sum float64 partials
+ * over a fixed block partition that depends only on the array lengths. */
 #include "fastnn.h"
 
 #include <math.h>
