@@ -5,6 +5,7 @@ from .runtime import (available_isas, get_isa, get_num_threads, info,  # noqa: F
                       manual_seed, set_isa, set_num_threads)
 from .runtime import _init_from_env
 from . import nn, ops  # noqa: F401
+from . import optim  # noqa: F401
 
 _init_from_env()
 del _init_from_env
