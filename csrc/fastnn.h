@@ -224,44 +224,55 @@ typedef struct {
     int maximize;         /* ascend: negate the gradient first */
 } fnn_optim_reg;
 
-/* All arrays (n) float32, distinct, updated in place. Hyper-parameters come
- * as double (complements such as 1 - beta are formed in double, as torch
- * does) and are rounded to float for the float32 arithmetic.
- * SGD: buf (n) is the momentum buffer, NULL when momentum == 0; init_buf:
- * first step, buf = g. nesterov: p -= lr * (g + momentum * buf). */
-void fnn_sgd_step(float *p, const float *g, float *buf, ptrdiff_t n, double lr,
-                  double momentum, double dampening, int nesterov, int init_buf,
-                  fnn_optim_reg reg);
-/* Adagrad: sum (n) += g*g; p -= clr * g / (sqrt(sum) + eps). */
-void fnn_adagrad_step(float *p, const float *g, float *sum, ptrdiff_t n,
-                      double clr, double eps, fnn_optim_reg reg);
-/* RMSprop: square_avg (n); grad_avg (n) or NULL (centered off); buf (n) or
- * NULL (momentum == 0). */
-void fnn_rmsprop_step(float *p, const float *g, float *square_avg,
-                      float *grad_avg, float *buf, ptrdiff_t n, double lr,
-                      double alpha, double eps, double momentum, fnn_optim_reg reg);
-/* Adadelta: square_avg (n), acc_delta (n). */
-void fnn_adadelta_step(float *p, const float *g, float *square_avg,
-                       float *acc_delta, ptrdiff_t n, double lr, double rho,
-                       double eps, fnn_optim_reg reg);
-/* Adam/AdamW: exp_avg, exp_avg_sq (n); max_exp_avg_sq (n) or NULL (amsgrad
- * off). step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t):
+/* The update of one param group: `count` parameter arrays, array k with
+ * n[k] elements; p[k], g[k] and each state array [k] are float32 (n[k]),
+ * all distinct, updated in place, one parallel region for the whole group.
+ * Hyper-parameters come as double (complements such as 1 - beta are formed
+ * in double, as torch does) and are rounded to float for the float32
+ * arithmetic; per-array scalars come as arrays of `count`.
+ * SGD: buf[k] (n[k]) momentum buffers, or buf == NULL when momentum == 0;
+ * init_buf[k]: first step of array k, buf = g (NULL without momentum).
+ * nesterov: p -= lr * (g + momentum * buf). */
+void fnn_sgd_step(int count, float *const *p, const float *const *g, float *const *buf,
+                  const int *init_buf, const ptrdiff_t *n, double lr, double momentum,
+                  double dampening, int nesterov, fnn_optim_reg reg);
+/* Adagrad: sum[k] (n[k]) += g*g; p -= clr[k] * g / (sqrt(sum) + eps). */
+void fnn_adagrad_step(int count, float *const *p, const float *const *g, float *const *sum,
+                      const ptrdiff_t *n, const double *clr, double eps, fnn_optim_reg reg);
+/* RMSprop: square_avg[k] (n[k]); grad_avg[k] (n[k]), or grad_avg == NULL
+ * (not centered); buf[k] (n[k]), or buf == NULL (momentum == 0). */
+void fnn_rmsprop_step(int count, float *const *p, const float *const *g,
+                      float *const *square_avg, float *const *grad_avg, float *const *buf,
+                      const ptrdiff_t *n, double lr, double alpha, double eps,
+                      double momentum, fnn_optim_reg reg);
+/* Adadelta: square_avg[k], acc_delta[k] (n[k]). */
+void fnn_adadelta_step(int count, float *const *p, const float *const *g,
+                       float *const *square_avg, float *const *acc_delta,
+                       const ptrdiff_t *n, double lr, double rho, double eps,
+                       fnn_optim_reg reg);
+/* Adam/AdamW: exp_avg[k], exp_avg_sq[k] (n[k]); max_exp_avg_sq[k] (n[k]),
+ * or max_exp_avg_sq == NULL (amsgrad off). Per array k at its step t:
+ * step_size[k] = lr / (1 - beta1^t), bc2_sqrt[k] = sqrt(1 - beta2^t);
  * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
-void fnn_adam_step(float *p, const float *g, float *exp_avg, float *exp_avg_sq,
-                   float *max_exp_avg_sq, ptrdiff_t n, double beta1, double beta2,
-                   double step_size, double bc2_sqrt, double eps, fnn_optim_reg reg);
+void fnn_adam_step(int count, float *const *p, const float *const *g, float *const *exp_avg,
+                   float *const *exp_avg_sq, float *const *max_exp_avg_sq, const ptrdiff_t *n,
+                   const double *step_size, const double *bc2_sqrt, double beta1,
+                   double beta2, double eps, fnn_optim_reg reg);
 /* p (n) = sign(p) * max(|p| - t, 0). */
 void fnn_soft_threshold(float *p, ptrdiff_t n, float t);
 /* w (rows, cols): each row whose L2 norm (float64) exceeds max_norm is scaled
  * by max_norm / (norm + 1e-7), as torch.renorm. */
 void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm);
-/* x (n): sum |x|^p in float64 (p > 0 finite), or max |x| for p = inf (NaN if
- * any element is NaN). Fixed block partition: the same on any thread count. */
-double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p);
-/* x (n) *= c. */
-void fnn_scale_inplace(float *x, ptrdiff_t n, float c);
-/* x (n) = min(max(x, lo), hi); NaN stays NaN. */
-void fnn_clamp_inplace(float *x, ptrdiff_t n, float lo, float hi);
+/* count arrays x[k] (n[k]) taken together: *out = sum of |x|^p in float64
+ * (p > 0 finite), or max |x| for p = inf (NaN if any element is NaN). Each
+ * array is summed over a fixed block partition of its own, then the arrays
+ * in order: the same bits on any thread count. FNN_OK or FNN_ENOMEM. */
+int fnn_grad_norm_pow(int count, const float *const *x, const ptrdiff_t *n, double p,
+                      double *out);
+/* x[k] (n[k]) *= c for k < count. */
+void fnn_scale_inplace(int count, float *const *x, const ptrdiff_t *n, float c);
+/* x[k] (n[k]) = min(max(x, lo), hi) for k < count; NaN stays NaN. */
+void fnn_clamp_inplace(int count, float *const *x, const ptrdiff_t *n, float lo, float hi);
 
 /* -------------------------------------------------------------- bench.c -- */
 

@@ -15,10 +15,12 @@
  *   ... the optimizer's own update of state and p ...
  *   p <- sign(p) * max(|p| - prox, 0)    (proximal L1: soft-thresholding)
  *
- * Work is split into contiguous element ranges, one per thread, on 16-element
- * boundaries; every element's arithmetic is the same whichever thread does
- * it, so results do not depend on the thread count. Reductions (norms) sum
- * float64 partials over a fixed block partition that depends only on n. */
+ * An update takes all the arrays of a param group at once and runs one
+ * parallel region over their concatenation, cut into contiguous ranges, one
+ * per thread, on 16-element boundaries; every element's arithmetic is the
+ * same whichever thread (and vector lane or scalar tail) does it, so results
+ * do not depend on the thread count. Reductions (norms) sum float64 partials
+ * over a fixed block partition that depends only on the array lengths. */
 #include "fastnn.h"
 
 #include <math.h>
@@ -71,6 +73,40 @@ FNN_INLINE void split_range(ptrdiff_t n, int t, int nt, ptrdiff_t *lo, ptrdiff_t
         fnn_ftz_leave(ftz_);                                               \
     } while (0)
 #endif
+
+/* Run body(k, lo, hi) over `count` arrays, array k of n[k] elements, in ONE
+ * parallel region: the concatenation of the arrays is split like a single
+ * array, and each thread runs over the pieces of the arrays its range
+ * covers. One fork/join per optimizer step instead of one per parameter. */
+FNN_INLINE ptrdiff_t total_elems(int count, const ptrdiff_t *n)
+{
+    ptrdiff_t t = 0;
+    for (int k = 0; k < count; k++)
+        t += n[k];
+    return t;
+}
+
+#define FOR_PIECES(count, n, glo, ghi, ...)                                \
+    do {                                                                   \
+        ptrdiff_t base_ = 0;                                               \
+        for (int k = 0; k < (count) && base_ < (ghi); base_ += (n)[k], k++) { \
+            ptrdiff_t lo = (glo) - base_, hi = (ghi) - base_;              \
+            lo = lo < 0 ? 0 : lo;                                          \
+            hi = hi > (n)[k] ? (n)[k] : hi;                                \
+            if (lo < hi) {                                                 \
+                __VA_ARGS__;                                               \
+            }                                                              \
+        }                                                                  \
+    } while (0)
+
+#define PARALLEL_MULTI(count, n, ...)                                      \
+    do {                                                                   \
+        const ptrdiff_t total_ = total_elems((count), (n));                \
+        PARALLEL_RANGE(total_, {                                           \
+            const ptrdiff_t glo_ = lo, ghi_ = hi;                          \
+            FOR_PIECES(count, n, glo_, ghi_, __VA_ARGS__);                 \
+        });                                                                \
+    } while (0)
 
 /* ------------------------------------------------- shared element steps -- */
 
@@ -147,30 +183,39 @@ static int reg_level(const fnn_optim_reg *r)
 #else
 #define OPT_WIDE_ATTR __attribute__((target("avx512f,prefer-vector-width=512")))
 #endif
-/* name##_block(args, lo, hi) and its AVX-512 twin name##_block_wide. */
+/* name##_block(args, k, lo, hi): elements [lo, hi) of array k (the
+ * reductions use k = 0 and items for lo, hi), and its AVX-512 twin
+ * name##_block_wide. RUN_MULTI runs one over `count` arrays of n[k]. */
 #define DEFINE_BLOCKS(name, args_t, ...)                                   \
-    static void name##_block(const args_t *a, ptrdiff_t lo, ptrdiff_t hi)  \
+    static void name##_block(const args_t *a, int k, ptrdiff_t lo,         \
+                             ptrdiff_t hi)                                 \
     __VA_ARGS__                                                            \
-    OPT_WIDE_ATTR static void name##_block_wide(const args_t *a,           \
+    OPT_WIDE_ATTR static void name##_block_wide(const args_t *a, int k,    \
                                                 ptrdiff_t lo, ptrdiff_t hi) \
     __VA_ARGS__
-#define RUN_BLOCKS(name, n, args)                                          \
+#define RUN_MULTI(name, count, n, args)                                    \
     do {                                                                   \
         const int wide_ = fnn_get_isa() == FNN_ISA_AVX512;                 \
-        PARALLEL_RANGE(n, {                                                \
+        PARALLEL_MULTI(count, n, {                                         \
             if (wide_)                                                     \
-                name##_block_wide(&(args), lo, hi);                        \
+                name##_block_wide(&(args), k, lo, hi);                     \
             else                                                           \
-                name##_block(&(args), lo, hi);                             \
+                name##_block(&(args), k, lo, hi);                          \
         });                                                                \
     } while (0)
 #else
 #define DEFINE_BLOCKS(name, args_t, ...)                                   \
-    static void name##_block(const args_t *a, ptrdiff_t lo, ptrdiff_t hi)  \
+    static void name##_block(const args_t *a, int k, ptrdiff_t lo,         \
+                             ptrdiff_t hi)                                 \
     __VA_ARGS__
-#define RUN_BLOCKS(name, n, args)                                          \
-    PARALLEL_RANGE(n, { name##_block(&(args), lo, hi); })
+#define RUN_MULTI(name, count, n, args)                                    \
+    PARALLEL_MULTI(count, n, { name##_block(&(args), k, lo, hi); })
 #endif
+
+/* The public step functions below take `count` parameter arrays: array k
+ * has n[k] elements, and p[k], g[k] and every state array [k] hold n[k]
+ * floats. Per-array scalars (bias corrections, first-step flags) come as
+ * arrays of count; the rest is shared by the whole param group. */
 
 /* ---------------------------------------------------------------- SGD -- */
 
@@ -201,16 +246,17 @@ FNN_INLINE void sgd_range(float *FNN_RESTRICT p, const float *FNN_RESTRICT g,
 }
 
 typedef struct {
-    float *p; const float *g; float *buf;
+    float *const *p; const float *const *g; float *const *buf;
+    const int *init_buf;
     float lr, momentum, keep;
-    int nesterov, init_buf, level;
+    int nesterov, level;
     reg_vals r;
 } sgd_args;
 
 /* every (level, momentum, nesterov) combination compiled apart */
-#define SGD_M(L, N) sgd_range(a->p, a->g, a->buf, lo, hi, a->lr, a->momentum, a->keep, N, \
-                              a->init_buf, a->r, L, 1)
-#define SGD_0(L) sgd_range(a->p, a->g, NULL, lo, hi, a->lr, 0.0f, 0.0f, 0, 0, a->r, L, 0)
+#define SGD_M(L, N) sgd_range(a->p[k], a->g[k], a->buf[k], lo, hi, a->lr, a->momentum, \
+                              a->keep, N, a->init_buf[k], a->r, L, 1)
+#define SGD_0(L) sgd_range(a->p[k], a->g[k], NULL, lo, hi, a->lr, 0.0f, 0.0f, 0, 0, a->r, L, 0)
 DEFINE_BLOCKS(sgd, sgd_args, {
     if (a->buf) {
         switch (a->level * 2 + a->nesterov) {
@@ -232,13 +278,14 @@ DEFINE_BLOCKS(sgd, sgd_args, {
 #undef SGD_M
 #undef SGD_0
 
-void fnn_sgd_step(float *p, const float *g, float *buf, ptrdiff_t n, double lr,
-                  double momentum, double dampening, int nesterov, int init_buf,
-                  fnn_optim_reg reg)
+void fnn_sgd_step(int count, float *const *p, const float *const *g, float *const *buf,
+                  const int *init_buf, const ptrdiff_t *n, double lr, double momentum,
+                  double dampening, int nesterov, fnn_optim_reg reg)
 {
-    const sgd_args args = {p, g, buf, (float)lr, (float)momentum, (float)(1.0 - dampening),
-                           nesterov != 0, init_buf, reg_level(&reg), reg_load(&reg)};
-    RUN_BLOCKS(sgd, n, args);
+    const sgd_args args = {p, g, buf, init_buf, (float)lr, (float)momentum,
+                           (float)(1.0 - dampening), nesterov != 0, reg_level(&reg),
+                           reg_load(&reg)};
+    RUN_MULTI(sgd, count, n, args);
 }
 
 /* ------------------------------------------------------------ Adagrad -- */
@@ -263,13 +310,15 @@ FNN_INLINE void adagrad_range(float *FNN_RESTRICT p, const float *FNN_RESTRICT g
 }
 
 typedef struct {
-    float *p; const float *g; float *sum;
-    float clr, eps;
+    float *const *p; const float *const *g; float *const *sum;
+    const double *clr;
+    float eps;
     int level;
     reg_vals r;
 } adagrad_args;
 
-#define ADAGRAD(L) adagrad_range(a->p, a->g, a->sum, lo, hi, a->clr, a->eps, a->r, L)
+#define ADAGRAD(L) adagrad_range(a->p[k], a->g[k], a->sum[k], lo, hi, (float)a->clr[k], \
+                                 a->eps, a->r, L)
 DEFINE_BLOCKS(adagrad, adagrad_args, {
     switch (a->level) {
     case 0: ADAGRAD(0); break;
@@ -279,12 +328,11 @@ DEFINE_BLOCKS(adagrad, adagrad_args, {
 })
 #undef ADAGRAD
 
-void fnn_adagrad_step(float *p, const float *g, float *sum, ptrdiff_t n,
-                      double clr, double eps, fnn_optim_reg reg)
+void fnn_adagrad_step(int count, float *const *p, const float *const *g, float *const *sum,
+                      const ptrdiff_t *n, const double *clr, double eps, fnn_optim_reg reg)
 {
-    const adagrad_args args = {p, g, sum, (float)clr, (float)eps, reg_level(&reg),
-                               reg_load(&reg)};
-    RUN_BLOCKS(adagrad, n, args);
+    const adagrad_args args = {p, g, sum, clr, (float)eps, reg_level(&reg), reg_load(&reg)};
+    RUN_MULTI(adagrad, count, n, args);
 }
 
 /* ------------------------------------------------------------ RMSprop -- */
@@ -325,16 +373,16 @@ FNN_INLINE void rmsprop_range(float *FNN_RESTRICT p, const float *FNN_RESTRICT g
 }
 
 typedef struct {
-    float *p; const float *g; float *sq, *gavg, *buf;
+    float *const *p; const float *const *g; float *const *sq, *const *gavg, *const *buf;
     float lr, alpha, one_m_alpha, eps, momentum;
     int sel;                 /* level * 4 + centered * 2 + momentum */
     reg_vals r;
 } rmsprop_args;
 
 /* every (level, centered, momentum) combination compiled apart */
-#define RMS(G, C, M) rmsprop_range(a->p, a->g, a->sq, a->gavg, a->buf, lo, hi, a->lr, \
-                                   a->alpha, a->one_m_alpha, a->eps, a->momentum, a->r, \
-                                   G, C, M)
+#define RMS(L, C, M) rmsprop_range(a->p[k], a->g[k], a->sq[k], C ? a->gavg[k] : NULL,     \
+                                   M ? a->buf[k] : NULL, lo, hi, a->lr, a->alpha,          \
+                                   a->one_m_alpha, a->eps, a->momentum, a->r, L, C, M)
 DEFINE_BLOCKS(rmsprop, rmsprop_args, {
     switch (a->sel) {
     case 0: RMS(0, 0, 0); break;
@@ -353,15 +401,16 @@ DEFINE_BLOCKS(rmsprop, rmsprop_args, {
 })
 #undef RMS
 
-void fnn_rmsprop_step(float *p, const float *g, float *square_avg,
-                      float *grad_avg, float *buf, ptrdiff_t n, double lr,
-                      double alpha, double eps, double momentum, fnn_optim_reg reg)
+void fnn_rmsprop_step(int count, float *const *p, const float *const *g,
+                      float *const *square_avg, float *const *grad_avg, float *const *buf,
+                      const ptrdiff_t *n, double lr, double alpha, double eps,
+                      double momentum, fnn_optim_reg reg)
 {
     const rmsprop_args args = {
         p, g, square_avg, grad_avg, buf, (float)lr, (float)alpha, (float)(1.0 - alpha),
         (float)eps, (float)momentum,
         reg_level(&reg) * 4 + (grad_avg ? 2 : 0) + (buf ? 1 : 0), reg_load(&reg)};
-    RUN_BLOCKS(rmsprop, n, args);
+    RUN_MULTI(rmsprop, count, n, args);
 }
 
 /* ----------------------------------------------------------- Adadelta -- */
@@ -389,14 +438,14 @@ FNN_INLINE void adadelta_range(float *FNN_RESTRICT p, const float *FNN_RESTRICT 
 }
 
 typedef struct {
-    float *p; const float *g; float *sq, *acc;
+    float *const *p; const float *const *g; float *const *sq, *const *acc;
     float lr, rho, one_m_rho, eps;
     int level;
     reg_vals r;
 } adadelta_args;
 
-#define ADADELTA(L) adadelta_range(a->p, a->g, a->sq, a->acc, lo, hi, a->lr, a->rho, \
-                                   a->one_m_rho, a->eps, a->r, L)
+#define ADADELTA(L) adadelta_range(a->p[k], a->g[k], a->sq[k], a->acc[k], lo, hi, a->lr, \
+                                   a->rho, a->one_m_rho, a->eps, a->r, L)
 DEFINE_BLOCKS(adadelta, adadelta_args, {
     switch (a->level) {
     case 0: ADADELTA(0); break;
@@ -406,14 +455,15 @@ DEFINE_BLOCKS(adadelta, adadelta_args, {
 })
 #undef ADADELTA
 
-void fnn_adadelta_step(float *p, const float *g, float *square_avg,
-                       float *acc_delta, ptrdiff_t n, double lr, double rho,
-                       double eps, fnn_optim_reg reg)
+void fnn_adadelta_step(int count, float *const *p, const float *const *g,
+                       float *const *square_avg, float *const *acc_delta,
+                       const ptrdiff_t *n, double lr, double rho, double eps,
+                       fnn_optim_reg reg)
 {
     const adadelta_args args = {p, g, square_avg, acc_delta, (float)lr, (float)rho,
                                 (float)(1.0 - rho), (float)eps, reg_level(&reg),
                                 reg_load(&reg)};
-    RUN_BLOCKS(adadelta, n, args);
+    RUN_MULTI(adadelta, count, n, args);
 }
 
 /* --------------------------------------------------------- Adam/AdamW -- */
@@ -449,14 +499,16 @@ FNN_INLINE void adam_range(float *FNN_RESTRICT p, const float *FNN_RESTRICT g,
 }
 
 typedef struct {
-    float *p; const float *g; float *m, *v, *vmax;
-    float w1, beta2, w2, step_size, bc2_sqrt, eps;
+    float *const *p; const float *const *g; float *const *m, *const *v, *const *vmax;
+    const double *step_size, *bc2_sqrt;
+    float w1, beta2, w2, eps;
     int sel;                 /* level * 2 + amsgrad */
     reg_vals r;
 } adam_args;
 
-#define ADAM(G, A) adam_range(a->p, a->g, a->m, a->v, a->vmax, lo, hi, a->w1, a->beta2, \
-                              a->w2, a->step_size, a->bc2_sqrt, a->eps, a->r, G, A)
+#define ADAM(L, A) adam_range(a->p[k], a->g[k], a->m[k], a->v[k], A ? a->vmax[k] : NULL, lo, \
+                              hi, a->w1, a->beta2, a->w2, (float)a->step_size[k],              \
+                              (float)a->bc2_sqrt[k], a->eps, a->r, L, A)
 DEFINE_BLOCKS(adam, adam_args, {
     switch (a->sel) {
     case 0: ADAM(0, 0); break;
@@ -469,15 +521,16 @@ DEFINE_BLOCKS(adam, adam_args, {
 })
 #undef ADAM
 
-void fnn_adam_step(float *p, const float *g, float *exp_avg, float *exp_avg_sq,
-                   float *max_exp_avg_sq, ptrdiff_t n, double beta1, double beta2,
-                   double step_size, double bc2_sqrt, double eps, fnn_optim_reg reg)
+void fnn_adam_step(int count, float *const *p, const float *const *g, float *const *exp_avg,
+                   float *const *exp_avg_sq, float *const *max_exp_avg_sq, const ptrdiff_t *n,
+                   const double *step_size, const double *bc2_sqrt, double beta1,
+                   double beta2, double eps, fnn_optim_reg reg)
 {
     const adam_args args = {
-        p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, (float)(1.0 - beta1), (float)beta2,
-        (float)(1.0 - beta2), (float)step_size, (float)bc2_sqrt, (float)eps,
+        p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, step_size, bc2_sqrt,
+        (float)(1.0 - beta1), (float)beta2, (float)(1.0 - beta2), (float)eps,
         reg_level(&reg) * 2 + (max_exp_avg_sq ? 1 : 0), reg_load(&reg)};
-    RUN_BLOCKS(adam, n, args);
+    RUN_MULTI(adam, count, n, args);
 }
 
 /* -------------------------------------------------------- constraints -- */
@@ -530,14 +583,14 @@ FNN_INLINE void split_items(ptrdiff_t count, int t, int nt, ptrdiff_t *lo, ptrdi
         const int wide_ = fnn_get_isa() == FNN_ISA_AVX512;                 \
         PARALLEL_ITEMS(count, nt, {                                        \
             if (wide_)                                                     \
-                name##_block_wide(&(args), lo, hi);                        \
+                name##_block_wide(&(args), 0, lo, hi);                     \
             else                                                           \
-                name##_block(&(args), lo, hi);                             \
+                name##_block(&(args), 0, lo, hi);                          \
         });                                                                \
     } while (0)
 #else
 #define RUN_ITEMS(name, count, nt, args)                                   \
-    PARALLEL_ITEMS(count, nt, { name##_block(&(args), lo, hi); })
+    PARALLEL_ITEMS(count, nt, { name##_block(&(args), 0, lo, hi); })
 #endif
 
 /* Reductions keep LANES independent float64 accumulators, lane j taking
@@ -625,6 +678,7 @@ typedef struct {
 } maxnorm_args;
 
 DEFINE_BLOCKS(maxnorm, maxnorm_args, {
+    (void)k;
     for (ptrdiff_t r = lo; r < hi; r++) {
         float *row = a->w + r * a->cols;
         double norm = sqrt(sumsq_f64(row, a->cols));
@@ -649,23 +703,45 @@ void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm)
 
 /* ------------------------------------------------------ gradient clips -- */
 
-/* Fixed block partition for reductions: at most NB_MAX blocks of at least
- * BLOCK_MIN elements (multiples of 16), a function of n alone. */
+/* Fixed block partition for reductions: each array is cut into at most
+ * NB_MAX blocks of at least BLOCK_MIN elements (multiples of 16), a
+ * function of its length alone; the blocks of all arrays are shared out
+ * among the threads, and the partials are summed in array and block order. */
 #define NB_MAX 256
 #define BLOCK_MIN 4096
 
+FNN_INLINE ptrdiff_t block_size(ptrdiff_t n)
+{
+    ptrdiff_t bs = (n + NB_MAX - 1) / NB_MAX;
+    bs = (bs + 15) & ~(ptrdiff_t)15;
+    return bs < BLOCK_MIN ? BLOCK_MIN : bs;
+}
+
+FNN_INLINE ptrdiff_t num_blocks(ptrdiff_t n)
+{
+    return n > 0 ? (n + block_size(n) - 1) / block_size(n) : 0;
+}
+
 typedef struct {
-    const float *x;
-    ptrdiff_t n, bs;
+    const float *const *x;
+    const ptrdiff_t *n;
+    const ptrdiff_t *first;  /* first[k]: index of array k's first block */
+    int count;
     double p;
     int kind;                /* 0: |x|^2, 1: |x|, 2: |x|^p, 3: max |x| */
     double *part;
 } norm_args;
 
 DEFINE_BLOCKS(norm, norm_args, {
+    (void)k;
+    int arr = 0;
     for (ptrdiff_t b = lo; b < hi; b++) {
-        const ptrdiff_t s = b * a->bs, e = s + a->bs < a->n ? s + a->bs : a->n;
-        const float *x = a->x + s;
+        while (a->first[arr + 1] <= b)       /* the array block b belongs to */
+            arr++;
+        const ptrdiff_t bs = block_size(a->n[arr]);
+        const ptrdiff_t s = (b - a->first[arr]) * bs;
+        const ptrdiff_t e = s + bs < a->n[arr] ? s + bs : a->n[arr];
+        const float *x = a->x[arr] + s;
         switch (a->kind) {
         case 0: a->part[b] = sumsq_f64(x, e - s); break;
         case 1: a->part[b] = sumabs_f64(x, e - s); break;
@@ -675,48 +751,69 @@ DEFINE_BLOCKS(norm, norm_args, {
     }
 })
 
-double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p)
+int fnn_grad_norm_pow(int count, const float *const *x, const ptrdiff_t *n, double p,
+                      double *out)
 {
-    double part[NB_MAX];
-    if (n <= 0)
-        return 0.0;
-    ptrdiff_t bs = (n + NB_MAX - 1) / NB_MAX;
-    bs = (bs + 15) & ~(ptrdiff_t)15;
-    if (bs < BLOCK_MIN)
-        bs = BLOCK_MIN;
-    const int nb = (int)((n + bs - 1) / bs);
-    const int kind = isinf(p) ? 3 : p == 2.0 ? 0 : p == 1.0 ? 1 : 2;
-    int nt = fnn_threads_for((double)n, OPT_THRESHOLD);
-    if (nt > nb)
-        nt = nb;
-    const norm_args args = {x, n, bs, p, kind, part};
-    RUN_ITEMS(norm, nb, nt, args);
-    double total = 0.0;
-    for (int b = 0; b < nb; b++) {
-        if (kind == 3)
-            total = (part[b] > total || part[b] != part[b]) ? part[b] : total;
-        else
-            total += part[b];
+    *out = 0.0;
+    ptrdiff_t *first = malloc(((size_t)count + 1) * sizeof *first);
+    if (!first)
+        return FNN_ENOMEM;
+    first[0] = 0;
+    for (int k = 0; k < count; k++)
+        first[k + 1] = first[k] + num_blocks(n[k]);
+    const ptrdiff_t nb = first[count];
+    double *part = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *part);
+    if (!part) {
+        free(first);
+        return FNN_ENOMEM;
     }
-    return total;
+    const int kind = isinf(p) ? 3 : p == 2.0 ? 0 : p == 1.0 ? 1 : 2;
+    if (nb > 0) {
+        int nt = fnn_threads_for((double)total_elems(count, n), OPT_THRESHOLD);
+        if (nt > nb)
+            nt = (int)nb;
+        const norm_args args = {x, n, first, count, p, kind, part};
+        RUN_ITEMS(norm, nb, nt, args);
+    }
+    double total = 0.0;
+    for (int k = 0; k < count; k++) {
+        double sk = 0.0;                     /* array k, then the running total */
+        for (ptrdiff_t b = first[k]; b < first[k + 1]; b++) {
+            if (kind == 3)
+                sk = (part[b] > sk || part[b] != part[b]) ? part[b] : sk;
+            else
+                sk += part[b];
+        }
+        if (kind == 3)
+            total = (sk > total || sk != sk) ? sk : total;
+        else
+            total += sk;
+    }
+    free(part);
+    free(first);
+    *out = total;
+    return FNN_OK;
 }
 
-void fnn_scale_inplace(float *x, ptrdiff_t n, float c)
+void fnn_scale_inplace(int count, float *const *x, const ptrdiff_t *n, float c)
 {
-    PARALLEL_RANGE(n, {
+    PARALLEL_MULTI(count, n, {
+        float *xk = x[k];
         for (ptrdiff_t i = lo; i < hi; i++)
-            x[i] = x[i] * c;
+            xk[i] = xk[i] * c;
     });
 }
 
-void fnn_clamp_inplace(float *x, ptrdiff_t n, float lo_v, float hi_v)
+void fnn_clamp_inplace(int count, float *const *x, const ptrdiff_t *n, float lo_v,
+                       float hi_v)
 {
-    PARALLEL_RANGE(n, {
+    PARALLEL_MULTI(count, n, {
+        float *xk = x[k];
         for (ptrdiff_t i = lo; i < hi; i++) {
-            float v = x[i];
+            float v = xk[i];
             v = v < lo_v ? lo_v : v;
             v = v > hi_v ? hi_v : v;
-            x[i] = v;
+            xk[i] = v;
         }
     });
 }

@@ -302,6 +302,57 @@ def test_param_groups_with_different_hyperparameters():
     np.testing.assert_allclose(b.data, wb, rtol=1e-5, atol=1e-6)
 
 
+GROUP_VARIANTS = [
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05)),
+    ("RMSprop", dict(centered=True, momentum=0.5, l1=0.01)),
+    ("Adadelta", dict(maximize=True)),
+    ("Adam", dict(lr=0.01, amsgrad=True, l1=0.05, l1_mode="proximal", max_norm=1.0)),
+    ("AdamW", dict(lr=0.01)),
+]
+
+
+@pytest.mark.parametrize("variant", GROUP_VARIANTS, ids=_id)
+def test_group_update_equals_separate_updates(variant):
+    """Updating several arrays in one call gives bitwise what separate
+    optimizers give, also when some arrays skip steps (grad None), so that
+    per-array step counts (bias corrections, first momentum step) differ."""
+    name, kw = variant
+    rng = np.random.default_rng(14)
+    shapes = [(5, 7), (7,), (4, 3, 2), (1,)]
+    w0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    together = [Parameter(w) for w in w0]
+    alone = [Parameter(w) for w in w0]
+    opt = getattr(optim, name)(together, **kw)
+    opts = [getattr(optim, name)([p], **kw) for p in alone]
+    for k in range(12):
+        for i, s in enumerate(shapes):
+            g = rng.standard_normal(s).astype(np.float32)
+            skip = (i * k) % 3 == 1               # arrays 1, 2 skip a third of the steps
+            for p in (together[i], alone[i]):
+                if skip:
+                    p.grad = None
+                else:
+                    p.grad = g.copy()
+        opt.step()
+        for o, p in zip(opts, alone):
+            o.step()
+    for a, b in zip(together, alone):
+        assert np.array_equal(a.data, b.data)
+    steps = {opt.state[p].get("step") for p in together}
+    assert name == "SGD" or len(steps) > 1
+
+
+def test_parameters_sharing_memory_raise():
+    base = Parameter(np.ones(10))
+    other = Parameter(np.ones(4))
+    other.data = base.data[2:6]                                  # a view into base
+    other.grad = np.zeros(4, np.float32)
+    opt = optim.Adam([base, other])
+    with pytest.raises(ValueError, match=r"Adam: param\[0\] and param\[1\] share memory"):
+        opt.step()
+
+
 def test_add_param_group_and_lr_changes_take_effect():
     a, b = Parameter(np.ones(3)), Parameter(np.ones(3))
     opt = optim.SGD([a], lr=0.1)
@@ -475,6 +526,29 @@ def test_one_and_two_threads_bitwise_equal(variant, restore_threads):
     assert not np.array_equal(out[0], w0)
 
 
+@pytest.mark.parametrize("variant", THREAD_VARIANTS, ids=_id)
+def test_group_of_arrays_one_and_two_threads_bitwise_equal(variant, restore_threads):
+    """A group's arrays are split across threads as one concatenation: the
+    thread boundary falls inside an array of odd size."""
+    name, kw = variant
+    rng = np.random.default_rng(13)
+    shapes = [(17,), (300_001,), (701, 1001), (3, 5)]
+    w0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    out = []
+    for nt in (1, 2):
+        fastnn.set_num_threads(nt)
+        ps = [Parameter(w) for w in w0]
+        opt = getattr(optim, name)(ps, **kw)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad[...] = g
+            opt.step()
+        out.append([p.data for p in ps])
+    for a, b in zip(*out):
+        assert np.array_equal(a, b)
+
+
 ISA_VARIANTS = THREAD_VARIANTS + [
     ("SGD", dict(lr=0.01)),
     ("Adagrad", dict(lr=0.05, weight_decay=0.1, l1=0.01)),
@@ -513,25 +587,29 @@ def test_avx512_and_baseline_loops_bitwise_equal(variant):
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
 def test_clip_norm_and_max_norm_same_bits_on_any_threads_and_isa(norm_type, restore_threads):
     rng = np.random.default_rng(8)
-    w = rng.standard_normal((1000, 1003)).astype(np.float32)   # odd sizes: vector tails
-    g = rng.standard_normal(w.size).astype(np.float32)
+    shapes = [(1000, 1003), (7,), (0,), (3, 33333), (5000,)]      # odd sizes: vector tails
+    ws = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    gs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     res = []
     isa = fastnn.get_isa()
     try:
         for nt, path in [(1, "ref"), (2, "ref"), (1, isa), (2, isa)]:
             fastnn.set_num_threads(nt)
             fastnn.set_isa(path)
-            p = Parameter(w)
-            p.grad[...] = g.reshape(w.shape)
-            total = clip_grad_norm_([p], 1.0, norm_type)
-            optim.max_norm_([p], 30.0)
-            res.append((total, p.grad.copy(), p.data.copy()))
+            ps = [Parameter(w) for w in ws]
+            for p, g in zip(ps, gs):
+                p.grad[...] = g
+            total = clip_grad_norm_(ps, 1.0, norm_type)
+            optim.max_norm_(ps, 30.0)
+            res.append((total, [p.grad.copy() for p in ps], [p.data.copy() for p in ps]))
     finally:
         fastnn.set_isa(isa)
-    for total, grad, data in res[1:]:
+    for total, grads, datas in res[1:]:
         assert total == res[0][0]
-        assert np.array_equal(grad, res[0][1]) and np.array_equal(data, res[0][2])
-    assert not np.array_equal(res[0][2], w)                     # some rows were rescaled
+        assert all(np.array_equal(a, b) for a, b in zip(grads, res[0][1]))
+        assert all(np.array_equal(a, b) for a, b in zip(datas, res[0][2]))
+    assert not np.array_equal(res[0][2][0], ws[0])              # some rows were rescaled
+    assert not np.array_equal(res[0][1][0], gs[0])              # the grads were clipped
 
 
 # ---------------------------------------------------------- state dicts --
@@ -726,6 +804,12 @@ def test_clip_grad_norm_arguments():
         clip_grad_norm_(ps, "1")
     with pytest.raises(TypeError, match=r"clip_grad_norm_: parameters\[0\]"):
         clip_grad_norm_([np.ones(3)], 1.0)
+    shared = Parameter(np.ones(6))
+    view = Parameter(np.ones(2))
+    view.grad = shared.grad[1:3]
+    shared.grad[...] = 10.0
+    with pytest.raises(ValueError, match=r"clip_grad_norm_: grad\[0\] and grad\[1\] share"):
+        clip_grad_norm_([shared, view], 1.0)
     assert clip_grad_norm_([], 1.0) == 0.0
     single = _grad_params()[0]
     want = np.sqrt((single.grad.astype(F64) ** 2).sum())

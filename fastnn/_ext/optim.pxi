@@ -2,6 +2,8 @@
 # Hyper-parameters arrive validated from fastnn.optim; the arrays are checked
 # here (cheap flag tests) because Parameter.data/.grad are user-assignable.
 
+from libc.stdlib cimport malloc, free, qsort
+
 cdef extern from "fastnn.h" nogil:
     ctypedef struct fnn_optim_reg:
         float weight_decay
@@ -9,25 +11,28 @@ cdef extern from "fastnn.h" nogil:
         float decay_mult
         float prox
         int maximize
-    void fnn_sgd_step(float *p, const float *g, float *buf, Py_ssize_t n, double lr,
-                      double momentum, double dampening, int nesterov, int init_buf,
-                      fnn_optim_reg reg)
-    void fnn_adagrad_step(float *p, const float *g, float *sum, Py_ssize_t n,
-                          double clr, double eps, fnn_optim_reg reg)
-    void fnn_rmsprop_step(float *p, const float *g, float *square_avg,
-                          float *grad_avg, float *buf, Py_ssize_t n, double lr,
+    void fnn_sgd_step(int count, float **p, const float **g, float **buf,
+                      const int *init_buf, const Py_ssize_t *n, double lr, double momentum,
+                      double dampening, int nesterov, fnn_optim_reg reg)
+    void fnn_adagrad_step(int count, float **p, const float **g, float **sum,
+                          const Py_ssize_t *n, const double *clr, double eps,
+                          fnn_optim_reg reg)
+    void fnn_rmsprop_step(int count, float **p, const float **g, float **square_avg,
+                          float **grad_avg, float **buf, const Py_ssize_t *n, double lr,
                           double alpha, double eps, double momentum, fnn_optim_reg reg)
-    void fnn_adadelta_step(float *p, const float *g, float *square_avg,
-                           float *acc_delta, Py_ssize_t n, double lr, double rho,
+    void fnn_adadelta_step(int count, float **p, const float **g, float **square_avg,
+                           float **acc_delta, const Py_ssize_t *n, double lr, double rho,
                            double eps, fnn_optim_reg reg)
-    void fnn_adam_step(float *p, const float *g, float *exp_avg, float *exp_avg_sq,
-                       float *max_exp_avg_sq, Py_ssize_t n, double beta1, double beta2,
-                       double step_size, double bc2_sqrt, double eps, fnn_optim_reg reg)
+    void fnn_adam_step(int count, float **p, const float **g, float **exp_avg,
+                       float **exp_avg_sq, float **max_exp_avg_sq, const Py_ssize_t *n,
+                       const double *step_size, const double *bc2_sqrt, double beta1,
+                       double beta2, double eps, fnn_optim_reg reg)
     void fnn_soft_threshold(float *p, Py_ssize_t n, float t)
     void fnn_max_norm_rows(float *w, Py_ssize_t rows, Py_ssize_t cols, float max_norm)
-    double fnn_grad_norm_pow(const float *x, Py_ssize_t n, double p)
-    void fnn_scale_inplace(float *x, Py_ssize_t n, float c)
-    void fnn_clamp_inplace(float *x, Py_ssize_t n, float lo, float hi)
+    int fnn_grad_norm_pow(int count, const float **x, const Py_ssize_t *n, double p,
+                          double *out)
+    void fnn_scale_inplace(int count, float **x, const Py_ssize_t *n, float c)
+    void fnn_clamp_inplace(int count, float **x, const Py_ssize_t *n, float lo, float hi)
 
 
 cdef float _opt_dummy = 0.0
@@ -49,23 +54,118 @@ cdef float *_opt_buf(object x, Py_ssize_t n, str who, str name, bint write) exce
         raise ValueError(f"{who}: {name} is read-only")
     cdef float *ptr = <float *>cnp.PyArray_DATA(a)
     if ptr == NULL:                      # zero-size arrays may have no buffer
-        return <float *>&_opt_dummy
+        return &_opt_dummy
     return ptr
 
 
-cdef int _opt_disjoint(list ptrs, Py_ssize_t n, str who) except -1:
-    """No two of the arrays (each n floats) overlap."""
-    cdef Py_ssize_t i, j
-    cdef size_t a, b, nb = <size_t>n * 4
-    if n == 0:
+cdef inline Py_ssize_t _opt_n(object p, str who) except -1:
+    if not isinstance(p, cnp.ndarray):
+        raise TypeError(f"{who}: param must be a numpy float32 array, got {type(p).__name__}")
+    return cnp.PyArray_SIZE(<cnp.ndarray>p)
+
+
+cdef struct _OptSpan:
+    size_t lo
+    size_t hi
+    int slot
+    int k
+
+
+cdef int _opt_span_cmp(const void *a, const void *b) noexcept nogil:
+    cdef size_t x = (<const _OptSpan *>a).lo, y = (<const _OptSpan *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef class _OptBatch:
+    """The arrays of one param group's update as C pointer tables: slot 0 the
+    parameters, slot 1 the gradients, then the state arrays; each array
+    checked (dtype, layout, size) and all checked not to overlap."""
+    cdef int count, nslots, filled
+    cdef float **ptr
+    cdef Py_ssize_t *n
+    cdef double *d            # two per-array scalars
+    cdef int *iv              # one per-array flag
+    cdef list names
+
+    def __cinit__(self, int count, int nslots):
+        self.count = count
+        self.nslots = nslots
+        self.filled = 0
+        self.names = []
+        cdef size_t c = <size_t>(count if count > 0 else 1)
+        self.ptr = <float **>malloc(c * nslots * sizeof(float *))
+        self.n = <Py_ssize_t *>malloc(c * sizeof(Py_ssize_t))
+        self.d = <double *>malloc(c * 2 * sizeof(double))
+        self.iv = <int *>malloc(c * sizeof(int))
+        if not (self.ptr and self.n and self.d and self.iv):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.ptr)
+        free(self.n)
+        free(self.d)
+        free(self.iv)
+
+    cdef float **slot(self, int s) noexcept nogil:
+        return self.ptr + <size_t>s * self.count
+
+    cdef int add(self, list arrays, str who, str name, bint write) except -1:
+        """The next slot: one array per parameter (slot 0 sets the sizes)."""
+        cdef int s = self.filled, k
+        if len(arrays) != self.count:
+            raise ValueError(f"{who}: {len(arrays)} {name} arrays for {self.count} parameters")
+        cdef float **dst = self.slot(s)
+        for k in range(self.count):
+            x = arrays[k]
+            if s == 0:
+                self.n[k] = _opt_n(x, who)
+            dst[k] = _opt_buf(x, self.n[k], who, f"{name}[{k}]" if self.count > 1 else name, write)
+        self.names.append(name)
+        self.filled += 1
         return 0
-    for i in range(len(ptrs)):
-        for j in range(i + 1, len(ptrs)):
-            a = <size_t>ptrs[i][0]
-            b = <size_t>ptrs[j][0]
-            if a < b + nb and b < a + nb:
-                raise ValueError(f"{who}: {ptrs[i][1]} and {ptrs[j][1]} share memory")
-    return 0
+
+    cdef int disjoint(self, str who) except -1:
+        """No two arrays of the batch overlap (sort the spans, compare
+        neighbours)."""
+        cdef size_t total = 0, i, m = 0
+        cdef int s, k
+        for k in range(self.count):
+            if self.n[k] > 0:
+                total += self.filled
+        if total < 2:
+            return 0
+        cdef _OptSpan *sp = <_OptSpan *>malloc(total * sizeof(_OptSpan))
+        if sp == NULL:
+            raise MemoryError()
+        try:
+            for s in range(self.filled):
+                for k in range(self.count):
+                    if self.n[k] > 0:
+                        sp[m].lo = <size_t>self.slot(s)[k]
+                        sp[m].hi = sp[m].lo + <size_t>self.n[k] * sizeof(float)
+                        sp[m].slot = s
+                        sp[m].k = k
+                        m += 1
+            qsort(sp, m, sizeof(_OptSpan), _opt_span_cmp)
+            for i in range(1, m):
+                if sp[i].lo < sp[i - 1].hi:
+                    a = self._label(sp[i - 1].slot, sp[i - 1].k)
+                    b = self._label(sp[i].slot, sp[i].k)
+                    raise ValueError(f"{who}: {a} and {b} share memory")
+        finally:
+            free(sp)
+        return 0
+
+    cdef str _label(self, int s, int k):
+        return f"{self.names[s]}[{k}]" if self.count > 1 else self.names[s]
+
+    cdef int doubles(self, list a, list b) except -1:
+        cdef int k
+        for k in range(self.count):
+            self.d[k] = a[k]
+            if b is not None:
+                self.d[self.count + k] = b[k]
+        return 0
 
 
 cdef inline fnn_optim_reg _opt_reg(double weight_decay, double l1, double decay_mult,
@@ -79,105 +179,108 @@ cdef inline fnn_optim_reg _opt_reg(double weight_decay, double l1, double decay_
     return r
 
 
-cdef inline Py_ssize_t _opt_n(object p, str who) except -1:
-    if not isinstance(p, cnp.ndarray):
-        raise TypeError(f"{who}: param must be a numpy float32 array, got {type(p).__name__}")
-    return cnp.PyArray_SIZE(<cnp.ndarray>p)
-
-
-def sgd_step(p, g, buf, double lr, double momentum, double dampening, bint nesterov,
-             bint init_buf, double weight_decay, double l1, double decay_mult,
-             double prox, bint maximize, str who="SGD"):
-    """One fused SGD update of p (in place) from g; buf is the momentum buffer
-    (None without momentum)."""
-    cdef Py_ssize_t n = _opt_n(p, who)
-    cdef float *pp = _opt_buf(p, n, who, "param", True)
-    cdef float *pg = _opt_buf(g, n, who, "grad", False)
-    cdef float *pb = NULL
-    if buf is not None:
-        pb = _opt_buf(buf, n, who, "momentum_buffer", True)
-        _opt_disjoint([(<size_t>pp, "param"), (<size_t>pg, "grad"), (<size_t>pb, "momentum_buffer")], n, who)
-    else:
-        _opt_disjoint([(<size_t>pp, "param"), (<size_t>pg, "grad")], n, who)
+def sgd_step(list params, list grads, list bufs, list init_buf, double lr, double momentum,
+             double dampening, bint nesterov, double weight_decay, double l1,
+             double decay_mult, double prox, bint maximize, str who="SGD"):
+    """One fused SGD update of a param group (arrays updated in place).
+    bufs: the momentum buffers, or None without momentum; init_buf: per
+    array, True on its first step (buf = g)."""
+    cdef int count = len(params), k
+    cdef _OptBatch b = _OptBatch(count, 3)
+    b.add(params, who, "param", True)
+    b.add(grads, who, "grad", False)
+    if bufs is not None:
+        b.add(bufs, who, "momentum_buffer", True)
+        for k in range(count):
+            b.iv[k] = 1 if init_buf[k] else 0
+    b.disjoint(who)
+    cdef float **pbuf = b.slot(2) if bufs is not None else NULL
     cdef fnn_optim_reg r = _opt_reg(weight_decay, l1, decay_mult, prox, maximize)
     with nogil:
-        fnn_sgd_step(pp, pg, pb, n, lr, momentum, dampening,
-                     nesterov, init_buf, r)
+        fnn_sgd_step(count, b.slot(0), <const float **>b.slot(1), pbuf, b.iv, b.n, lr,
+                     momentum, dampening, nesterov, r)
 
 
-def adagrad_step(p, g, state_sum, double clr, double eps, double weight_decay,
-                 double l1, double decay_mult, double prox, bint maximize,
-                 str who="Adagrad"):
-    cdef Py_ssize_t n = _opt_n(p, who)
-    cdef float *pp = _opt_buf(p, n, who, "param", True)
-    cdef float *pg = _opt_buf(g, n, who, "grad", False)
-    cdef float *ps = _opt_buf(state_sum, n, who, "sum", True)
-    _opt_disjoint([(<size_t>pp, "param"), (<size_t>pg, "grad"), (<size_t>ps, "sum")], n, who)
+def adagrad_step(list params, list grads, list sums, list clr, double eps,
+                 double weight_decay, double l1, double decay_mult, double prox,
+                 bint maximize, str who="Adagrad"):
+    """clr: per array, lr / (1 + (step - 1) * lr_decay)."""
+    cdef int count = len(params)
+    cdef _OptBatch b = _OptBatch(count, 3)
+    b.add(params, who, "param", True)
+    b.add(grads, who, "grad", False)
+    b.add(sums, who, "sum", True)
+    b.disjoint(who)
+    b.doubles(clr, None)
     cdef fnn_optim_reg r = _opt_reg(weight_decay, l1, decay_mult, prox, maximize)
     with nogil:
-        fnn_adagrad_step(pp, pg, ps, n, clr, eps, r)
+        fnn_adagrad_step(count, b.slot(0), <const float **>b.slot(1), b.slot(2), b.n, b.d,
+                         eps, r)
 
 
-def rmsprop_step(p, g, square_avg, grad_avg, buf, double lr, double alpha, double eps,
-                 double momentum, double weight_decay, double l1, double decay_mult,
-                 double prox, bint maximize, str who="RMSprop"):
-    """grad_avg is None unless centered; buf is None unless momentum > 0."""
-    cdef Py_ssize_t n = _opt_n(p, who)
-    cdef float *pp = _opt_buf(p, n, who, "param", True)
-    cdef float *pg = _opt_buf(g, n, who, "grad", False)
-    cdef float *ps = _opt_buf(square_avg, n, who, "square_avg", True)
-    cdef float *pa = NULL
-    cdef float *pb = NULL
-    cdef list ptrs = [(<size_t>pp, "param"), (<size_t>pg, "grad"), (<size_t>ps, "square_avg")]
-    if grad_avg is not None:
-        pa = _opt_buf(grad_avg, n, who, "grad_avg", True)
-        ptrs.append((<size_t>pa, "grad_avg"))
-    if buf is not None:
-        pb = _opt_buf(buf, n, who, "momentum_buffer", True)
-        ptrs.append((<size_t>pb, "momentum_buffer"))
-    _opt_disjoint(ptrs, n, who)
+def rmsprop_step(list params, list grads, list square_avgs, list grad_avgs, list bufs,
+                 double lr, double alpha, double eps, double momentum, double weight_decay,
+                 double l1, double decay_mult, double prox, bint maximize, str who="RMSprop"):
+    """grad_avgs is None unless centered; bufs is None unless momentum > 0."""
+    cdef int count = len(params)
+    cdef _OptBatch b = _OptBatch(count, 5)
+    b.add(params, who, "param", True)
+    b.add(grads, who, "grad", False)
+    b.add(square_avgs, who, "square_avg", True)
+    cdef int ga = -1, mb = -1
+    if grad_avgs is not None:
+        ga = b.filled
+        b.add(grad_avgs, who, "grad_avg", True)
+    if bufs is not None:
+        mb = b.filled
+        b.add(bufs, who, "momentum_buffer", True)
+    b.disjoint(who)
+    cdef float **pga = b.slot(ga) if ga >= 0 else NULL
+    cdef float **pmb = b.slot(mb) if mb >= 0 else NULL
     cdef fnn_optim_reg r = _opt_reg(weight_decay, l1, decay_mult, prox, maximize)
     with nogil:
-        fnn_rmsprop_step(pp, pg, ps, pa, pb, n, lr, alpha, eps,
-                         momentum, r)
+        fnn_rmsprop_step(count, b.slot(0), <const float **>b.slot(1), b.slot(2), pga, pmb,
+                         b.n, lr, alpha, eps, momentum, r)
 
 
-def adadelta_step(p, g, square_avg, acc_delta, double lr, double rho, double eps,
-                  double weight_decay, double l1, double decay_mult, double prox,
-                  bint maximize, str who="Adadelta"):
-    cdef Py_ssize_t n = _opt_n(p, who)
-    cdef float *pp = _opt_buf(p, n, who, "param", True)
-    cdef float *pg = _opt_buf(g, n, who, "grad", False)
-    cdef float *ps = _opt_buf(square_avg, n, who, "square_avg", True)
-    cdef float *pa = _opt_buf(acc_delta, n, who, "acc_delta", True)
-    _opt_disjoint([(<size_t>pp, "param"), (<size_t>pg, "grad"), (<size_t>ps, "square_avg"),
-                   (<size_t>pa, "acc_delta")], n, who)
+def adadelta_step(list params, list grads, list square_avgs, list acc_deltas, double lr,
+                  double rho, double eps, double weight_decay, double l1, double decay_mult,
+                  double prox, bint maximize, str who="Adadelta"):
+    cdef int count = len(params)
+    cdef _OptBatch b = _OptBatch(count, 4)
+    b.add(params, who, "param", True)
+    b.add(grads, who, "grad", False)
+    b.add(square_avgs, who, "square_avg", True)
+    b.add(acc_deltas, who, "acc_delta", True)
+    b.disjoint(who)
     cdef fnn_optim_reg r = _opt_reg(weight_decay, l1, decay_mult, prox, maximize)
     with nogil:
-        fnn_adadelta_step(pp, pg, ps, pa, n, lr, rho, eps, r)
+        fnn_adadelta_step(count, b.slot(0), <const float **>b.slot(1), b.slot(2), b.slot(3),
+                          b.n, lr, rho, eps, r)
 
 
-def adam_step(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, double beta1, double beta2,
-              double step_size, double bc2_sqrt, double eps, double weight_decay,
-              double l1, double decay_mult, double prox, bint maximize, str who="Adam"):
-    """max_exp_avg_sq is None unless amsgrad. step_size = lr / (1 - beta1**t),
-    bc2_sqrt = sqrt(1 - beta2**t), computed by the caller in float64."""
-    cdef Py_ssize_t n = _opt_n(p, who)
-    cdef float *pp = _opt_buf(p, n, who, "param", True)
-    cdef float *pg = _opt_buf(g, n, who, "grad", False)
-    cdef float *pm = _opt_buf(exp_avg, n, who, "exp_avg", True)
-    cdef float *pv = _opt_buf(exp_avg_sq, n, who, "exp_avg_sq", True)
-    cdef float *px = NULL
-    cdef list ptrs = [(<size_t>pp, "param"), (<size_t>pg, "grad"), (<size_t>pm, "exp_avg"),
-                      (<size_t>pv, "exp_avg_sq")]
-    if max_exp_avg_sq is not None:
-        px = _opt_buf(max_exp_avg_sq, n, who, "max_exp_avg_sq", True)
-        ptrs.append((<size_t>px, "max_exp_avg_sq"))
-    _opt_disjoint(ptrs, n, who)
+def adam_step(list params, list grads, list exp_avgs, list exp_avg_sqs, list max_exp_avg_sqs,
+              list step_size, list bc2_sqrt, double beta1, double beta2, double eps,
+              double weight_decay, double l1, double decay_mult, double prox, bint maximize,
+              str who="Adam"):
+    """max_exp_avg_sqs is None unless amsgrad. Per array at its step t:
+    step_size = lr / (1 - beta1**t), bc2_sqrt = sqrt(1 - beta2**t), computed
+    by the caller in float64."""
+    cdef int count = len(params)
+    cdef _OptBatch b = _OptBatch(count, 5)
+    b.add(params, who, "param", True)
+    b.add(grads, who, "grad", False)
+    b.add(exp_avgs, who, "exp_avg", True)
+    b.add(exp_avg_sqs, who, "exp_avg_sq", True)
+    if max_exp_avg_sqs is not None:
+        b.add(max_exp_avg_sqs, who, "max_exp_avg_sq", True)
+    b.disjoint(who)
+    b.doubles(step_size, bc2_sqrt)
+    cdef float **pmax = b.slot(4) if max_exp_avg_sqs is not None else NULL
     cdef fnn_optim_reg r = _opt_reg(weight_decay, l1, decay_mult, prox, maximize)
     with nogil:
-        fnn_adam_step(pp, pg, pm, pv, px, n, beta1, beta2, step_size,
-                      bc2_sqrt, eps, r)
+        fnn_adam_step(count, b.slot(0), <const float **>b.slot(1), b.slot(2), b.slot(3), pmax,
+                      b.n, b.d, b.d + count, beta1, beta2, eps, r)
 
 
 def soft_threshold(p, double t, str who="soft_threshold_"):
@@ -196,25 +299,35 @@ def max_norm_rows(w, Py_ssize_t rows, Py_ssize_t cols, double max_norm, str who=
         fnn_max_norm_rows(pw, rows, cols, <float>max_norm)
 
 
-def grad_norm_pow(x, double p, str who="clip_grad_norm_"):
-    """sum |x|^p (float64), or max |x| when p is inf."""
-    cdef Py_ssize_t n = _opt_n(x, who)
-    cdef const float *px = _opt_buf(x, n, who, "grad", False)
-    cdef double out
+def grad_norm_pow(list grads, double p, str who="clip_grad_norm_"):
+    """Over all the arrays together: sum |x|^p (float64), or max |x| when p
+    is inf."""
+    cdef int count = len(grads)
+    cdef _OptBatch b = _OptBatch(count, 1)
+    b.add(grads, who, "grad", False)
+    cdef double out = 0.0
+    cdef int status
     with nogil:
-        out = fnn_grad_norm_pow(px, n, p)
+        status = fnn_grad_norm_pow(count, <const float **>b.slot(0), b.n, p, &out)
+    check_status(status)
     return out
 
 
-def scale_inplace(x, double c, str who="clip_grad_norm_"):
-    cdef Py_ssize_t n = _opt_n(x, who)
-    cdef float *px = _opt_buf(x, n, who, "grad", True)
+def scale_inplace(list grads, double c, str who="clip_grad_norm_"):
+    """Every array *= c, in place."""
+    cdef int count = len(grads)
+    cdef _OptBatch b = _OptBatch(count, 1)
+    b.add(grads, who, "grad", True)
+    b.disjoint(who)
     with nogil:
-        fnn_scale_inplace(px, n, <float>c)
+        fnn_scale_inplace(count, b.slot(0), b.n, <float>c)
 
 
-def clamp_inplace(x, double lo, double hi, str who="clip_grad_value_"):
-    cdef Py_ssize_t n = _opt_n(x, who)
-    cdef float *px = _opt_buf(x, n, who, "grad", True)
+def clamp_inplace(list grads, double lo, double hi, str who="clip_grad_value_"):
+    """Every array clamped to [lo, hi], in place (NaN stays NaN)."""
+    cdef int count = len(grads)
+    cdef _OptBatch b = _OptBatch(count, 1)
+    b.add(grads, who, "grad", True)
+    b.disjoint(who)
     with nogil:
-        fnn_clamp_inplace(px, n, <float>lo, <float>hi)
+        fnn_clamp_inplace(count, b.slot(0), b.n, <float>lo, <float>hi)

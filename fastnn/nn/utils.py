@@ -62,25 +62,15 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = _grads(parameters, who)
     if not grads:
         return 0.0
-    if math.isinf(p):
-        total = 0.0
-        for g in grads:
-            m = _C.grad_norm_pow(g, p, who)
-            if m != m or m > total:
-                total = m
-    else:
-        acc = 0.0
-        for g in grads:
-            acc += _C.grad_norm_pow(g, p, who)
-        total = math.sqrt(acc) if p == 2.0 else acc ** (1.0 / p)
+    s = _C.grad_norm_pow(grads, p, who)         # one pass over all grads, float64
+    total = s if math.isinf(p) else math.sqrt(s) if p == 2.0 else s ** (1.0 / p)
     if not math.isfinite(total) and error_if_nonfinite:
         raise RuntimeError(f"{who}: the total norm of order {p} of the gradients is {total}, so "
                            "they cannot be clipped; set error_if_nonfinite=False to scale them "
                            "anyway (by NaN or 0, as torch)")
     coef = max_norm / (total + 1e-6)
     if not coef >= 1.0:                   # also NaN
-        for g in grads:
-            _C.scale_inplace(g, coef, who)
+        _C.scale_inplace(grads, coef, who)
     return total
 
 
@@ -89,5 +79,4 @@ def clip_grad_value_(parameters, clip_value):
     (NaN stays NaN). Returns None."""
     who = "clip_grad_value_"
     c = _real(who, "clip_value", clip_value)
-    for g in _grads(parameters, who):
-        _C.clamp_inplace(g, -c, c, who)
+    _C.clamp_inplace(_grads(parameters, who), -c, c, who)

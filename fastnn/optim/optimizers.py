@@ -2,7 +2,8 @@
 rules, argument names and defaults. Each step is one fused C loop per
 parameter array (csrc/optim.c): it reads the gradient and the state and
 writes the parameter and the state, with weight decay and the L1 term folded
-in; no numpy temporaries.
+in; no numpy temporaries. All arrays of a param group go to C in one call
+(one parallel region per group and step).
 
 Besides torch's arguments every optimizer takes the regularization
 hyper-parameters ``l1``, ``l1_mode`` and ``max_norm`` (see
@@ -50,16 +51,18 @@ class SGD(Optimizer):
         lr, momentum = group["lr"], group["momentum"]
         dampening, nesterov = group["dampening"], group["nesterov"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
-        for p in params:
-            buf, init = None, False
-            if momentum != 0:
+        bufs = init = None
+        if momentum != 0:
+            bufs, init = [], []
+            for p in params:
                 st = self.state.setdefault(p, {})
                 buf = st.get("momentum_buffer")
+                init.append(buf is None)
                 if buf is None:
                     buf = st["momentum_buffer"] = _zeros(p)
-                    init = True
-            _C.sgd_step(p.data, p.grad, buf, lr, momentum, dampening, nesterov, init,
-                        wd, l1, mult, prox, maximize, "SGD")
+                bufs.append(buf)
+        _C.sgd_step([p.data for p in params], [p.grad for p in params], bufs, init, lr,
+                    momentum, dampening, nesterov, wd, l1, mult, prox, maximize, "SGD")
 
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al., 2011) as torch.optim.Adagrad: sum += g^2,
@@ -84,6 +87,7 @@ class Adagrad(Optimizer):
     def _step_group(self, group, params, reg):
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
+        sums, clr = [], []
         for p in params:
             st = self.state.get(p)
             if not st:
@@ -91,9 +95,10 @@ class Adagrad(Optimizer):
                     "step": 0,
                     "sum": np.full(p.data.shape, group["initial_accumulator_value"], np.float32)}
             st["step"] += 1
-            clr = lr / (1 + (st["step"] - 1) * lr_decay)
-            _C.adagrad_step(p.data, p.grad, st["sum"], clr, eps, wd, l1, mult, prox, maximize,
-                            "Adagrad")
+            sums.append(st["sum"])
+            clr.append(lr / (1 + (st["step"] - 1) * lr_decay))
+        _C.adagrad_step([p.data for p in params], [p.grad for p in params], sums, clr, eps,
+                        wd, l1, mult, prox, maximize, "Adagrad")
 
 class RMSprop(Optimizer):
     """RMSprop (Hinton's lecture 6e) as torch.optim.RMSprop:
@@ -125,22 +130,25 @@ class RMSprop(Optimizer):
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         momentum, centered = group["momentum"], group["centered"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
+        sq = []
+        bufs = [] if momentum > 0 else None
+        gavgs = [] if centered else None
         for p in params:
             st = self.state.get(p)
             if not st:
                 st = self.state[p] = {"step": 0, "square_avg": _zeros(p)}
-            buf = gavg = None
-            if momentum > 0:
-                buf = st.get("momentum_buffer")
-                if buf is None:
-                    buf = st["momentum_buffer"] = _zeros(p)
-            if centered:
-                gavg = st.get("grad_avg")
-                if gavg is None:
-                    gavg = st["grad_avg"] = _zeros(p)
+            if bufs is not None:
+                if st.get("momentum_buffer") is None:
+                    st["momentum_buffer"] = _zeros(p)
+                bufs.append(st["momentum_buffer"])
+            if gavgs is not None:
+                if st.get("grad_avg") is None:
+                    st["grad_avg"] = _zeros(p)
+                gavgs.append(st["grad_avg"])
             st["step"] += 1
-            _C.rmsprop_step(p.data, p.grad, st["square_avg"], gavg, buf, lr, alpha, eps, momentum,
-                            wd, l1, mult, prox, maximize, "RMSprop")
+            sq.append(st["square_avg"])
+        _C.rmsprop_step([p.data for p in params], [p.grad for p in params], sq, gavgs, bufs, lr,
+                        alpha, eps, momentum, wd, l1, mult, prox, maximize, "RMSprop")
 
 class Adadelta(Optimizer):
     """Adadelta (Zeiler, 2012) as torch.optim.Adadelta: delta =
@@ -163,13 +171,16 @@ class Adadelta(Optimizer):
     def _step_group(self, group, params, reg):
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
+        sq, acc = [], []
         for p in params:
             st = self.state.get(p)
             if not st:
                 st = self.state[p] = {"step": 0, "square_avg": _zeros(p), "acc_delta": _zeros(p)}
             st["step"] += 1
-            _C.adadelta_step(p.data, p.grad, st["square_avg"], st["acc_delta"], lr, rho, eps,
-                             wd, l1, mult, prox, maximize, "Adadelta")
+            sq.append(st["square_avg"])
+            acc.append(st["acc_delta"])
+        _C.adadelta_step([p.data for p in params], [p.grad for p in params], sq, acc, lr, rho,
+                         eps, wd, l1, mult, prox, maximize, "Adadelta")
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) as torch.optim.Adam, bias correction included:
@@ -202,20 +213,23 @@ class Adam(Optimizer):
         lr, eps, amsgrad = group["lr"], group["eps"], group["amsgrad"]
         beta1, beta2 = group["betas"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg, group["decoupled_weight_decay"])
+        ms, vs, step_size, bc2_sqrt = [], [], [], []
+        vmax = [] if amsgrad else None
         for p in params:
             st = self.state.get(p)
             if not st:
                 st = self.state[p] = {"step": 0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
-            vmax = None
-            if amsgrad:
-                vmax = st.get("max_exp_avg_sq")
-                if vmax is None:
-                    vmax = st["max_exp_avg_sq"] = _zeros(p)
+            if vmax is not None:
+                if st.get("max_exp_avg_sq") is None:
+                    st["max_exp_avg_sq"] = _zeros(p)
+                vmax.append(st["max_exp_avg_sq"])
             t = st["step"] = st["step"] + 1
-            step_size = lr / (1 - beta1 ** t)
-            bc2_sqrt = (1 - beta2 ** t) ** 0.5          # as torch (not math.sqrt)
-            _C.adam_step(p.data, p.grad, st["exp_avg"], st["exp_avg_sq"], vmax, beta1, beta2,
-                         step_size, bc2_sqrt, eps, wd, l1, mult, prox, maximize, who)
+            ms.append(st["exp_avg"])
+            vs.append(st["exp_avg_sq"])
+            step_size.append(lr / (1 - beta1 ** t))
+            bc2_sqrt.append((1 - beta2 ** t) ** 0.5)     # as torch (not math.sqrt)
+        _C.adam_step([p.data for p in params], [p.grad for p in params], ms, vs, vmax, step_size,
+                     bc2_sqrt, beta1, beta2, eps, wd, l1, mult, prox, maximize, who)
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as
