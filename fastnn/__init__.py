@@ -9,8 +9,5 @@ from .io import load, save  # noqa: F401
 from .train import Trainer  # noqa: F401
 from . import ensemble, functional, train  # noqa: F401
 
-from . import nn, ops  # noqa: F401
-from . import optim  # noqa: F401
-
 _init_from_env()
 del _init_from_env
