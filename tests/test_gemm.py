@@ -298,15 +298,16 @@ def thread_shapes(isa):
 
 @pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
 def test_bitwise_same_on_any_thread_count(isa, ta, tb, rng):
-    """The result does not depend on the thread count: 1, 2 and 3 threads give
-    the same bits (K is never split), with and without a fused epilogue."""
+    """The result does not depend on the thread count: 1, 2 (and, for some
+    shapes, 3) threads give the same bits (K is never split), with and without
+    a fused epilogue."""
     fastnn.set_isa(isa)
     for i, (M, N, K) in enumerate(thread_shapes(isa)):
         a, b = operands(rng, M, N, K, ta, tb)
         c0 = rng.standard_normal((M, N)).astype(F32)
         bias = rng.standard_normal((M, 1) if i % 2 else (N,)).astype(F32)
         results = []
-        for threads in (1, 2, 3):
+        for threads in ((1, 2, 3) if i % 3 == 0 else (1, 2)):   # 3 > cores: oversubscribed, slow
             fastnn.set_num_threads(threads)
             plain = ops.matmul(a, b, trans_a=ta, trans_b=tb)
             fused = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=0.7, beta=0.3,

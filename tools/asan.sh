@@ -66,7 +66,9 @@ if ! ldd "$so" | grep -q libasan; then
 fi
 echo "asan: running pytest $* against $so" >&2
 set +e
-run_py 'import pytest; sys.exit(pytest.main(sys.argv[1:] + ["-p", "no:cacheprovider"]))' "$@"
+# --capture=sys: pytest must not capture file descriptor 2, or a report that
+# ASan writes there just before it aborts the process would be lost.
+run_py 'import pytest; sys.exit(pytest.main(["-p", "no:cacheprovider", "--capture=sys"] + sys.argv[1:]))' "$@"
 status=$?
 set -e
 echo "asan: pytest exited with status $status" >&2
