@@ -367,22 +367,30 @@ static ALWAYS_INLINE float gelu_grad_v(float v)
 ELEMENTWISE(gelu_fwd, MAP_X, gelu_v(v))
 ELEMENTWISE(gelu_bwd, MAP_XG, g * gelu_grad_v(v))                 /* v = x */
 
-/* GELU, tanh approximation: 0.5 x (1 + tanh(k (x + c x^3))). */
+/* GELU, tanh approximation: 0.5 x (1 + tanh(u)), u = k (x + c x^3), computed
+ * as x sigmoid(2u) (the same function) so the negative tail keeps its
+ * relative accuracy instead of cancelling in 1 + tanh(u). */
 #define GELU_K 0.797884561f         /* sqrt(2 / pi) */
 #define GELU_C 0.044715f
 static ALWAYS_INLINE float gelu_tanh_v(float v)
 {
-    float t = tanh_v(GELU_K * (v + GELU_C * (v * v * v)));
-    return (0.5f * v) * (1.0f + t);
+    float a = 2.0f * (GELU_K * (v + GELU_C * (v * v * v)));
+    return v * sigmoid_v(a);
 }
+/* d/dx = s + x s (1 - s) 2k (1 + 3c x^2), s = sigmoid(2u); 1 - s comes from
+ * the same e^-|2u| so it does not cancel either. */
 static ALWAYS_INLINE float gelu_tanh_grad_v(float v)
 {
-    float t = tanh_v(GELU_K * (v + GELU_C * (v * v * v)));
-    /* 1 - t^2 is exactly 0 beyond |x| ~ 5; clamping keeps x^2 finite there
+    float a = 2.0f * (GELU_K * (v + GELU_C * (v * v * v)));
+    float e = exp_neg(-fabsf(a));
+    float r = 1.0f / (1.0f + e);
+    float s = a >= 0.0f ? r : e * r;
+    float sc = a >= 0.0f ? e * r : r;           /* 1 - s */
+    /* s (1 - s) is exactly 0 beyond |x| ~ 10; clamping keeps x^2 finite there
      * so 0 * inf cannot make a NaN. */
     float c = v < -100.0f ? -100.0f : (v > 100.0f ? 100.0f : v);
-    float inner = GELU_K * (1.0f + 3.0f * GELU_C * (c * c));
-    return 0.5f * (1.0f + t) + ((0.5f * c) * (1.0f - t * t)) * inner;
+    float inner = (2.0f * GELU_K) * (1.0f + (3.0f * GELU_C) * (c * c));
+    return s + ((c * s) * sc) * inner;
 }
 ELEMENTWISE(gelu_tanh_fwd, MAP_X, gelu_tanh_v(v))
 ELEMENTWISE(gelu_tanh_bwd, MAP_XG, g * gelu_tanh_grad_v(v))       /* v = x */
