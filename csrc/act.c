@@ -425,44 +425,47 @@ CLONES(elu_bwd)
 
 /* ----------------------------------------------------- row kernels (softmax) -- */
 
-#define RLANES 16
+/* Row reductions keep independent lanes (so the loops vectorise without
+ * reassociating anything) combined in a fixed order at the end: MLANES floats
+ * for the max, SLANES doubles for sums. Enough lanes to hide the add/max
+ * latency with 512-bit vectors; the answer does not depend on the ISA path. */
+#define MLANES 64
+#define SLANES 32
 
 /* Largest element (NaNs are skipped; a NaN still poisons the row sum). */
 static ALWAYS_INLINE float row_max(const float *restrict x, ptrdiff_t n)
 {
-    float m[RLANES];
-    for (int j = 0; j < RLANES; j++)
+    float m[MLANES];
+    for (int j = 0; j < MLANES; j++)
         m[j] = -INFINITY;
     ptrdiff_t i = 0;
-    for (; i + RLANES <= n; i += RLANES)
-        for (int j = 0; j < RLANES; j++)
+    for (; i + MLANES <= n; i += MLANES)
+        for (int j = 0; j < MLANES; j++)
             m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
     for (int j = 0; i < n; i++, j++)
         m[j] = x[i] > m[j] ? x[i] : m[j];
-    float r = m[0];
-    for (int j = 1; j < RLANES; j++)
-        r = m[j] > r ? m[j] : r;
-    return r;
+    for (int w = MLANES / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            m[j] = m[j + w] > m[j] ? m[j + w] : m[j];
+    return m[0];
 }
 
-static ALWAYS_INLINE double combine(const double *a)
+/* Pairwise combination of the lanes, in a fixed order. */
+static ALWAYS_INLINE double combine(double *a)
 {
-    double s[RLANES];
-    for (int j = 0; j < RLANES; j++)
-        s[j] = a[j];
-    for (int w = RLANES / 2; w >= 1; w /= 2)
+    for (int w = SLANES / 2; w >= 1; w /= 2)
         for (int j = 0; j < w; j++)
-            s[j] = s[j] + s[j + w];
-    return s[0];
+            a[j] = a[j] + a[j + w];
+    return a[0];
 }
 
 /* sum(a) in float64, fixed lanes and order. */
 static ALWAYS_INLINE double row_sum(const float *restrict a, ptrdiff_t n)
 {
-    double acc[RLANES] = {0};
+    double acc[SLANES] = {0};
     ptrdiff_t i = 0;
-    for (; i + RLANES <= n; i += RLANES)
-        for (int j = 0; j < RLANES; j++)
+    for (; i + SLANES <= n; i += SLANES)
+        for (int j = 0; j < SLANES; j++)
             acc[j] += (double)a[i + j];
     for (int j = 0; i < n; i++, j++)
         acc[j] += (double)a[i];
@@ -472,10 +475,10 @@ static ALWAYS_INLINE double row_sum(const float *restrict a, ptrdiff_t n)
 /* sum(a * b) in float64 (products exact), fixed lanes and order. */
 static ALWAYS_INLINE double row_dot(const float *restrict a, const float *restrict b, ptrdiff_t n)
 {
-    double acc[RLANES] = {0};
+    double acc[SLANES] = {0};
     ptrdiff_t i = 0;
-    for (; i + RLANES <= n; i += RLANES)
-        for (int j = 0; j < RLANES; j++)
+    for (; i + SLANES <= n; i += SLANES)
+        for (int j = 0; j < SLANES; j++)
             acc[j] += (double)a[i + j] * (double)b[i + j];
     for (int j = 0; i < n; i++, j++)
         acc[j] += (double)a[i] * (double)b[i];
