@@ -231,12 +231,15 @@ class GELU(_Activation):
 
     def __init__(self, approximate="none"):
         super().__init__()
-        self._tanh = _check_approximate("GELU", approximate)
+        _check_approximate("GELU", approximate)
         self.approximate = approximate
         self._x = None
+        self._tanh = False
 
     def forward(self, x):
-        out, _, self._x = _elementwise("GELU", x, False, _C.gelu_forward, self._tanh)
+        t = _check_approximate("GELU", self.approximate)
+        out, _, self._x = _elementwise("GELU", x, False, _C.gelu_forward, t)
+        self._tanh = t                  # backward differentiates what forward computed
         self._out_shape = out.shape
         return out
 
