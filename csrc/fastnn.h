@@ -69,6 +69,216 @@ void fnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K,
 /* Blocking of the ISA in use (for info() and benchmarks). */
 void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc);
 
+/* --------------------------------------------------------------- data.c -- */
+
+/* dst (B, row_bytes) = rows idx[0..B) of src (N, row_bytes), for any element
+ * type: row i of src starts at (char *)src + i * src_stride (bytes); dst is
+ * contiguous. Every idx[b] must lie in [0, N) (checked by the caller). */
+void fnn_gather_rows(const void *src /* (N, row_bytes), row stride src_stride */,
+                     ptrdiff_t src_stride, const int64_t *idx /* (B,) */,
+                     ptrdiff_t B, size_t row_bytes, void *dst /* (B, row_bytes) */);
+
+/* ---------------------------------------------------------------- rng.c -- */
+
+/* Counter-based random numbers (Philox4x32-10). A 64-bit seed keys a stream;
+ * stream element j is word j % 4 of Philox(counter = (j / 4, 0, 0), key =
+ * seed), so each value depends only on (seed, j), never on threads or call
+ * chunking. Fills write elements j = offset + i for i in [0, n). */
+
+/* One Philox4x32-10 block: out (4,) = Philox(ctr (4,), key (2,)). */
+void fnn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
+                       uint32_t out[4]);
+
+/* out (n,) = raw 32-bit words of the stream. */
+void fnn_rng_bits(uint64_t seed, uint64_t offset, uint32_t *out /* (n,) */,
+                  size_t n);
+
+/* out (n,) = uniform in [0, 1): (word >> 8) / 2^24. */
+void fnn_rng_uniform(uint64_t seed, uint64_t offset, float *out /* (n,) */,
+                     size_t n);
+
+/* out (n,) = mean + std * N(0, 1), Box-Muller on word pairs (2p, 2p+1):
+ * element 2p is r cos(theta), 2p+1 is r sin(theta). */
+void fnn_rng_normal(uint64_t seed, uint64_t offset, float *out /* (n,) */,
+                    size_t n, float mean, float std);
+/* Naive twin (double-precision libm, one Philox call per element). */
+void fnn_rng_normal_naive(uint64_t seed, uint64_t offset,
+                          float *out /* (n,) */, size_t n, float mean,
+                          float std);
+
+/* Inverted dropout, 0 <= p < 1, stream offset 0: mask[i] = (word_i >=
+ * round(p 2^32)), y[i] = mask[i] ? x[i] / (1 - p) : 0. y may be x. */
+void fnn_dropout_forward(uint64_t seed, const float *x /* (n,) */,
+                         float *y /* (n,) */, uint8_t *mask /* (n,) */,
+                         size_t n, double p);
+/* dx[i] = mask[i] ? dy[i] / (1 - p) : 0. dx may be dy. */
+void fnn_dropout_backward(const float *dy /* (n,) */,
+                          const uint8_t *mask /* (n,) */, float *dx /* (n,) */,
+                          size_t n, double p);
+
+/* y (n,) = x (n,) + std * N(0, 1) (the normal stream at offset 0). y may be x. */
+void fnn_gaussian_noise_forward(uint64_t seed, const float *x /* (n,) */,
+                                float *y /* (n,) */, size_t n, float std);
+
+/* --------------------------------------------------------------- loss.c -- */
+
+/* Losses over float32 inputs; per-sample losses and their sums in float64,
+ * summed in a fixed order (results do not depend on the thread count).
+ * `scale` multiplies every gradient (1/N for a mean, 1 for a sum, or the
+ * upstream gradient); a per-sample `row_scale`/`elem_scale` (NULL: none) is
+ * multiplied in as well, for reduction='none'. grad / elem_loss may be NULL
+ * in the forward kernels: the gradient is then not computed (fused forward +
+ * backward when given). A forward kernel's total is NaN or infinite when an
+ * input is, or a target is outside its domain (callers check only then).
+ * Targets are int64 class indices in [0, C); weight (C) or NULL. */
+
+/* Cross-entropy on logits x (N,C) with class-index targets (N) and label
+ * smoothing s: q = (1-s) onehot(y) w_y + s/C w. Writes row_loss (N), the row
+ * maxima row_max (N) and softmax coefficients row_coef (N) the backward
+ * needs; returns sum of row_loss. grad (N,C) = scale (softmax sum(q) - q). */
+double fnn_cross_entropy_forward(int N, int C, const float *x /* (N,C) */,
+                                 const int64_t *target /* (N) */,
+                                 const float *weight /* (C) or NULL */, float smoothing,
+                                 double scale, float *grad /* (N,C) or NULL */,
+                                 float *row_max /* (N) */, double *row_coef /* (N) */,
+                                 double *row_loss /* (N) */);
+void fnn_cross_entropy_backward(int N, int C, const float *x /* (N,C) */,
+                                const int64_t *target /* (N) */,
+                                const float *weight /* (C) or NULL */, float smoothing,
+                                const float *row_max /* (N) */, const double *row_coef /* (N) */,
+                                double scale, const float *row_scale /* (N) or NULL */,
+                                float *grad /* (N,C) */);
+
+/* Same with probability targets prob (N,C): q = w ((1-s) prob + s/C). A
+ * negative probability makes its row's loss NaN. */
+double fnn_cross_entropy_prob_forward(int N, int C, const float *x /* (N,C) */,
+                                      const float *prob /* (N,C) */,
+                                      const float *weight /* (C) or NULL */, float smoothing,
+                                      double scale, float *grad /* (N,C) or NULL */,
+                                      float *row_max /* (N) */, double *row_coef /* (N) */,
+                                      double *row_loss /* (N) */);
+void fnn_cross_entropy_prob_backward(int N, int C, const float *x /* (N,C) */,
+                                     const float *prob /* (N,C) */,
+                                     const float *weight /* (C) or NULL */, float smoothing,
+                                     const float *row_max /* (N) */,
+                                     const double *row_coef /* (N) */, double scale,
+                                     const float *row_scale /* (N) or NULL */,
+                                     float *grad /* (N,C) */);
+
+/* Negative log-likelihood of log-probabilities x (N,C): row_loss = -w_y x_y;
+ * grad = -scale w_y onehot(y). */
+double fnn_nll_forward(int N, int C, const float *x /* (N,C) */, const int64_t *target /* (N) */,
+                       const float *weight /* (C) or NULL */, double scale,
+                       float *grad /* (N,C) or NULL */, double *row_loss /* (N) */);
+void fnn_nll_backward(int N, int C, const int64_t *target /* (N) */,
+                      const float *weight /* (C) or NULL */, double scale,
+                      const float *row_scale /* (N) or NULL */, float *grad /* (N,C) */);
+
+/* Multi-class hinge: row_loss = w_y/C sum_{j!=y} max(0, margin - x_y + x_j)^p,
+ * p in {1, 2}. */
+double fnn_multi_margin_forward(int N, int C, const float *x /* (N,C) */,
+                                const int64_t *target /* (N) */,
+                                const float *weight /* (C) or NULL */, int p, float margin,
+                                double scale, float *grad /* (N,C) or NULL */,
+                                double *row_loss /* (N) */);
+void fnn_multi_margin_backward(int N, int C, const float *x /* (N,C) */,
+                               const int64_t *target /* (N) */,
+                               const float *weight /* (C) or NULL */, int p, float margin,
+                               double scale, const float *row_scale /* (N) or NULL */,
+                               float *grad /* (N,C) */);
+
+/* Squared error over n elements: *total = sum (x-y)^2, elem_loss = (x-y)^2,
+ * grad = 2 (x-y) scale. Returns FNN_OK or FNN_ENOMEM. */
+int fnn_mse_forward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                    double scale, float *grad /* (n) or NULL */,
+                    float *elem_loss /* (n) or NULL */, double *total);
+void fnn_mse_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                      double scale, const float *elem_scale /* (n) or NULL */,
+                      float *grad /* (n) */);
+
+/* Binary cross-entropy on logits x with targets y in [0,1] over n elements,
+ * pos_weight (C) applied along the last axis (element k uses pos_weight[k %
+ * C]) or NULL: loss = (1-y) x + l softplus(-x), l = 1 + (pos_weight-1) y,
+ * grad = scale (l sigmoid(x) - pos_weight y); grad is not written when
+ * elem_loss is given. Returns FNN_OK or FNN_ENOMEM. */
+int fnn_bce_logits_forward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                           const float *pos_weight /* (C) or NULL */, ptrdiff_t C,
+                           double scale, float *grad /* (n) or NULL */,
+                           float *elem_loss /* (n) or NULL */, double *total);
+void fnn_bce_logits_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+                             const float *pos_weight /* (C) or NULL */, ptrdiff_t C,
+                             double scale, const float *elem_scale /* (n) or NULL */,
+                             float *grad /* (n) */);
+
+/* -------------------------------------------------------------- optim.c -- */
+
+/* Regularization folded into every fused update, per element, in this order:
+ *   g = maximize ? -g : g;  g += weight_decay * p;  g += l1 * sign(p);
+ *   p *= decay_mult;  ...update...;  p = sign(p) * max(|p| - prox, 0).
+ * The neutral values {0, 0, 1, 0, 0} turn every option off. */
+typedef struct {
+    float weight_decay;   /* coupled L2 added to the gradient */
+    float l1;             /* L1 subgradient l1 * sign(p) added to the gradient */
+    float decay_mult;     /* decoupled decay factor 1 - lr * wd (AdamW), or 1 */
+    float prox;           /* soft-threshold after the update (lr * l1), or 0 */
+    int maximize;         /* ascend: negate the gradient first */
+} fnn_optim_reg;
+
+/* All arrays (n) float32, distinct, updated in place. Hyper-parameters come
+ * as double (complements such as 1 - beta are formed in double, as torch
+ * does) and are rounded to float for the float32 arithmetic.
+ * SGD: buf (n) is the momentum buffer, NULL when momentum == 0; init_buf:
+ * first step, buf = g. nesterov: p -= lr * (g + momentum * buf). */
+void fnn_sgd_step(float *p, const float *g, float *buf, ptrdiff_t n, double lr,
+                  double momentum, double dampening, int nesterov, int init_buf,
+                  fnn_optim_reg reg);
+/* Adagrad: sum (n) += g*g; p -= clr * g / (sqrt(sum) + eps). */
+void fnn_adagrad_step(float *p, const float *g, float *sum, ptrdiff_t n,
+                      double clr, double eps, fnn_optim_reg reg);
+/* RMSprop: square_avg (n); grad_avg (n) or NULL (centered off); buf (n) or
+ * NULL (momentum == 0). */
+void fnn_rmsprop_step(float *p, const float *g, float *square_avg,
+                      float *grad_avg, float *buf, ptrdiff_t n, double lr,
+                      double alpha, double eps, double momentum, fnn_optim_reg reg);
+/* Adadelta: square_avg (n), acc_delta (n). */
+void fnn_adadelta_step(float *p, const float *g, float *square_avg,
+                       float *acc_delta, ptrdiff_t n, double lr, double rho,
+                       double eps, fnn_optim_reg reg);
+/* Adam/AdamW: exp_avg, exp_avg_sq (n); max_exp_avg_sq (n) or NULL (amsgrad
+ * off). step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t):
+ * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+void fnn_adam_step(float *p, const float *g, float *exp_avg, float *exp_avg_sq,
+                   float *max_exp_avg_sq, ptrdiff_t n, double beta1, double beta2,
+                   double step_size, double bc2_sqrt, double eps, fnn_optim_reg reg);
+/* p (n) = sign(p) * max(|p| - t, 0). */
+void fnn_soft_threshold(float *p, ptrdiff_t n, float t);
+/* w (rows, cols): each row whose L2 norm (float64) exceeds max_norm is scaled
+ * by max_norm / (norm + 1e-7), as torch.renorm. */
+void fnn_max_norm_rows(float *w, ptrdiff_t rows, ptrdiff_t cols, float max_norm);
+/* x (n): sum |x|^p in float64 (p > 0 finite), or max |x| for p = inf (NaN if
+ * any element is NaN). Fixed block partition: the same on any thread count. */
+double fnn_grad_norm_pow(const float *x, ptrdiff_t n, double p);
+/* x (n) *= c. */
+void fnn_scale_inplace(float *x, ptrdiff_t n, float c);
+/* x (n) = min(max(x, lo), hi); NaN stays NaN. */
+void fnn_clamp_inplace(float *x, ptrdiff_t n, float lo, float hi);
+
+/* -------------------------------------------------------------- bench.c -- */
+
+/* Machine microbenchmarks (python -m fastnn bench). */
+
+/* Seconds (wall) for `nthreads` OpenMP threads each running `iters` rounds of
+ * independent multiply-add chains on the `isa` path; every round does
+ * fnn_bench_peak_flops_per_iter(isa) flops per thread. *threads_used gets the
+ * thread count the runtime gave. Returns < 0 if the ISA is not available. */
+double fnn_bench_peak(int isa, int nthreads, long iters, int *threads_used);
+double fnn_bench_peak_flops_per_iter(int isa);
+
+/* Best of `reps` seconds for one STREAM-triad pass a[i] = b[i] + s*c[i] over
+ * three arrays of n floats on `nthreads` threads (3*n*4 bytes per pass).
+ * Returns -2 if the arrays cannot be allocated, -1 on bad arguments. */
+double fnn_bench_triad(size_t n, int nthreads, int reps);
+
 /* ---------------------------------------------------------------- act.c -- */
 
 /* Activations. Elementwise kernels see n contiguous floats (any tensor shape,

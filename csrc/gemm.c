@@ -281,7 +281,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         g.pack_b = 0;
 
     double flops = 2.0 * M * N * K;
-    int nt = fnn_threads_for(flops, 4.0e5);
+    int nt = fnn_threads_for(flops, 1.0e6);
     int tm = 1, tn = 1;
     split_threads(nt, M, N, K, ar, &tm, &tn);
     nt = tm * tn;

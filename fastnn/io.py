@@ -18,7 +18,6 @@ import io as _io
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -190,9 +189,11 @@ def load_checkpoint(path):
             if _HEADER not in z.files:
                 raise CheckpointError(f"load: {path!r} is not a fastnn checkpoint (no header)")
             arrays = {k: z[k] for k in z.files}
-    except CheckpointError:
+    except (CheckpointError, MemoryError):
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except FileNotFoundError:
+        raise
+    except Exception as e:   # zip/zlib/npy format errors of every kind: corrupt file
         raise CheckpointError(f"load: {path!r} is truncated, corrupt or not a fastnn "
                               f"checkpoint ({type(e).__name__}: {e})") from None
     try:

@@ -9,4 +9,9 @@ cnp.import_array()
 
 include "runtime.pxi"
 include "gemm.pxi"
+include "data.pxi"
+include "rng.pxi"
+include "loss.pxi"
+include "optim.pxi"
+include "bench.pxi"
 include "act.pxi"

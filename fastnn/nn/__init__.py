@@ -1,4 +1,13 @@
 """Layers, containers, losses and initialisers."""
 from .module import Module, Parameter  # noqa: F401
+from .layers import Dropout, Flatten, GaussianNoise, Identity, Linear  # noqa: F401
+from .container import Residual, Sequential  # noqa: F401
+from . import init  # noqa: F401
+
+from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiMarginLoss,  # noqa: F401
+                   NLLLoss)
+
+from . import utils  # noqa: F401
+
 from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout,  # noqa: F401
                          ReLU, Sigmoid, Softmax, Softplus, Tanh)

@@ -5,7 +5,12 @@ A Module maps numpy float32 arrays forward, caching what its backward needs;
 *accumulates* (+=) the gradients of its parameters into ``Parameter.grad``.
 Sub-modules and parameters assigned as attributes are registered
 automatically, PyTorch-style, so ``parameters()``, ``state_dict()``,
-``train()``/``eval()`` and ``repr`` see the whole tree."""
+``train()``/``eval()`` and ``repr`` see the whole tree.
+
+Rules every module keeps: ``forward`` never modifies its input and
+``backward`` never modifies ``grad_out`` (``Residual`` hands the same
+gradient to two branches); both return new arrays (or pass an argument
+through unchanged), so callers may keep any array they were given."""
 from collections import OrderedDict
 
 import numpy as np

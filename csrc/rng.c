@@ -1,0 +1,476 @@
+/* rng.c -- counter-based random numbers: Philox4x32-10 and what is built on
+ * it (uniform and normal fills, dropout, Gaussian noise).
+ *
+ * Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as
+ * easy as 1, 2, 3", SC'11) is a keyed bijection of a 128-bit counter: ten
+ * rounds of two 32x32->64 multiplies, with a Weyl-sequence key schedule.
+ *
+ * Stream layout. A 64-bit seed is the key (low word, high word). Element j
+ * of the stream (j = offset + i for the i-th value a call writes) uses 32-bit
+ * word j % 4 of the block whose counter is (j / 4 low word, j / 4 high word,
+ * 0, 0). So every value depends only on (seed, j): not on the thread count,
+ * the partition or the call's chunking. Normals use Box-Muller on the word
+ * pairs (0,1) and (2,3) of a block: element j is r*cos(theta) for even j and
+ * r*sin(theta) for odd j, both from the pair j/2.
+ *
+ * The fast paths work in tiles: Philox for TILE_BLOCKS consecutive blocks is
+ * computed lane-parallel into a stack buffer (the loop vectorises: 32-bit
+ * lanes, widening multiplies), then a second, also vectorisable loop turns
+ * words into the output. Box-Muller uses float polynomials for log and
+ * sin/cos (no libm calls in the loop); fnn_rng_normal_naive is the double
+ * precision libm twin it is tested against.
+ */
+#include "fastnn.h"
+
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Every loop below is plain C the compiler vectorises. Each kernel body is
+ * force-inlined into three wrappers, compiled for the baseline, for AVX2 and
+ * for AVX-512 by function attribute (as gemm_avx*.c), and picked at run time
+ * by fnn_get_isa(). Only integer ops and correctly rounded float ops (+ - * /
+ * sqrt, no contraction) are used, so all three give bitwise equal results. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FNN_INLINE __attribute__((always_inline))
+#else
+#define FNN_INLINE
+#endif
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define RNG_X86_VARIANTS 1
+#define T256 __attribute__((target("avx2")))
+#define T512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2")))
+#define VARIANTS(name)                                                        \
+    static void name##_ref(void *c, size_t i0, size_t i1)                     \
+    { name##_body(c, i0, i1); }                                               \
+    T256 static void name##_avx2(void *c, size_t i0, size_t i1)               \
+    { name##_body(c, i0, i1); }                                               \
+    T512 static void name##_avx512(void *c, size_t i0, size_t i1)             \
+    { name##_body(c, i0, i1); }
+#define PICK(name) pick(name##_ref, name##_avx2, name##_avx512)
+#else
+#define VARIANTS(name)                                                        \
+    static void name##_ref(void *c, size_t i0, size_t i1)                     \
+    { name##_body(c, i0, i1); }
+#define PICK(name) name##_ref
+#endif
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+#define TILE_BLOCKS 64                   /* blocks per tile: 256 values */
+#define TILE (4 * TILE_BLOCKS)
+
+/* Elements per thread below which a kernel stays on one thread. */
+#define RNG_THREAD_MIN 16384.0
+
+void fnn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
+                       uint32_t out[4])
+{
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
+        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+/* Words of blocks [b0, b0 + nb), nb <= TILE_BLOCKS + 1, interleaved: w[4*b + k]
+ * is word k of block b0 + b. The counter's high words are (b0 + b) >> 32 and
+ * 0, 0. */
+static inline FNN_INLINE void philox_tile(uint64_t seed, uint64_t b0, int nb, uint32_t *w)
+{
+    /* nb <= TILE_BLOCKS + 1: a tile that starts mid-block spans one more */
+    uint32_t c0[TILE_BLOCKS + 1], c1[TILE_BLOCKS + 1], c2[TILE_BLOCKS + 1],
+        c3[TILE_BLOCKS + 1];
+    const uint32_t key0 = (uint32_t)seed, key1 = (uint32_t)(seed >> 32);
+    for (int b = 0; b < nb; b++) {
+        uint64_t ctr = b0 + (uint64_t)b;
+        uint32_t x0 = (uint32_t)ctr, x1 = (uint32_t)(ctr >> 32), x2 = 0, x3 = 0;
+        uint32_t k0 = key0, k1 = key1;
+        for (int r = 0; r < 10; r++) {
+            uint64_t p0 = (uint64_t)PHILOX_M0 * x0;
+            uint64_t p1 = (uint64_t)PHILOX_M1 * x2;
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ x1 ^ k0;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ x3 ^ k1;
+            x1 = (uint32_t)p1;
+            x3 = (uint32_t)p0;
+            x0 = n0;
+            x2 = n2;
+            k0 += PHILOX_W0;
+            k1 += PHILOX_W1;
+        }
+        c0[b] = x0; c1[b] = x1; c2[b] = x2; c3[b] = x3;
+    }
+    for (int b = 0; b < nb; b++) {
+        w[4 * b + 0] = c0[b];
+        w[4 * b + 1] = c1[b];
+        w[4 * b + 2] = c2[b];
+        w[4 * b + 3] = c3[b];
+    }
+}
+
+/* Stream values j in [j0, j0 + n) as words: the tile that holds them starts
+ * at word 4 * (j0 / 4); returns the index of j0 inside that tile's buffer. */
+static inline FNN_INLINE int tile_words(uint64_t seed, uint64_t j0, size_t n, uint32_t *w)
+{
+    uint64_t b0 = j0 >> 2;
+    uint64_t b1 = (j0 + n + 3) >> 2;
+    philox_tile(seed, b0, (int)(b1 - b0), w);
+    return (int)(j0 & 3);
+}
+
+/* ------------------------------------------------ float transcendentals -- */
+
+static inline FNN_INLINE uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline FNN_INLINE float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* -2 ln(u) for u in (0, 1], given also omu = 1 - u computed without
+ * cancellation: u = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(t),
+ * t = (m-1)/(m+1), |t| <= 0.1716 (series to t^9). For e == 0 (u near 1,
+ * where float u has lost the low bits of 1 - u) m - 1 is taken as -omu. */
+static inline FNN_INLINE float minus2log(float u, float omu)
+{
+    uint32_t bits = f2u(u);
+    int32_t e = (int32_t)(bits >> 23) - 127;
+    /* mantissa above sqrt(2) (bits 0x3504F3): use m/2 and e+1; integer
+     * masks rather than float compares and selects keep the loop branch-free
+     * (vectorisable without -fno-trapping-math) */
+    uint32_t big = (uint32_t)0 - (uint32_t)((bits & 0x007FFFFFu) > 0x003504F3u);
+    float m = u2f((bits & 0x007FFFFFu) | (0x3F800000u - (big & 0x00800000u)));
+    e += (int32_t)(big & 1u);
+    uint32_t near1 = (uint32_t)0 - (uint32_t)(e == 0);
+    float num = u2f((f2u(-omu) & near1) | (f2u(m - 1.0f) & ~near1));
+    float t = num / (m + 1.0f);
+    float t2 = t * t;
+    float p = 1.0f / 9.0f;
+    p = p * t2 + 1.0f / 7.0f;
+    p = p * t2 + 1.0f / 5.0f;
+    p = p * t2 + 1.0f / 3.0f;
+    p = p * t2 + 1.0f;
+    float lnm = 2.0f * t * p;
+    float fe = (float)e;
+    /* ln 2 = hi + lo, hi with a short mantissa so fe * hi is exact */
+    float ln_u = fe * 0.693145752f + (fe * 1.42860677e-06f + lnm);
+    return -2.0f * ln_u;
+}
+
+/* sin and cos of 2 pi k / 2^24 for an integer k in [0, 2^24): the quadrant
+ * q = round(k / 2^22) is taken in integers, the rest a = 2 pi f with
+ * |f| <= 1/8 turn goes through Taylor polynomials (|a| <= pi/4). */
+static inline FNN_INLINE void sincos_turn24(int32_t k, float *s_out, float *c_out)
+{
+    int32_t q = (k + (1 << 21)) >> 22;            /* 0..4 */
+    float f = (float)(k - (q << 22));             /* [-2^21, 2^21], exact */
+    float a = f * (6.28318530717958648f / 16777216.0f);
+    float a2 = a * a;
+    float s = -1.0f / 39916800.0f;
+    s = s * a2 + 1.0f / 362880.0f;
+    s = s * a2 - 1.0f / 5040.0f;
+    s = s * a2 + 1.0f / 120.0f;
+    s = s * a2 - 1.0f / 6.0f;
+    s = a + a * a2 * s;
+    float c = 1.0f / 479001600.0f;
+    c = c * a2 - 1.0f / 3628800.0f;
+    c = c * a2 + 1.0f / 40320.0f;
+    c = c * a2 - 1.0f / 720.0f;
+    c = c * a2 + 1.0f / 24.0f;
+    c = c * a2 - 0.5f;
+    c = 1.0f + a2 * c;
+    /* rotate by q quarter turns, (sin, cos)(a + q pi/2), with bit masks:
+     * odd q swaps sin and cos; q = 2, 3 negates sin; q = 1, 2 negates cos */
+    uint32_t swap = (uint32_t)0 - ((uint32_t)q & 1u);
+    uint32_t su = f2u(s), cu = f2u(c);
+    uint32_t sr = (cu & swap) | (su & ~swap);
+    uint32_t cr = (su & swap) | (cu & ~swap);
+    sr ^= ((uint32_t)q & 2u) << 30;
+    cr ^= (((uint32_t)q + 1u) & 2u) << 30;
+    *s_out = u2f(sr);
+    *c_out = u2f(cr);
+}
+
+/* Box-Muller on the words of one tile: z[2p], z[2p+1] from w[2p], w[2p+1]
+ * for pairs p in [0, npairs). */
+static inline FNN_INLINE void box_muller(const uint32_t *w, int npairs, float *z)
+{
+    for (int p = 0; p < npairs; p++) {
+        uint32_t a = w[2 * p], b = w[2 * p + 1];
+        /* u1 in (0, 1]: (k + 1/2) / 2^31 with k = floor(a / 2); 1 - u1 from
+         * the complementary integer, so it keeps its precision near u1 = 1 */
+        int32_t k = (int32_t)(a >> 1);
+        float u1 = ((float)k + 0.5f) * (1.0f / 2147483648.0f);
+        float omu = ((float)(0x7FFFFFFF - k) + 0.5f) * (1.0f / 2147483648.0f);
+        float r = sqrtf(minus2log(u1, omu));
+        float s, c;
+        sincos_turn24((int32_t)(b >> 8), &s, &c);
+        z[2 * p] = r * c;
+        z[2 * p + 1] = r * s;
+    }
+}
+
+/* ------------------------------------------------------------ threading -- */
+
+/* Thread t of nt gets elements [*i0, *i1) of n, cut on TILE boundaries. */
+static void part(int t, int nt, size_t n, size_t *i0, size_t *i1)
+{
+    size_t tiles = (n + TILE - 1) / TILE;
+    size_t a = tiles * (size_t)t / (size_t)nt, b = tiles * (size_t)(t + 1) / (size_t)nt;
+    *i0 = a * TILE < n ? a * TILE : n;
+    *i1 = b * TILE < n ? b * TILE : n;
+}
+
+/* Run body(ctx, i0, i1) over [0, n) cut into per-thread ranges. */
+typedef void (*range_fn)(void *ctx, size_t i0, size_t i1);
+
+static void run_parallel(size_t n, double cost, range_fn body, void *ctx)
+{
+    int nt = fnn_threads_for((double)n * cost, RNG_THREAD_MIN);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int me = 0, have = 1;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+        have = omp_get_num_threads();
+#endif
+        unsigned s = fnn_ftz_enter();
+        for (int t = me; t < nt; t += have) {
+            size_t i0, i1;
+            part(t, nt, n, &i0, &i1);
+            if (i0 < i1)
+                body(ctx, i0, i1);
+        }
+        fnn_ftz_leave(s);
+    }
+}
+
+#ifdef RNG_X86_VARIANTS
+static range_fn pick(range_fn ref, range_fn avx2, range_fn avx512)
+{
+    switch (fnn_get_isa()) {
+    case FNN_ISA_AVX512: return avx512;
+    case FNN_ISA_AVX2: return avx2;
+    default: return ref;
+    }
+}
+#endif
+
+/* --------------------------------------------------------------- fills -- */
+
+typedef struct {
+    uint64_t seed, offset;
+    void *out;
+    float mean, std;
+} fill_ctx;
+
+static inline FNN_INLINE void bits_body(void *vc, size_t i0, size_t i1)
+{
+    fill_ctx *c = vc;
+    uint32_t *out = c->out;
+    uint32_t w[TILE + 4];
+    for (size_t i = i0; i < i1; i += TILE) {
+        size_t n = i1 - i < TILE ? i1 - i : TILE;
+        int at = tile_words(c->seed, c->offset + i, n, w);
+        memcpy(out + i, w + at, n * sizeof(uint32_t));
+    }
+}
+
+VARIANTS(bits)
+
+void fnn_rng_bits(uint64_t seed, uint64_t offset, uint32_t *out, size_t n)
+{
+    fill_ctx c = {seed, offset, out, 0.0f, 0.0f};
+    run_parallel(n, 1.0, PICK(bits), &c);
+}
+
+static inline FNN_INLINE void uniform_body(void *vc, size_t i0, size_t i1)
+{
+    fill_ctx *c = vc;
+    float *out = c->out;
+    uint32_t w[TILE + 4];
+    for (size_t i = i0; i < i1; i += TILE) {
+        size_t n = i1 - i < TILE ? i1 - i : TILE;
+        int at = tile_words(c->seed, c->offset + i, n, w);
+        const uint32_t *src = w + at;
+        float *dst = out + i;
+        for (size_t k = 0; k < n; k++)
+            dst[k] = (float)(int32_t)(src[k] >> 8) * (1.0f / 16777216.0f);
+    }
+}
+
+VARIANTS(uniform)
+
+void fnn_rng_uniform(uint64_t seed, uint64_t offset, float *out, size_t n)
+{
+    fill_ctx c = {seed, offset, out, 0.0f, 0.0f};
+    run_parallel(n, 1.0, PICK(uniform), &c);
+}
+
+static inline FNN_INLINE void normal_body(void *vc, size_t i0, size_t i1)
+{
+    fill_ctx *c = vc;
+    float *out = c->out;
+    const float mean = c->mean, std = c->std;
+    uint32_t w[TILE + 4];
+    float z[TILE + 4];
+    for (size_t i = i0; i < i1; i += TILE) {
+        size_t n = i1 - i < TILE ? i1 - i : TILE;
+        int at = tile_words(c->seed, c->offset + i, n, w);
+        box_muller(w, (at + (int)n + 1) / 2, z);
+        const float *src = z + at;
+        float *dst = out + i;
+        for (size_t k = 0; k < n; k++)
+            dst[k] = mean + std * src[k];
+    }
+}
+
+VARIANTS(normal)
+
+void fnn_rng_normal(uint64_t seed, uint64_t offset, float *out, size_t n,
+                    float mean, float std)
+{
+    fill_ctx c = {seed, offset, out, mean, std};
+    run_parallel(n, 4.0, PICK(normal), &c);
+}
+
+void fnn_rng_normal_naive(uint64_t seed, uint64_t offset, float *out, size_t n,
+                          float mean, float std)
+{
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    for (size_t i = 0; i < n; i++) {
+        uint64_t j = offset + i;
+        uint64_t blk = j >> 2;
+        uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), 0, 0}, w[4];
+        fnn_philox4x32_10(ctr, key, w);
+        int pair = (int)(j & 2);
+        double u1 = ((double)(w[pair] >> 1) + 0.5) / 2147483648.0;
+        double u2 = (double)(w[pair + 1] >> 8) / 16777216.0;
+        double r = sqrt(-2.0 * log(u1));
+        double th = 6.283185307179586 * u2;
+        double z = (j & 1) ? r * sin(th) : r * cos(th);
+        out[i] = (float)((double)mean + (double)std * z);
+    }
+}
+
+/* ------------------------------------------------------------- dropout -- */
+
+typedef struct {
+    uint64_t seed;
+    const float *x;
+    float *y;
+    uint8_t *mask;
+    const float *dy;
+    float *dx;
+    uint32_t thr;
+    float scale;
+} drop_ctx;
+
+/* P(word >= thr) = 1 - thr / 2^32: thr = round(p 2^32), at most 2^32 - 1. */
+static uint32_t keep_threshold(double p)
+{
+    double t = floor(p * 4294967296.0 + 0.5);
+    if (!(t > 0.0))
+        return 0;
+    return t >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)t;
+}
+
+static inline FNN_INLINE void dropout_body(void *vc, size_t i0, size_t i1)
+{
+    drop_ctx *c = vc;
+    const uint32_t thr = c->thr;
+    const float scale = c->scale;
+    uint32_t w[TILE + 4];
+    for (size_t i = i0; i < i1; i += TILE) {
+        size_t n = i1 - i < TILE ? i1 - i : TILE;
+        int at = tile_words(c->seed, i, n, w);   /* i0 is tile-aligned: at == 0 */
+        const uint32_t *src = w + at;
+        const float *x = c->x + i;
+        float *y = c->y + i;
+        uint8_t *m = c->mask + i;
+        for (size_t k = 0; k < n; k++) {
+            int keep = src[k] >= thr;
+            m[k] = (uint8_t)keep;
+            y[k] = x[k] * (keep ? scale : 0.0f);   /* inf, NaN stay NaN */
+        }
+    }
+}
+
+VARIANTS(dropout)
+
+void fnn_dropout_forward(uint64_t seed, const float *x, float *y,
+                         uint8_t *mask, size_t n, double p)
+{
+    drop_ctx c = {seed, x, y, mask, NULL, NULL, keep_threshold(p),
+                  (float)(1.0 / (1.0 - p))};
+    run_parallel(n, 1.0, PICK(dropout), &c);
+}
+
+static inline FNN_INLINE void dropout_back_body(void *vc, size_t i0, size_t i1)
+{
+    drop_ctx *c = vc;
+    const float scale = c->scale;
+    const uint8_t *m = c->mask;
+    const float *dy = c->dy;
+    float *dx = c->dx;
+    for (size_t k = i0; k < i1; k++)
+        dx[k] = dy[k] * (m[k] ? scale : 0.0f);
+}
+
+VARIANTS(dropout_back)
+
+void fnn_dropout_backward(const float *dy, const uint8_t *mask, float *dx,
+                          size_t n, double p)
+{
+    drop_ctx c = {0, NULL, NULL, (uint8_t *)mask, dy, dx, 0,
+                  (float)(1.0 / (1.0 - p))};
+    run_parallel(n, 0.25, PICK(dropout_back), &c);
+}
+
+/* -------------------------------------------------------- Gaussian noise -- */
+
+typedef struct {
+    uint64_t seed;
+    const float *x;
+    float *y;
+    float std;
+} noise_ctx;
+
+static inline FNN_INLINE void noise_body(void *vc, size_t i0, size_t i1)
+{
+    noise_ctx *c = vc;
+    const float std = c->std;
+    uint32_t w[TILE + 4];
+    float z[TILE + 4];
+    for (size_t i = i0; i < i1; i += TILE) {
+        size_t n = i1 - i < TILE ? i1 - i : TILE;
+        tile_words(c->seed, i, n, w);            /* i is tile-aligned */
+        box_muller(w, ((int)n + 1) / 2, z);
+        const float *x = c->x + i;
+        float *y = c->y + i;
+        for (size_t k = 0; k < n; k++)
+            y[k] = x[k] + std * z[k];
+    }
+}
+
+VARIANTS(noise)
+
+void fnn_gaussian_noise_forward(uint64_t seed, const float *x, float *y,
+                                size_t n, float std)
+{
+    noise_ctx c = {seed, x, y, std};
+    run_parallel(n, 4.0, PICK(noise), &c);
+}

@@ -1,0 +1,120 @@
+"""Containers: Sequential (a chain of modules) and Residual (block + shortcut)."""
+from collections import OrderedDict
+
+import numpy as np
+
+from .._check import as_f32
+from .module import Module
+
+__all__ = ["Sequential", "Residual"]
+
+
+def _require_module(who, what, m):
+    if not isinstance(m, Module):
+        raise TypeError(f"{who}: {what} must be a Module, got {type(m).__name__}")
+    return m
+
+
+class Sequential(Module):
+    """Modules applied in order; backward runs them in reverse.
+
+    ``Sequential(a, b, c)`` names the children '0', '1', '2' (so state_dict
+    keys are '0.weight', ...); ``Sequential(OrderedDict(name=module, ...))``
+    keeps the given names. Supports ``len``, iteration, indexing (an int gives
+    the module, a slice a new Sequential sharing the modules), item
+    assignment, ``append`` and ``extend``."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                if not isinstance(name, str) or not name or "." in name:
+                    raise ValueError(f"Sequential: module names must be non-empty strings "
+                                     f"without '.', got {name!r}")
+                self.add_module(name, _require_module("Sequential", f"module {name!r}", m))
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), _require_module("Sequential", f"argument {i}", m))
+
+    def _index(self, idx):
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
+            raise TypeError(f"Sequential: indices must be integers or slices, "
+                            f"got {type(idx).__name__}")
+        n = len(self._modules)
+        i = int(idx) + n if idx < 0 else int(idx)
+        if not 0 <= i < n:
+            raise IndexError(f"Sequential: index {idx} is out of range for {n} modules")
+        return list(self._modules)[i]
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return self._modules[self._index(idx)]
+
+    def __setitem__(self, idx, module):
+        setattr(self, self._index(idx), _require_module("Sequential", "the new item", module))
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(list(self._modules.values()))
+
+    def append(self, module):
+        """Add a module at the end, named by its position (the next free integer)."""
+        _require_module("Sequential.append", "module", module)
+        i = len(self._modules)
+        while str(i) in self._modules:
+            i += 1
+        self.add_module(str(i), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, grad_out):
+        g = grad_out
+        for m in reversed(list(self._modules.values())):
+            g = m.backward(g)
+        return g
+
+
+class Residual(Module):
+    """y = block(x) + shortcut(x), the shortcut being the identity when None.
+
+    Backward sends grad_out through both branches and returns the sum of the
+    two input gradients. The block's output must have the shortcut's shape
+    (pass e.g. a Linear or 1x1 convolution as shortcut when it changes)."""
+
+    def __init__(self, block, shortcut=None):
+        super().__init__()
+        self.block = _require_module("Residual", "block", block)
+        self.shortcut = (None if shortcut is None
+                         else _require_module("Residual", "shortcut", shortcut))
+
+    def forward(self, x):
+        a = self.block(x)
+        s = x if self.shortcut is None else self.shortcut(x)
+        a_shape, s_shape = np.shape(a), np.shape(s)
+        if a_shape != s_shape:
+            what = "x" if self.shortcut is None else "the shortcut's output"
+            raise ValueError(f"Residual: the block's output has shape {a_shape} but {what} has "
+                             f"shape {s_shape}; they must match (pass a shortcut= module that "
+                             f"maps x to the block's output shape)")
+        return np.add(a, s, dtype=np.float32)
+
+    def backward(self, grad_out):
+        grad_out = as_f32(grad_out, "Residual", "grad_out")
+        gb = self.block.backward(grad_out)
+        gs = grad_out if self.shortcut is None else self.shortcut.backward(grad_out)
+        if np.shape(gb) != np.shape(gs):
+            raise ValueError(f"Residual: the block's input gradient has shape {np.shape(gb)} "
+                             f"but the shortcut's has {np.shape(gs)}")
+        return np.add(gb, gs, dtype=np.float32)

@@ -1,0 +1,274 @@
+"""Core layers: Linear, Flatten, Identity, Dropout, GaussianNoise.
+
+Each follows fastnn.nn.Module: ``forward(x)`` validates its input once and
+caches what ``backward`` needs; ``backward(grad_out)`` returns the gradient
+with respect to the input (a new array, or ``grad_out`` itself for layers
+that pass it through unchanged) and accumulates parameter gradients into
+``Parameter.grad``. Neither writes into its argument."""
+import math
+import numbers
+
+import numpy as np
+
+from .. import runtime
+from .._check import F32, as_f32
+from .._ext import _C
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["Linear", "Flatten", "Identity", "Dropout", "GaussianNoise"]
+
+
+def _positive_int(who, name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _real(who, name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ValueError(f"{who}: {name} must be finite, got {v}")
+    return v
+
+
+def _is_plain_f32(x):
+    """Fast path of as_f32: a C-contiguous float32 ndarray needs no checks."""
+    return type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous
+
+
+def _grad_like(who, grad_out, shape):
+    """grad_out as a C-contiguous float32 array of the forward output's shape."""
+    if not _is_plain_f32(grad_out):
+        grad_out = np.ascontiguousarray(as_f32(grad_out, who, "grad_out"))
+    if grad_out.shape != shape:
+        raise ValueError(f"{who}: grad_out has shape {grad_out.shape}, expected {shape} "
+                         f"(the shape of the last forward output)")
+    return grad_out
+
+
+def _param_array(who, what, arr, shape):
+    """A parameter's data or grad still fit to hand to C: float32, `shape`,
+    C-contiguous (a user may have replaced ``.data`` or ``.grad``)."""
+    if (type(arr) is np.ndarray and arr.shape == shape and arr.dtype == F32
+            and arr.flags.c_contiguous):
+        return arr
+    got = (f"shape {arr.shape}, dtype {arr.dtype}" if isinstance(arr, np.ndarray)
+           else type(arr).__name__)
+    raise ValueError(f"{who}: {what} must be a C-contiguous float32 array of shape "
+                     f"{shape}, got {got}")
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias for x of shape (N, in_features).
+
+    weight (out_features, in_features) and bias (out_features,) start as
+    U(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default, drawn
+    from fastnn's seeded generator. Forward is one GEMM with the bias fused
+    into its store; backward is two GEMMs (dW accumulated in place) and a
+    column sum, with no transposed copies."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features = _positive_int("Linear", "in_features", in_features)
+        self.out_features = _positive_int("Linear", "out_features", out_features)
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), np.float32))
+        self.bias = Parameter(np.empty(self.out_features, np.float32)) if bias else None
+        self._x = None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))      # U(+-1/sqrt(fan_in))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.in_features)
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        if not (_is_plain_f32(x) and x.ndim == 2):
+            x = as_f32(x, "Linear", "x")
+            if x.ndim != 2:
+                raise ValueError(f"Linear: x must be 2-D (N, {self.in_features}), "
+                                 f"got shape {x.shape}")
+        n, k = x.shape
+        if k != self.in_features:
+            raise ValueError(f"Linear: x has shape {x.shape}, expected (N, {self.in_features}) "
+                             f"(in_features={self.in_features})")
+        o = self.out_features
+        w = _param_array("Linear", "weight", self.weight.data, (o, k))
+        y = np.empty((n, o), dtype=np.float32)
+        if self.bias is None:
+            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, None, 0, False)
+        else:
+            b = _param_array("Linear", "bias", self.bias.data, (o,))
+            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, b, 1, False)
+        self._x = x
+        return y
+
+    def backward(self, grad_out):
+        x = self._x
+        if x is None:
+            raise RuntimeError("Linear: backward called before forward")
+        n, k = x.shape
+        o = self.out_features
+        dy = _grad_like("Linear", grad_out, (n, o))
+        weight, bias = self.weight, self.bias
+        w = _param_array("Linear", "weight", weight.data, (o, k))
+        if weight.requires_grad:      # dW (O,I) += dY^T (O,N) X (N,I), in place
+            gw = _param_array("Linear", "weight.grad", weight.grad, (o, k))
+            _C.sgemm(True, False, o, k, n, 1.0, dy, x, 1.0, gw, None, 0, False)
+        if bias is not None and bias.requires_grad:
+            bias.grad += dy.sum(axis=0)
+        dx = np.empty((n, k), dtype=np.float32)     # dX (N,I) = dY (N,O) W (O,I)
+        _C.sgemm(False, False, n, k, o, 1.0, dy, w, 0.0, dx, None, 0, False)
+        return dx
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Flatten(Module):
+    """Flattens dimensions start_dim..end_dim (inclusive) into one:
+    (N, C, H, W) -> (N, C*H*W) by default. A view when the input allows."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"Flatten: {name} must be an integer, got {v!r}")
+        self.start_dim = int(start_dim)
+        self.end_dim = int(end_dim)
+        self._in_shape = None
+
+    def forward(self, x):
+        x = as_f32(x, "Flatten", "x")
+        nd = x.ndim
+        s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        if not (0 <= s < nd and 0 <= e < nd) or s > e:
+            raise ValueError(f"Flatten: start_dim={self.start_dim}, end_dim={self.end_dim} do not "
+                             f"select dimensions of x with shape {x.shape}")
+        shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+        self._in_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, grad_out):
+        if self._in_shape is None:
+            raise RuntimeError("Flatten: backward called before forward")
+        g = as_f32(grad_out, "Flatten", "grad_out")
+        if g.size != int(np.prod(self._in_shape)):
+            raise ValueError(f"Flatten: grad_out has shape {g.shape}, which does not match the "
+                             f"input shape {self._in_shape} of the last forward")
+        return g.reshape(self._in_shape)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Identity(Module):
+    """Returns its input; any constructor arguments are ignored (as PyTorch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_out):
+        return grad_out
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, each element is zeroed with probability
+    p and the survivors are scaled by 1/(1-p); in eval() it is the identity.
+
+    The mask comes from the counter-based generator in C keyed by a fresh
+    fastnn.runtime.next_seed() per call, so fastnn.manual_seed fixes it on any
+    thread count. It is kept (one byte per element) for backward:
+    dx = dy * mask / (1-p)."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        p = _real("Dropout", "p", p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+        self._mode = None          # 'identity' | 'zero' | 'mask' for the last forward
+        self._shape = None
+        self._p_used = p
+        self._mask = None
+
+    @property
+    def mask(self):
+        """The keep mask (uint8, 1 = kept) of the last training forward, or None."""
+        return self._mask.reshape(self._shape) if self._mode == "mask" else None
+
+    def forward(self, x):
+        x = as_f32(x, "Dropout", "x")
+        p = self.p
+        if not 0.0 <= p <= 1.0:          # the attribute may have been reassigned
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self._shape = x.shape
+        self._p_used = p
+        if not self.training or p == 0.0:
+            self._mode = "identity"
+            return x
+        if p == 1.0:
+            self._mode = "zero"
+            return np.zeros(x.shape, dtype=np.float32)
+        self._mode = "mask"
+        x = np.ascontiguousarray(x)
+        if self._mask is None or self._mask.size != x.size:
+            self._mask = np.empty(x.size, dtype=np.uint8)
+        y = np.empty(x.shape, dtype=np.float32)
+        _C.dropout_forward(runtime.next_seed(), x, y, self._mask, p)
+        return y
+
+    def backward(self, grad_out):
+        if self._mode is None:
+            raise RuntimeError("Dropout: backward called before forward")
+        dy = _grad_like("Dropout", grad_out, self._shape)
+        if self._mode == "identity":
+            return dy
+        if self._mode == "zero":
+            return np.zeros(self._shape, dtype=np.float32)
+        dx = np.empty(self._shape, dtype=np.float32)
+        _C.dropout_backward(dy, self._mask, dx, self._p_used)
+        return dx
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class GaussianNoise(Module):
+    """Adds N(0, std^2) noise in training (identity in eval or for std = 0);
+    backward passes the gradient through unchanged. The noise comes from the
+    counter-based generator in C keyed by fastnn.runtime.next_seed()."""
+
+    def __init__(self, std):
+        super().__init__()
+        std = _real("GaussianNoise", "std", std)
+        if std < 0.0:
+            raise ValueError(f"GaussianNoise: std must be >= 0, got {std}")
+        self.std = std
+        self._shape = None
+
+    def forward(self, x):
+        x = as_f32(x, "GaussianNoise", "x")
+        self._shape = x.shape
+        if not self.training or self.std == 0.0:
+            return x
+        x = np.ascontiguousarray(x)
+        y = np.empty(x.shape, dtype=np.float32)
+        _C.gaussian_noise_forward(runtime.next_seed(), x, y, self.std)
+        return y
+
+    def backward(self, grad_out):
+        if self._shape is None:
+            raise RuntimeError("GaussianNoise: backward called before forward")
+        return _grad_like("GaussianNoise", grad_out, self._shape)
+
+    def extra_repr(self):
+        return f"std={self.std}"

@@ -1,0 +1,726 @@
+"""SGEMM (fastnn.ops.matmul over csrc/gemm*.c) against float64 numpy and the
+C naive twin, on every instruction-set path this machine supports.
+
+Shapes come from each path's own blocking (fastnn.info()['gemm_blocking']), so
+edge tiles and cache-block boundaries are straddled whatever the lead tunes
+them to. Two kinds of check:
+
+* exact: small-integer operands with power-of-two alpha/beta, where every
+  float32 partial sum is exact, so every kernel must reproduce numpy bit for
+  bit (any indexing, packing or epilogue slip shows, with no tolerance);
+* tolerance: standard-normal operands against float64, with the forward error
+  bound of a float32 dot product, |err| <= 2u (K + 8) (|alpha||A||B| + |beta C|
+  + |bias|), u = 2**-24.
+"""
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import ops
+from fastnn._ext import _C
+
+F32 = np.float32
+U = 2.0 ** -24                   # unit roundoff of float32
+TRANS = list(itertools.product([False, True], repeat=2))
+TRANS_IDS = ["NN", "NT", "TN", "TT"]
+
+
+# ------------------------------------------------------------------ helpers --
+
+def blocking(isa):
+    old = fastnn.get_isa()
+    fastnn.set_isa(isa)
+    try:
+        return dict(fastnn.info()["gemm_blocking"])
+    finally:
+        fastnn.set_isa(old)
+
+
+BLOCKING = {isa: blocking(isa) for isa in fastnn.available_isas()}
+
+
+def operands(rng, M, N, K, ta, tb, ints=False):
+    """a stored as (M,K) or (K,M) for trans_a, b as (K,N) or (N,K) for trans_b."""
+    def draw(shape):
+        if ints:
+            return rng.integers(-3, 4, size=shape).astype(F32)
+        return rng.standard_normal(shape).astype(F32)
+    a = draw((K, M) if ta else (M, K))
+    b = draw((N, K) if tb else (K, N))
+    return a, b
+
+
+def bias_array(rng, kind, M, N, ints=False):
+    if kind is None:
+        return None
+    shape = {"col": (N,), "col2": (1, N), "row": (M, 1)}[kind]
+    if ints:
+        return rng.integers(-5, 6, size=shape).astype(F32)
+    return rng.standard_normal(shape).astype(F32)
+
+
+def reference(a, b, ta, tb, alpha=1.0, beta=0.0, c0=None, bias=None, relu=False):
+    """(float64 result, per-element error bound for a float32 GEMM)."""
+    A = np.asarray(a, np.float64)
+    B = np.asarray(b, np.float64)
+    A = A.T if ta else A
+    B = B.T if tb else B
+    K = A.shape[1]
+    r = alpha * (A @ B)
+    scale = abs(alpha) * (np.abs(A) @ np.abs(B))
+    if beta != 0.0:
+        r = r + beta * c0.astype(np.float64)
+        scale = scale + abs(beta) * np.abs(c0.astype(np.float64))
+    if bias is not None:
+        bb = np.asarray(bias, np.float64)
+        bb = bb.reshape(1, -1) if bb.ndim == 1 else bb      # (1, N) or (M, 1) broadcast
+        r = r + bb
+        scale = scale + np.abs(bb)
+    if relu:
+        r = np.maximum(r, 0.0)
+    # 1e-35: products flushed to zero (FTZ) are off by < 1.2e-38 each.
+    return r, 2 * U * (K + 8) * scale + 1e-35
+
+
+def assert_close(got, want, tol, what):
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, want {want.shape}"
+    err = np.abs(got.astype(np.float64) - want)
+    bad = ~(err <= tol)               # NaN counts as bad
+    if bad.any():
+        idx = tuple(np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {bad.size} elements out of tolerance; first at "
+            f"{idx}: got {got[idx]!r}, want {want[idx]!r}, |err| {err[idx]:.3g} > tol {tol[idx]:.3g}")
+
+
+def assert_bits_equal(x, y, what):
+    assert x.shape == y.shape and x.dtype == y.dtype == F32, what
+    xb, yb = x.view(np.uint32), y.view(np.uint32)
+    if not np.array_equal(xb, yb):
+        idx = tuple(np.argwhere(xb != yb)[0])
+        raise AssertionError(f"{what}: {int((xb != yb).sum())} elements differ; "
+                             f"first at {idx}: {x[idx]!r} vs {y[idx]!r}")
+
+
+def bias_mode(bias, M, N):
+    if bias is None:
+        return 0, None
+    b = np.ascontiguousarray(bias)
+    return (2 if b.shape == (M, 1) and b.shape != (1, N) else 1), b
+
+
+def naive(a, b, ta, tb, M, N, K, alpha=1.0, beta=0.0, c0=None, bias=None, relu=False):
+    """The C naive twin (float64 accumulation), called directly."""
+    c = c0.copy() if beta != 0.0 else np.full((M, N), np.nan, F32)
+    mode, barr = bias_mode(bias, M, N)
+    _C.sgemm(ta, tb, M, N, K, alpha, a, b, beta, c, barr, mode, relu, naive=True)
+    return c
+
+
+# Epilogue variants (alpha, beta, bias kind, relu, out given when beta == 0).
+# Power-of-two alpha/beta keep the integer data exact.
+EPILOGUES = [
+    (1.0, 0.0, None, False, False),
+    (1.0, 0.0, "col", True, True),
+    (-0.5, 1.0, "row", False, True),
+    (2.0, -2.0, "col2", True, True),
+    (1.0, 0.0, "row", True, False),
+    (0.5, 0.0, "col", False, True),
+    (-1.0, 0.5, None, True, True),
+    (0.0, -1.0, "col", False, True),
+    (1.0, 1.0, "col2", False, True),
+    (-2.0, 0.0, "row", True, True),
+]
+ALL_EPILOGUES = [(al, be, bk, rl, og)
+                 for al in (1.0, -0.5, 0.0) for be in (0.0, 1.0, -2.0)
+                 for bk in (None, "col", "col2", "row") for rl in (False, True)
+                 for og in ((False, True) if be == 0.0 else (True,))]
+
+
+def run_matmul(rng, a, b, ta, tb, M, N, epi, ints=False):
+    """Call ops.matmul with one epilogue variant; returns (result, kwargs used)."""
+    alpha, beta, bkind, relu, out_given = epi
+    c0 = None
+    if beta != 0.0:
+        c0 = (rng.integers(-4, 5, size=(M, N)) if ints else rng.standard_normal((M, N))).astype(F32)
+    bias = bias_array(rng, bkind, M, N, ints)
+    out = None
+    if beta != 0.0:
+        out = c0.copy()
+    elif out_given:
+        out = np.full((M, N), np.nan, F32)       # beta == 0: must not be read
+    got = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=out,
+                     bias=bias, relu=relu)
+    if out is not None:
+        assert got is out
+    assert got.shape == (M, N) and got.dtype == F32
+    return got, dict(alpha=alpha, beta=beta, c0=c0, bias=bias, relu=relu)
+
+
+def edge_sizes(r, extra=()):
+    """1, 2, a prime, and r*k-1, r*k, r*k+1 for k = 1, 2, 3 (sorted, positive)."""
+    s = {1, 2, 5, 7} | set(extra)
+    for k in (1, 2, 3):
+        s |= {r * k - 1, r * k, r * k + 1}
+    return sorted(x for x in s if x >= 1)
+
+
+# ------------------------------------------------------ edge tiles (exact) --
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_edge_tiles_exact(isa, ta, tb, threads, rng):
+    """Every M around 1..3 micro-tile heights x every N around 1..3 tile widths
+    (and the 8/16-float vector widths), a few K, cycling the epilogues;
+    integer data, so the result must equal numpy exactly."""
+    fastnn.set_isa(isa)
+    fastnn.set_num_threads(threads)
+    bl = BLOCKING[isa]
+    Ms = edge_sizes(bl["mr"])
+    Ns = edge_sizes(bl["nr"], extra=(7, 8, 9, 15, 16, 17, 31, 33))
+    n = 0
+    for K in (1, 3, 8, 17):
+        for M in Ms:
+            for N in Ns:
+                a, b = operands(rng, M, N, K, ta, tb, ints=True)
+                epi = EPILOGUES[n % len(EPILOGUES)]
+                n += 1
+                got, kw = run_matmul(rng, a, b, ta, tb, M, N, epi, ints=True)
+                want, _ = reference(a, b, ta, tb, **kw)
+                if not np.array_equal(got, want):
+                    bad = np.argwhere(got != want)[0]
+                    pytest.fail(f"{isa} {threads}T ta={ta} tb={tb} M={M} N={N} K={K} epilogue={epi}: "
+                                f"{int((got != want).sum())} wrong, first at {tuple(bad)}: "
+                                f"{got[tuple(bad)]} != {want[tuple(bad)]}")
+
+
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_all_epilogues_exact(isa, ta, tb, rng):
+    """Every combination of alpha, beta, bias kind, relu and out-given on a
+    full-tile and an edge-tile shape, exactly."""
+    fastnn.set_isa(isa)
+    bl = BLOCKING[isa]
+    for M, N, K in ((bl["mr"], bl["nr"], 9), (bl["mr"] + 1, bl["nr"] + 3, 20), (3, 5, 1)):
+        for epi in ALL_EPILOGUES:
+            a, b = operands(rng, M, N, K, ta, tb, ints=True)
+            got, kw = run_matmul(rng, a, b, ta, tb, M, N, epi, ints=True)
+            want, _ = reference(a, b, ta, tb, **kw)
+            np.testing.assert_array_equal(got, want, err_msg=f"{isa} M={M} N={N} K={K} {epi}")
+
+
+# ------------------------------------------------ cache blocks (tolerance) --
+
+def block_cases():
+    """(isa, M, N, K) straddling each cache block of each path."""
+    cases = []
+    for isa, bl in BLOCKING.items():
+        mr, nr, kc, mc, nc = bl["mr"], bl["nr"], bl["kc"], bl["mc"], bl["nc"]
+        shapes = [(2 * mr + 1, nr + 3, K) for K in (kc - 1, kc, kc + 1, 2 * kc - 1, 2 * kc + 1, 3 * kc + 1)]
+        shapes += [(M, nr - 1, 9) for M in (mc - 1, mc, mc + 1, 2 * mc + mr + 1)]
+        shapes += [(mr + 1, N, 9) for N in (nc - 1, nc, nc + 1, nc + nr + 1, 2 * nc + 1)]
+        shapes += [(3 * mr - 1, 3 * nr + 1, kc + 1), (3 * mr + 1, 3 * nr - 1, 2 * kc),
+                   (mc + 1, nc + 1, kc + 1), (13, 37, 101),
+                   # B read in place below 64Ki floats of op(B), packed above
+                   (mr + 1, 65536 // kc - 1, kc), (mr + 1, 65536 // kc + 1, kc)]
+        for s in shapes:
+            cases.append(pytest.param(isa, *s, id=f"{isa}-{s[0]}x{s[1]}x{s[2]}"))
+    return cases
+
+
+@pytest.mark.parametrize("isa_,M,N,K", block_cases())
+def test_cache_blocks(isa_, M, N, K, rng):
+    """Shapes straddling kc, mc, nc (and multiples of mr, nr), all four
+    transpose combinations on 1 and 2 threads, epilogues cycled; against
+    float64 and, where cheap, the C naive twin."""
+    fastnn.set_isa(isa_)
+    n = (M * 131 + N * 17 + K) % len(EPILOGUES)
+    for (ta, tb), threads in itertools.product(TRANS, (1, 2)):
+        fastnn.set_num_threads(threads)
+        a, b = operands(rng, M, N, K, ta, tb)
+        epi = EPILOGUES[n % len(EPILOGUES)]
+        n += 1
+        got, kw = run_matmul(rng, a, b, ta, tb, M, N, epi)
+        want, tol = reference(a, b, ta, tb, **kw)
+        what = f"{isa_} {threads}T ta={ta} tb={tb} M={M} N={N} K={K} epilogue={epi}"
+        assert_close(got, want, tol, what)
+        if M * N * K <= 2_000_000:
+            assert_close(got, naive(a, b, ta, tb, M, N, K, **kw).astype(np.float64), tol,
+                         what + " vs naive twin")
+
+
+def test_naive_twin_matches_float64(rng):
+    """The naive twin accumulates in float64 and rounds once: within one
+    float32 rounding of numpy's float64 result."""
+    for (ta, tb), epi, (M, N, K) in zip(itertools.cycle(TRANS), ALL_EPILOGUES,
+                                        itertools.cycle([(1, 1, 1), (7, 13, 300), (33, 2, 0),
+                                                         (16, 49, 17), (5, 64, 513)])):
+        a, b = operands(rng, M, N, K, ta, tb)
+        alpha, beta, bkind, relu, _ = epi
+        c0 = rng.standard_normal((M, N)).astype(F32) if beta else None
+        bias = bias_array(rng, bkind, M, N)
+        got = naive(a, b, ta, tb, M, N, K, alpha, beta, c0, bias, relu)
+        want, tol = reference(a, b, ta, tb, alpha, beta, c0, bias, relu)
+        bound = U * np.abs(want) + 1e-9 * tol + 1e-38
+        assert_close(got, want, bound, f"naive M={M} N={N} K={K} ta={ta} tb={tb} {epi}")
+
+
+def test_odd_scales(isa, rng):
+    """Operands spanning many binades and non-power-of-two alpha/beta."""
+    fastnn.set_isa(isa)
+    M, N, K = 29, 53, 300
+    for ta, tb in TRANS:
+        a, b = operands(rng, M, N, K, ta, tb)
+        a *= np.exp2(rng.integers(-20, 20, size=a.shape)).astype(F32)
+        b *= np.exp2(rng.integers(-20, 20, size=b.shape)).astype(F32)
+        c0 = rng.standard_normal((M, N)).astype(F32) * 1e3
+        out = c0.copy()
+        bias = rng.standard_normal(N).astype(F32)
+        got = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=0.3, beta=-1.7, out=out,
+                         bias=bias, relu=True)
+        want, tol = reference(a, b, ta, tb, 0.3, -1.7, c0, bias, True)
+        assert_close(got, want, tol, f"{isa} ta={ta} tb={tb}")
+
+
+# --------------------------------------------------------- thread counts --
+
+def thread_shapes(isa):
+    bl = BLOCKING[isa]
+    mr, nr, kc, mc, nc = bl["mr"], bl["nr"], bl["kc"], bl["mc"], bl["nc"]
+    # all well above the single-thread threshold (2MNK >= 8e5 flops); K at and
+    # around block boundaries, so a thread-dependent K blocking would show
+    return [(300, 500, 200), (mr + 1, 2 * nc + 7, kc + 1), (2 * mc + 3, nr - 1, kc + 9),
+            (97, 61, 4 * kc + 3), (1, 4000, 150), (4000, 1, 150), (2 * mr + 1, 3 * nr + 5, 777),
+            (200, 130, kc), (130, 200, 2 * kc), (61, 97, kc + 16), (150, 150, 3 * kc - 1)]
+
+
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_bitwise_same_on_any_thread_count(isa, ta, tb, rng):
+    """The result does not depend on the thread count: 1, 2 and 3 threads give
+    the same bits (K is never split), with and without a fused epilogue."""
+    fastnn.set_isa(isa)
+    for i, (M, N, K) in enumerate(thread_shapes(isa)):
+        a, b = operands(rng, M, N, K, ta, tb)
+        c0 = rng.standard_normal((M, N)).astype(F32)
+        bias = rng.standard_normal((M, 1) if i % 2 else (N,)).astype(F32)
+        results = []
+        for threads in (1, 2, 3):
+            fastnn.set_num_threads(threads)
+            plain = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+            fused = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=0.7, beta=0.3,
+                               out=c0.copy(), bias=bias, relu=True)
+            results.append((threads, plain, fused))
+        for threads, plain, fused in results[1:]:
+            what = f"{isa} ta={ta} tb={tb} M={M} N={N} K={K}: 1 vs {threads} threads"
+            assert_bits_equal(results[0][1], plain, what)
+            assert_bits_equal(results[0][2], fused, what + " (fused epilogue)")
+        want, tol = reference(a, b, ta, tb)
+        assert_close(results[0][1], want, tol, f"{isa} ta={ta} tb={tb} M={M} N={N} K={K}")
+
+
+def test_repeatable_and_threads_really_run(isa, rng):
+    """Same call, same bits, every time; and 300x500x200 on 2 threads (where
+    the kernel splits work) matches 1 thread."""
+    assert fastnn.info()["openmp"], "built without OpenMP: thread tests are meaningless"
+    fastnn.set_isa(isa)
+    a, b = operands(rng, 300, 200, 500, False, False)
+    fastnn.set_num_threads(2)
+    assert fastnn.get_num_threads() == 2
+    first = ops.matmul(a, b)
+    for _ in range(3):
+        assert_bits_equal(first, ops.matmul(a, b), f"{isa}: repeated call")
+    fastnn.set_num_threads(1)
+    assert_bits_equal(first, ops.matmul(a, b), f"{isa}: 2 vs 1 threads")
+
+
+def test_concurrent_python_threads(isa, rng):
+    """Several Python threads calling matmul at once (the GIL is released):
+    per-thread packing buffers must not be shared, results stay bitwise equal
+    to the sequential ones."""
+    fastnn.set_isa(isa)
+    fastnn.set_num_threads(2)
+    bl = BLOCKING[isa]
+    shapes = [(300, 200, 100), (bl["mr"] + 1, bl["nr"] * 5 + 1, 257), (131, 7, 600), (64, 64, 64)]
+    jobs = []
+    for i, (M, N, K) in enumerate(shapes * 2):
+        ta, tb = TRANS[i % 4]
+        a, b = operands(rng, M, N, K, ta, tb)
+        jobs.append((a, b, ta, tb, ops.matmul(a, b, trans_a=ta, trans_b=tb)))
+    errors = []
+
+    def worker(k):
+        try:
+            for rep in range(6):
+                a, b, ta, tb, want = jobs[(k + rep) % len(jobs)]
+                got = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+                if not np.array_equal(got.view(np.uint32), want.view(np.uint32)):
+                    errors.append(f"thread {k} job {(k + rep) % len(jobs)} differs")
+        except Exception as e:          # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+
+
+# ------------------------------------------------- layouts and out windows --
+
+@pytest.fixture
+def spy_sgemm(monkeypatch):
+    """Records the arrays ops.matmul hands to the C layer."""
+    calls = []
+    real = _C.sgemm
+
+    def spy(*args, **kw):
+        calls.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ops._C, "sgemm", spy)
+    return calls
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_strided_inputs_are_used_in_place(isa, threads, rng, spy_sgemm):
+    """Row-strided slices, .T views (with the trans flags), reversed rows and
+    broadcast rows reach the kernel without a copy and give the right answer."""
+    fastnn.set_isa(isa)
+    fastnn.set_num_threads(threads)
+    big_a = rng.standard_normal((400, 300)).astype(F32)
+    big_b = rng.standard_normal((350, 260)).astype(F32)
+    cases = [
+        # (a view, b view, trans_a, trans_b)
+        (big_a[3:50, 7:90], big_b[11:94, 5:66], False, False),
+        (big_a[3:50, 7:90].T, big_b[11:94, 5:66], True, False),      # op(a) = slice
+        (big_a[3:50, 7:90], big_b[5:66, 11:94], False, True),
+        (big_a[10:93, 1:48], big_b[20:81, 2:85], True, True),
+        (big_a[::3, 1:200], big_b[2:201, ::1][:, 3:260], False, False),   # row step 3
+        (big_a[399:100:-1, :128], big_b[:128, :97], False, False),   # negative row stride
+        (big_a[:260, :290], big_b[::-1][:290, :250], False, False),
+        (big_a[:300, :256], big_b[:300, 3:259], False, True),
+        (big_a[:256, 1:300].T, big_b[3:259, :77], False, False),      # numpy's a.T @ b
+        (big_a[:40, :250], big_b[:300, 3:253].T, False, False),       # numpy's a @ w.T
+        (big_a[:250, :40].T, big_b[:40, :61].T, True, True),          # .T view + flag = slice
+        (np.broadcast_to(big_a[5, :70], (40, 70)), big_b[:70, :33], False, False),
+    ]
+    big_bias = rng.standard_normal(400).astype(F32)
+    for i, (a, b, ta, tb) in enumerate(cases):
+        del spy_sgemm[:]
+        bias = big_bias[:b.shape[0] if tb else b.shape[1]]
+        got = ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, relu=True)
+        args = spy_sgemm[0]
+        passed_a, passed_b = args[6], args[7]
+        assert np.shares_memory(passed_a, big_a) and np.shares_memory(passed_b, big_b), \
+            f"case {i}: an input was copied"
+        want, tol = reference(a, b, ta, tb, bias=bias, relu=True)
+        assert_close(got, want, tol, f"{isa} {threads}T strided case {i}")
+
+
+SENTINEL = np.array([0x7FC0BEEF], dtype=np.uint32).view(F32)[0]   # a NaN with a payload
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_out_window_only_writes_inside(isa, threads, rng):
+    """out as a strided slice of a larger array: the window gets the result,
+    every element around it keeps its exact bits; beta != 0 reads the window."""
+    fastnn.set_isa(isa)
+    fastnn.set_num_threads(threads)
+    bl = BLOCKING[isa]
+    shapes = [(47, 83, 31), (bl["mr"] + 1, bl["nr"] + 1, 5), (1, 1, 1), (bl["mr"] - 1, 15, 3),
+              (2 * bl["mr"] + 3, bl["nr"] - 1, bl["kc"] + 1), (200, 300, 150)]
+    for (M, N, K), (ta, tb) in itertools.product(shapes, TRANS):
+        a, b = operands(rng, M, N, K, ta, tb)
+        for beta, bkind in ((0.0, "col"), (1.5, "row"), (0.0, None)):
+            big = np.full((M + 7, N + 9), SENTINEL, F32)
+            window = big[3:3 + M, 7:7 + N]
+            c0 = None
+            if beta != 0.0:
+                c0 = rng.standard_normal((M, N)).astype(F32)
+                window[...] = c0
+            bias = bias_array(rng, bkind, M, N)
+            got = ops.matmul(a, b, trans_a=ta, trans_b=tb, beta=beta, out=window,
+                             bias=bias, relu=bkind == "row")
+            assert got is window
+            mask = np.ones(big.shape, bool)
+            mask[3:3 + M, 7:7 + N] = False
+            outside = big.view(np.uint32)[mask]
+            assert (outside == SENTINEL.view(np.uint32)).all(), \
+                f"{isa} {threads}T M={M} N={N} K={K} ta={ta} tb={tb} beta={beta}: wrote outside out"
+            want, tol = reference(a, b, ta, tb, beta=beta, c0=c0, bias=bias, relu=bkind == "row")
+            assert_close(window, want, tol, f"{isa} window M={M} N={N} K={K}")
+
+
+def test_out_column_slices_and_single_rows(isa, rng):
+    """out windows that are one column, one row, or the right edge of a wider array."""
+    fastnn.set_isa(isa)
+    big = np.full((40, 70), SENTINEL, F32)
+    a, b = operands(rng, 40, 1, 13, False, False)
+    ops.matmul(a, b, out=big[:, 69:70])
+    want, tol = reference(a, b, False, False)
+    assert_close(big[:, 69:70], want, tol, "column window")
+    assert (big[:, :69].view(np.uint32) == SENTINEL.view(np.uint32)).all()
+    a, b = operands(rng, 1, 70, 13, False, True)
+    ops.matmul(a, b, trans_b=True, out=big[20:21])
+    want, tol = reference(a, b, False, True)
+    assert_close(big[20:21], want, tol, "row window")
+    assert (big[21:, :69].view(np.uint32) == SENTINEL.view(np.uint32)).all()
+
+
+def test_inputs_not_modified(isa, rng):
+    fastnn.set_isa(isa)
+    for ta, tb in TRANS:
+        a, b = operands(rng, 37, 61, 300, ta, tb)
+        bias = rng.standard_normal(61).astype(F32)
+        saved = (a.copy(), b.copy(), bias.copy())
+        ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, relu=True)
+        for x, y in zip((a, b, bias), saved):
+            assert_bits_equal(x, y, "input changed")
+
+
+def test_bias_aliasing_out_is_read_before_written(isa, rng):
+    """A bias that is a view of out (e.g. its first row) holds the old values."""
+    fastnn.set_isa(isa)
+    a, b = operands(rng, 30, 50, 20, False, False)
+    out = rng.standard_normal((30, 50)).astype(F32)
+    bias_copy = out[0].copy()
+    ops.matmul(a, b, out=out, bias=out[0])
+    want, tol = reference(a, b, False, False, bias=bias_copy)
+    assert_close(out, want, tol, f"{isa}: bias aliasing out")
+
+
+# --------------------------------------------------- special values / sizes --
+
+def test_beta_zero_ignores_nan_in_out(isa, rng):
+    """beta == 0 never reads out: NaN and Inf already there do not leak, on the
+    kernel path, the K == 0 path and the alpha == 0 path."""
+    fastnn.set_isa(isa)
+    bl = BLOCKING[isa]
+    for M, N, K, alpha in ((bl["mr"] + 1, bl["nr"] + 1, 7, 1.0), (64, 64, 300, -2.0),
+                           (5, 6, 0, 1.0), (5, 6, 4, 0.0)):
+        a, b = operands(rng, M, N, K, False, False)
+        for fill in (np.nan, np.inf, -np.inf):
+            out = np.full((M, N), fill, F32)
+            ops.matmul(a, b, alpha=alpha, out=out)
+            want, tol = reference(a, b, False, False, alpha=alpha)
+            assert_close(out, want, tol, f"{isa} M={M} N={N} K={K} alpha={alpha} fill={fill}")
+
+
+def test_beta_without_out_raises():
+    a = np.ones((2, 3), F32)
+    b = np.ones((3, 4), F32)
+    with pytest.raises(ValueError, match="beta"):
+        ops.matmul(a, b, beta=1.0)
+    with pytest.raises(ValueError, match="beta"):
+        ops.matmul(a, b, beta=-0.5)
+    ops.matmul(a, b, beta=0.0)          # fine: nothing to scale
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_k_zero_gives_beta_c_plus_bias(isa, relu, rng):
+    fastnn.set_isa(isa)
+    M, N = 9, 50
+    for ta, tb in TRANS:
+        a = np.empty((0, M) if ta else (M, 0), F32)
+        b = np.empty((N, 0) if tb else (0, N), F32)
+        np.testing.assert_array_equal(ops.matmul(a, b, trans_a=ta, trans_b=tb), np.zeros((M, N)))
+        c0 = rng.standard_normal((M, N)).astype(F32)
+        for bias in (rng.standard_normal(N).astype(F32), rng.standard_normal((M, 1)).astype(F32)):
+            out = c0.copy()
+            ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=3.0, beta=-0.5, out=out, bias=bias,
+                       relu=relu)
+            want = np.float32(-0.5) * c0 + bias
+            if relu:
+                want = np.maximum(want, 0)
+            np.testing.assert_array_equal(out, want)
+            got = ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, relu=relu)
+            np.testing.assert_array_equal(got, np.maximum(np.broadcast_to(bias, (M, N)), 0)
+                                          if relu else np.broadcast_to(bias, (M, N)))
+
+
+def test_empty_m_or_n(isa):
+    fastnn.set_isa(isa)
+    for M, N, K in ((0, 5, 3), (4, 0, 3), (0, 0, 3), (0, 5, 0), (0, 0, 0)):
+        for ta, tb in TRANS:
+            a = np.ones((K, M) if ta else (M, K), F32)
+            b = np.ones((N, K) if tb else (K, N), F32)
+            r = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+            assert r.shape == (M, N) and r.dtype == F32
+            out = np.empty((M, N), F32)
+            assert ops.matmul(a, b, trans_a=ta, trans_b=tb, beta=2.0, out=out,
+                              bias=np.ones(N, F32), relu=True) is out
+
+
+def test_nan_and_inf_propagate(isa, rng):
+    """A NaN in row i of op(A) makes row i of C NaN (ReLU does not hide it);
+    an Inf in column j of op(B) makes column j non-finite."""
+    fastnn.set_isa(isa)
+    bl = BLOCKING[isa]
+    for M, N, K in ((bl["mr"] * 2 + 1, bl["nr"] * 2 + 1, 20), (3, 5, 300)):
+        for ta, tb in TRANS:
+            a, b = operands(rng, M, N, K, ta, tb)
+            i, j, p = M - 1, N // 2, K // 3
+            if ta:
+                a[p, i] = np.nan
+            else:
+                a[i, p] = np.nan
+            got = ops.matmul(a, b, trans_a=ta, trans_b=tb, relu=True)
+            assert np.isnan(got[i]).all(), f"{isa} ta={ta} tb={tb}: NaN lost"
+            assert np.isfinite(np.delete(got, i, axis=0)).all()
+            a, b = operands(rng, M, N, K, ta, tb)
+            if tb:
+                b[j, p] = np.inf
+            else:
+                b[p, j] = np.inf
+            got = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+            assert not np.isfinite(got[:, j]).any()
+            assert np.isfinite(np.delete(got, j, axis=1)).all()
+
+
+def test_lossless_conversions(isa, rng):
+    """Small ints, bool, float16, big-endian float32 and nested lists are
+    converted (exactly) and give the float32 result."""
+    fastnn.set_isa(isa)
+    a = rng.integers(-3, 4, size=(7, 20))
+    b = rng.integers(-3, 4, size=(20, 9))
+    want = (a @ b).astype(F32)
+    for conv in (np.int8, np.int16, np.float16, np.dtype(">f4")):
+        np.testing.assert_array_equal(ops.matmul(a.astype(conv), b.astype(conv)), want)
+    np.testing.assert_array_equal(ops.matmul(a.tolist(), b.astype(F32)), want)
+    np.testing.assert_array_equal(ops.matmul((a > 0), (b > 0).astype(F32)),
+                                  ((a > 0).astype(F32) @ (b > 0).astype(F32)))
+
+
+# ------------------------------------------------------------- bad inputs --
+
+def good():
+    return np.ones((4, 5), F32), np.ones((5, 6), F32)
+
+
+def test_wrong_ndim_raises():
+    a, b = good()
+    for bad in (np.ones(5, F32), np.ones((2, 4, 5), F32), np.float32(1.0), np.ones((), F32)):
+        with pytest.raises(ValueError, match=r"matmul: a must be 2-D"):
+            ops.matmul(bad, b)
+        with pytest.raises(ValueError, match=r"matmul: b must be 2-D"):
+            ops.matmul(a, bad)
+
+
+def test_mismatched_inner_dims_names_shapes():
+    a = np.ones((4, 5), F32)
+    b = np.ones((6, 7), F32)
+    with pytest.raises(ValueError) as e:
+        ops.matmul(a, b)
+    msg = str(e.value)
+    assert "(4, 5)" in msg and "(6, 7)" in msg, msg
+    with pytest.raises(ValueError, match=r"\(4, 5\)"):
+        ops.matmul(a, np.ones((5, 3), F32), trans_a=True)
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        ops.matmul(a, np.ones((3, 4), F32), trans_b=True)
+    ops.matmul(a, np.ones((3, 5), F32), trans_b=True)         # the consistent way is fine
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.uint64, np.longdouble])
+def test_lossy_dtype_is_a_type_error_naming_the_argument(dtype):
+    a, b = good()
+    with pytest.raises(TypeError, match=r"matmul: a must be float32.*" + np.dtype(dtype).name):
+        ops.matmul(a.astype(dtype), b)
+    with pytest.raises(TypeError, match=r"matmul: b must be float32"):
+        ops.matmul(a, b.astype(dtype))
+    with pytest.raises(TypeError, match=r"matmul: bias must be float32"):
+        ops.matmul(a, b, bias=np.ones(6, dtype))
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: np.empty(s, dtype=object),
+    lambda s: np.ones(s, dtype=np.complex64),
+    lambda s: np.full(s, "x"),
+    lambda s: np.full(s, b"x"),
+    lambda s: np.zeros(s, dtype="datetime64[s]"),
+    lambda s: np.zeros(s, dtype=[("x", F32)]),
+], ids=["object", "complex", "str", "bytes", "datetime", "structured"])
+def test_non_numeric_arrays_raise_type_error(make):
+    a, b = good()
+    with pytest.raises(TypeError, match="matmul: a"):
+        ops.matmul(make(a.shape), b)
+    with pytest.raises(TypeError, match="matmul: b"):
+        ops.matmul(a, make(b.shape))
+
+
+def test_non_array_inputs():
+    a, b = good()
+    with pytest.raises(TypeError, match="matmul: a"):
+        ops.matmul("abc", b)
+    with pytest.raises(TypeError, match="matmul: b"):
+        ops.matmul(a, [["x"] * 6] * 5)
+    with pytest.raises((TypeError, ValueError), match="matmul: a"):
+        ops.matmul(None, b)
+
+
+def test_bad_out_raises():
+    a, b = good()
+    with pytest.raises(ValueError, match="out has shape"):
+        ops.matmul(a, b, out=np.empty((4, 7), F32))
+    with pytest.raises(ValueError, match="out has shape"):
+        ops.matmul(a, b, out=np.empty((24,), F32))
+    with pytest.raises(TypeError, match="out must be float32"):
+        ops.matmul(a, b, out=np.empty((4, 6), np.float64))
+    with pytest.raises(TypeError, match="out must be a numpy array"):
+        ops.matmul(a, b, out=[[0.0] * 6] * 4)
+    ro = np.empty((4, 6), F32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.matmul(a, b, out=ro)
+    with pytest.raises(ValueError, match="read-only"):
+        ops.matmul(a, b, out=np.broadcast_to(np.empty(6, F32), (4, 6)))
+    with pytest.raises(ValueError, match="unit-stride"):
+        ops.matmul(a, b, out=np.empty((4, 12), F32)[:, ::2])
+    with pytest.raises(ValueError, match="unit-stride"):
+        ops.matmul(a, b, out=np.empty((4, 6), F32, order="F"))
+    with pytest.raises(ValueError, match="unit-stride"):
+        ops.matmul(a, b, out=np.empty((4, 6), F32)[::-1])
+
+
+def test_out_overlapping_inputs_raises():
+    buf = np.ones((6, 20), F32)
+    a = buf[:, :6]                       # (6, 6)
+    b = np.ones((6, 6), F32)
+    with pytest.raises(ValueError, match="overlap"):
+        ops.matmul(a, b, out=buf[:, 3:9])
+    with pytest.raises(ValueError, match="overlap"):
+        ops.matmul(a, b, out=a)
+    with pytest.raises(ValueError, match="overlap"):
+        ops.matmul(b, a, trans_b=True, out=a)
+    with pytest.raises(ValueError, match="overlap"):
+        ops.matmul(b, a, out=buf[:, 5:11])
+    np.testing.assert_array_equal(buf, np.ones((6, 20), F32))   # nothing written
+    ops.matmul(a, b, out=buf[:, 6:12])                           # adjacent, not overlapping
+    np.testing.assert_array_equal(buf[:, 6:12], np.full((6, 6), 6, F32))
+
+
+def test_bad_bias_raises():
+    a, b = good()                       # M=4, N=6
+    for shape in ((4,), (5,), (6, 1), (1, 4), (4, 6), (2, 3), (1, 1, 6), ()):
+        with pytest.raises(ValueError, match="bias has shape"):
+            ops.matmul(a, b, bias=np.ones(shape, F32))
+    for bias in (np.ones(6, F32), np.ones((1, 6), F32), np.ones((4, 1), F32), [1.0] * 6):
+        ops.matmul(a, b, bias=bias)
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_non_finite_or_unrepresentable_scalars_raise(name):
+    a, b = good()
+    out = np.zeros((4, 6), F32)
+    for v in (float("nan"), float("inf"), -float("inf"), np.float32("nan"), np.float64("inf"),
+              1e39, -1e300):
+        with pytest.raises(ValueError, match=f"{name} must be finite"):
+            ops.matmul(a, b, out=out, **{name: v})
+    for v in ("1", None, 1j, [1.0]):
+        with pytest.raises(TypeError, match=name):
+            ops.matmul(a, b, out=out, **{name: v})
+    ops.matmul(a, b, out=out, **{name: np.float32(2.0)})
+    ops.matmul(a, b, out=out, **{name: 3})
+    ops.matmul(a, b, out=out, **{name: 3.0e38})
