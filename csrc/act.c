@@ -367,22 +367,30 @@ static ALWAYS_INLINE float gelu_grad_v(float v)
 ELEMENTWISE(gelu_fwd, MAP_X, gelu_v(v))
 ELEMENTWISE(gelu_bwd, MAP_XG, g * gelu_grad_v(v))                 /* v = x */
 
-/* GELU, tanh approximation: 0.5 x (1 + tanh(k (x + c x^3))). */
+/* GELU, tanh approximation: 0.5 x (1 + tanh(u)), u = k (x + c x^3), computed
+ * as x sigmoid(2u) (the same function) so the negative tail keeps its
+ * relative accuracy instead of cancelling in 1 + tanh(u). */
 #define GELU_K 0.797884561f         /* sqrt(2 / pi) */
 #define GELU_C 0.044715f
 static ALWAYS_INLINE float gelu_tanh_v(float v)
 {
-    float t = tanh_v(GELU_K * (v + GELU_C * (v * v * v)));
-    return (0.5f * v) * (1.0f + t);
+    float a = 2.0f * (GELU_K * (v + GELU_C * (v * v * v)));
+    return v * sigmoid_v(a);
 }
+/* d/dx = s + x s (1 - s) 2k (1 + 3c x^2), s = sigmoid(2u); 1 - s comes from
+ * the same e^-|2u| so it does not cancel either. */
 static ALWAYS_INLINE float gelu_tanh_grad_v(float v)
 {
-    float t = tanh_v(GELU_K * (v + GELU_C * (v * v * v)));
-    /* 1 - t^2 is exactly 0 beyond |x| ~ 5; clamping keeps x^2 finite there
+    float a = 2.0f * (GELU_K * (v + GELU_C * (v * v * v)));
+    float e = exp_neg(-fabsf(a));
+    float r = 1.0f / (1.0f + e);
+    float s = a >= 0.0f ? r : e * r;
+    float sc = a >= 0.0f ? e * r : r;           /* 1 - s */
+    /* s (1 - s) is exactly 0 beyond |x| ~ 10; clamping keeps x^2 finite there
      * so 0 * inf cannot make a NaN. */
     float c = v < -100.0f ? -100.0f : (v > 100.0f ? 100.0f : v);
-    float inner = GELU_K * (1.0f + 3.0f * GELU_C * (c * c));
-    return 0.5f * (1.0f + t) + ((0.5f * c) * (1.0f - t * t)) * inner;
+    float inner = (2.0f * GELU_K) * (1.0f + (3.0f * GELU_C) * (c * c));
+    return s + ((c * s) * sc) * inner;
 }
 ELEMENTWISE(gelu_tanh_fwd, MAP_X, gelu_tanh_v(v))
 ELEMENTWISE(gelu_tanh_bwd, MAP_XG, g * gelu_tanh_grad_v(v))       /* v = x */
@@ -417,44 +425,47 @@ CLONES(elu_bwd)
 
 /* ----------------------------------------------------- row kernels (softmax) -- */
 
-#define RLANES 16
+/* Row reductions keep independent lanes (so the loops vectorise without
+ * reassociating anything) combined in a fixed order at the end: MLANES floats
+ * for the max, SLANES doubles for sums. Enough lanes to hide the add/max
+ * latency with 512-bit vectors; the answer does not depend on the ISA path. */
+#define MLANES 64
+#define SLANES 32
 
 /* Largest element (NaNs are skipped; a NaN still poisons the row sum). */
 static ALWAYS_INLINE float row_max(const float *restrict x, ptrdiff_t n)
 {
-    float m[RLANES];
-    for (int j = 0; j < RLANES; j++)
+    float m[MLANES];
+    for (int j = 0; j < MLANES; j++)
         m[j] = -INFINITY;
     ptrdiff_t i = 0;
-    for (; i + RLANES <= n; i += RLANES)
-        for (int j = 0; j < RLANES; j++)
+    for (; i + MLANES <= n; i += MLANES)
+        for (int j = 0; j < MLANES; j++)
             m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
     for (int j = 0; i < n; i++, j++)
         m[j] = x[i] > m[j] ? x[i] : m[j];
-    float r = m[0];
-    for (int j = 1; j < RLANES; j++)
-        r = m[j] > r ? m[j] : r;
-    return r;
+    for (int w = MLANES / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            m[j] = m[j + w] > m[j] ? m[j + w] : m[j];
+    return m[0];
 }
 
-static ALWAYS_INLINE double combine(const double *a)
+/* Pairwise combination of the lanes, in a fixed order. */
+static ALWAYS_INLINE double combine(double *a)
 {
-    double s[RLANES];
-    for (int j = 0; j < RLANES; j++)
-        s[j] = a[j];
-    for (int w = RLANES / 2; w >= 1; w /= 2)
+    for (int w = SLANES / 2; w >= 1; w /= 2)
         for (int j = 0; j < w; j++)
-            s[j] = s[j] + s[j + w];
-    return s[0];
+            a[j] = a[j] + a[j + w];
+    return a[0];
 }
 
 /* sum(a) in float64, fixed lanes and order. */
 static ALWAYS_INLINE double row_sum(const float *restrict a, ptrdiff_t n)
 {
-    double acc[RLANES] = {0};
+    double acc[SLANES] = {0};
     ptrdiff_t i = 0;
-    for (; i + RLANES <= n; i += RLANES)
-        for (int j = 0; j < RLANES; j++)
+    for (; i + SLANES <= n; i += SLANES)
+        for (int j = 0; j < SLANES; j++)
             acc[j] += (double)a[i + j];
     for (int j = 0; i < n; i++, j++)
         acc[j] += (double)a[i];
@@ -464,10 +475,10 @@ static ALWAYS_INLINE double row_sum(const float *restrict a, ptrdiff_t n)
 /* sum(a * b) in float64 (products exact), fixed lanes and order. */
 static ALWAYS_INLINE double row_dot(const float *restrict a, const float *restrict b, ptrdiff_t n)
 {
-    double acc[RLANES] = {0};
+    double acc[SLANES] = {0};
     ptrdiff_t i = 0;
-    for (; i + RLANES <= n; i += RLANES)
-        for (int j = 0; j < RLANES; j++)
+    for (; i + SLANES <= n; i += SLANES)
+        for (int j = 0; j < SLANES; j++)
             acc[j] += (double)a[i + j] * (double)b[i + j];
     for (int j = 0; i < n; i++, j++)
         acc[j] += (double)a[i] * (double)b[i];

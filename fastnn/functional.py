@@ -24,7 +24,8 @@ def _contig(who, x, name="x"):
     """x as a C-contiguous float32 array (any shape)."""
     if type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous:
         return x
-    return np.ascontiguousarray(as_f32(x, who, name))
+    x = as_f32(x, who, name)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)   # (keeps 0-d as 0-d)
 
 
 def _inplace_target(who, x):

@@ -13,7 +13,7 @@ would refuse to do. ``backward(grad_out)`` returns a new gradient array and
 never writes into ``grad_out``."""
 import numpy as np
 
-from .._check import F32, as_f32
+from .._check import F32
 from .._ext import _C
 from ..functional import (_check_approximate, _contig, _check_dim, _check_hardtanh,
                           _check_negative_slope, _check_softplus, _elementwise,
@@ -38,7 +38,7 @@ class _Activation(Module):
             raise RuntimeError(f"{who}: backward called before forward")
         g = grad_out
         if not (type(g) is np.ndarray and g.dtype == F32 and g.flags.c_contiguous):
-            g = np.ascontiguousarray(as_f32(g, who, "grad_out"))
+            g = _contig(who, g, "grad_out")
         if g.shape != self._out_shape:
             raise ValueError(f"{who}: grad_out has shape {g.shape}, expected {self._out_shape} "
                              f"(the shape of the last forward output)")
@@ -231,12 +231,15 @@ class GELU(_Activation):
 
     def __init__(self, approximate="none"):
         super().__init__()
-        self._tanh = _check_approximate("GELU", approximate)
+        _check_approximate("GELU", approximate)
         self.approximate = approximate
         self._x = None
+        self._tanh = False
 
     def forward(self, x):
-        out, _, self._x = _elementwise("GELU", x, False, _C.gelu_forward, self._tanh)
+        t = _check_approximate("GELU", self.approximate)
+        out, _, self._x = _elementwise("GELU", x, False, _C.gelu_forward, t)
+        self._tanh = t                  # backward differentiates what forward computed
         self._out_shape = out.shape
         return out
 
