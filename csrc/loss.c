@@ -123,27 +123,25 @@ AI float log1p_unit(float e)
     return 2.0f * s * p;
 }
 
-/* Lane reductions in a fixed pairwise order (short dependency chains). */
+/* Lane reductions in a fixed pairwise order (short dependency chains),
+ * written out: as loops over a temporary array GCC went through memory. */
+#if LANES != 16
+#error "lsum_d / lsum_f are written for LANES == 16"
+#endif
 AI double lsum_d(const double *v)
 {
-    double a[LANES / 2];
-    for (int l = 0; l < LANES / 2; l++)
-        a[l] = v[l] + v[l + LANES / 2];
-    for (int h = LANES / 4; h >= 1; h /= 2)
-        for (int l = 0; l < h; l++)
-            a[l] = a[l] + a[l + h];
-    return a[0];
+    const double a0 = v[0] + v[8], a1 = v[1] + v[9], a2 = v[2] + v[10], a3 = v[3] + v[11];
+    const double a4 = v[4] + v[12], a5 = v[5] + v[13], a6 = v[6] + v[14], a7 = v[7] + v[15];
+    const double b0 = a0 + a4, b1 = a1 + a5, b2 = a2 + a6, b3 = a3 + a7;
+    return (b0 + b2) + (b1 + b3);
 }
 
 AI float lsum_f(const float *v)
 {
-    float a[LANES / 2];
-    for (int l = 0; l < LANES / 2; l++)
-        a[l] = v[l] + v[l + LANES / 2];
-    for (int h = LANES / 4; h >= 1; h /= 2)
-        for (int l = 0; l < h; l++)
-            a[l] = a[l] + a[l + h];
-    return a[0];
+    const float a0 = v[0] + v[8], a1 = v[1] + v[9], a2 = v[2] + v[10], a3 = v[3] + v[11];
+    const float a4 = v[4] + v[12], a5 = v[5] + v[13], a6 = v[6] + v[14], a7 = v[7] + v[15];
+    const float b0 = a0 + a4, b1 = a1 + a5, b2 = a2 + a6, b3 = a3 + a7;
+    return (b0 + b2) + (b1 + b3);
 }
 
 static double sum_in_order(const double *v, ptrdiff_t n)
@@ -154,9 +152,7 @@ static double sum_in_order(const double *v, ptrdiff_t n)
     return s;
 }
 
-/* Row helpers. Each processes LANES-wide chunks; a ragged tail is copied
- * into a LANES buffer padded with a neutral value and run through the same
- * chunk code, so short rows (C = 10) are not left to scalar loops. */
+/* Row helpers: LANES-wide chunks, then a scalar tail. */
 
 AI void key_chunk(const float *x, int32_t *mx, int32_t *mn)
 {
@@ -182,13 +178,12 @@ AI void key_range(const float *x, ptrdiff_t n, int32_t *hi, int32_t *lo)
     ptrdiff_t j = 0;
     for (; j + LANES <= n; j += LANES)
         key_chunk(x + j, mx, mn);
-    if (j < n) {
-        float buf[LANES];
-        for (int l = 0; l < LANES; l++)
-            buf[l] = j + l < n ? x[j + l] : x[0];   /* x[0]: neutral for both */
-        key_chunk(buf, mx, mn);
-    }
     int32_t h = mx[0], o = mn[0];
+    for (; j < n; j++) {
+        const int32_t k = f_key(x[j]);
+        h = k > h ? k : h;
+        o = k < o ? k : o;
+    }
     for (int l = 1; l < LANES; l++) {
         h = mx[l] > h ? mx[l] : h;
         o = mn[l] < o ? mn[l] : o;
@@ -258,15 +253,13 @@ AI double row_exp_sum(const float *x, int C, float m, float *e)
         for (; j + LANES <= C; j += LANES)
             exp_sum_chunk(x + j, m, sv);
     }
-    if (j < C) {
-        float buf[LANES], eb[LANES];
-        for (int l = 0; l < LANES; l++)
-            buf[l] = j + l < C ? x[j + l] : -INFINITY;   /* exp -> +0 */
-        exp_chunk(buf, m, eb, sv);
-        if (e)
-            memcpy(e + j, eb, (size_t)(C - j) * sizeof(float));
+    double ts = 0.0;
+    for (; j < C; j++) {
+        const float v = exp_nonpos(x[j] - m);
+        if (e) e[j] = v;
+        ts += (double)v;
     }
-    return lsum_d(sv);
+    return lsum_d(sv) + ts;
 }
 
 /* e[j] = exp(x[j] - m), the same values row_exp_sum stores. */
