@@ -123,27 +123,25 @@ AI float log1p_unit(float e)
     return 2.0f * s * p;
 }
 
-/* Lane reductions in a fixed pairwise order (short dependency chains). */
+/* Lane reductions in a fixed pairwise order (short dependency chains),
+ * written out: as loops over a temporary array GCC went through memory. */
+#if LANES != 16
+#error "lsum_d / lsum_f are written for LANES == 16"
+#endif
 AI double lsum_d(const double *v)
 {
-    double a[LANES / 2];
-    for (int l = 0; l < LANES / 2; l++)
-        a[l] = v[l] + v[l + LANES / 2];
-    for (int h = LANES / 4; h >= 1; h /= 2)
-        for (int l = 0; l < h; l++)
-            a[l] = a[l] + a[l + h];
-    return a[0];
+    const double a0 = v[0] + v[8], a1 = v[1] + v[9], a2 = v[2] + v[10], a3 = v[3] + v[11];
+    const double a4 = v[4] + v[12], a5 = v[5] + v[13], a6 = v[6] + v[14], a7 = v[7] + v[15];
+    const double b0 = a0 + a4, b1 = a1 + a5, b2 = a2 + a6, b3 = a3 + a7;
+    return (b0 + b2) + (b1 + b3);
 }
 
 AI float lsum_f(const float *v)
 {
-    float a[LANES / 2];
-    for (int l = 0; l < LANES / 2; l++)
-        a[l] = v[l] + v[l + LANES / 2];
-    for (int h = LANES / 4; h >= 1; h /= 2)
-        for (int l = 0; l < h; l++)
-            a[l] = a[l] + a[l + h];
-    return a[0];
+    const float a0 = v[0] + v[8], a1 = v[1] + v[9], a2 = v[2] + v[10], a3 = v[3] + v[11];
+    const float a4 = v[4] + v[12], a5 = v[5] + v[13], a6 = v[6] + v[14], a7 = v[7] + v[15];
+    const float b0 = a0 + a4, b1 = a1 + a5, b2 = a2 + a6, b3 = a3 + a7;
+    return (b0 + b2) + (b1 + b3);
 }
 
 static double sum_in_order(const double *v, ptrdiff_t n)
@@ -154,11 +152,9 @@ static double sum_in_order(const double *v, ptrdiff_t n)
     return s;
 }
 
-/* Row helpers. Each processes LANES-wide chunks; a ragged tail is copied
- * into a LANES buffer padded with a neutral value and run through the same
- * chunk code, so short rows (C = 10) are not left to scalar loops. */
+/* Row helpers: LANES-wide chunks, then a scalar tail. */
 
-AI void max_min_chunk(const float *x, int32_t *mx, int32_t *mn)
+AI void key_chunk(const float *x, int32_t *mx, int32_t *mn)
 {
     for (int l = 0; l < LANES; l++) {
         const int32_t k = f_key(x[l]);
@@ -167,47 +163,66 @@ AI void max_min_chunk(const float *x, int32_t *mx, int32_t *mn)
     }
 }
 
-/* Max of x[0..C) (C >= 1); *check = 0 if every x is finite, else NaN. On the
- * f_key scale -inf < -FLT_MAX <= finite <= FLT_MAX < inf < NaN (NaNs with the
- * sign bit set sort below -inf), so the key range decides finiteness: two
- * integer reductions, which vectorise cleanly. */
-AI float row_max_check(const float *x, int C, float *check)
+/* Largest and smallest f_key over x[0..n), n >= 1. On the key scale
+ * NaN(sign set) < -inf < -FLT_MAX <= ... < -0 (key -1) < +0 (key 0) < ...
+ * <= FLT_MAX < inf < NaN, so the two keys answer "all finite?", "any
+ * negative?" and "all in [0, 1]?" -- integer reductions, which vectorise
+ * where float compares (NaN-aware selects) do not. */
+AI void key_range(const float *x, ptrdiff_t n, int32_t *hi, int32_t *lo)
 {
     int32_t mx[LANES], mn[LANES];
     for (int l = 0; l < LANES; l++) {
         mx[l] = INT32_MIN;
         mn[l] = INT32_MAX;
     }
-    int j = 0;
-    for (; j + LANES <= C; j += LANES)
-        max_min_chunk(x + j, mx, mn);
-    if (j < C) {
-        float buf[LANES];
-        for (int l = 0; l < LANES; l++)
-            buf[l] = j + l < C ? x[j + l] : x[0];   /* x[0]: neutral for both */
-        max_min_chunk(buf, mx, mn);
+    ptrdiff_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        key_chunk(x + j, mx, mn);
+    int32_t h = mx[0], o = mn[0];
+    for (; j < n; j++) {
+        const int32_t k = f_key(x[j]);
+        h = k > h ? k : h;
+        o = k < o ? k : o;
     }
-    int32_t hi = mx[0], lo = mn[0];
     for (int l = 1; l < LANES; l++) {
-        hi = mx[l] > hi ? mx[l] : hi;
-        lo = mn[l] < lo ? mn[l] : lo;
+        h = mx[l] > h ? mx[l] : h;
+        o = mn[l] < o ? mn[l] : o;
     }
-    *check = hi <= f_key(FLT_MAX) && lo >= f_key(-FLT_MAX) ? 0.0f : NAN;
+    *hi = h;
+    *lo = o;
+}
+
+#define KEY_FLT_MAX 0x7f7fffff              /* f_key(FLT_MAX) */
+#define KEY_NEG_FLT_MAX (-0x7f7fffff - 1)   /* f_key(-FLT_MAX) */
+#define KEY_NEG_ZERO (-1)                   /* f_key(-0.0f) */
+#define KEY_ONE 0x3f800000                  /* f_key(1.0f) */
+
+AI float nan_unless(int ok)
+{
+    return ok ? 0.0f : NAN;
+}
+
+/* Max of x[0..C) (C >= 1); *check = 0 if every x is finite, else NaN. */
+AI float row_max_check(const float *x, int C, float *check)
+{
+    int32_t hi, lo;
+    key_range(x, C, &hi, &lo);
+    *check = nan_unless(hi <= KEY_FLT_MAX && lo >= KEY_NEG_FLT_MAX);
     return key_f(hi);
 }
 
-/* Sum of x*0 over x[0..n): 0 if all finite, else NaN. */
+/* Sum of x*0 over x[0..n): 0 if every x is finite, else NaN (one float
+ * accumulator: cheaper than key_range when the max is not needed). */
 AI float finite_check(const float *x, ptrdiff_t n)
 {
-    float ck[LANES] = {0};
+    float ck[LANES] = {0}, t = 0.0f;
     ptrdiff_t j = 0;
     for (; j + LANES <= n; j += LANES)
         for (int l = 0; l < LANES; l++)
             ck[l] += x[j + l] * 0.0f;
-    float c = 0.0f;
     for (; j < n; j++)
-        c += x[j] * 0.0f;
-    return lsum_f(ck) + c;
+        t += x[j] * 0.0f;
+    return lsum_f(ck) + t;
 }
 
 AI void exp_chunk(const float *x, float m, float *e, double *sv)
@@ -238,15 +253,13 @@ AI double row_exp_sum(const float *x, int C, float m, float *e)
         for (; j + LANES <= C; j += LANES)
             exp_sum_chunk(x + j, m, sv);
     }
-    if (j < C) {
-        float buf[LANES], eb[LANES];
-        for (int l = 0; l < LANES; l++)
-            buf[l] = j + l < C ? x[j + l] : -INFINITY;   /* exp -> +0 */
-        exp_chunk(buf, m, eb, sv);
-        if (e)
-            memcpy(e + j, eb, (size_t)(C - j) * sizeof(float));
+    double ts = 0.0;
+    for (; j < C; j++) {
+        const float v = exp_nonpos(x[j] - m);
+        if (e) e[j] = v;
+        ts += (double)v;
     }
-    return lsum_d(sv);
+    return lsum_d(sv) + ts;
 }
 
 /* e[j] = exp(x[j] - m), the same values row_exp_sum stores. */
@@ -499,17 +512,54 @@ AI double ce_bwd_body(const job *J, ptrdiff_t lo, ptrdiff_t hi)
 }
 ISA_VARIANTS(ce_bwd)
 
-AI float prob_q(const job *J, const float *t, int j)
+/* q_j = w_j (om t_j + ec); the has_w variants keep the loops branch-free. */
+AI float prob_q(float om, float ec, const float *w, const float *t, int j, const int has_w)
 {
-    const float v = J->om * t[j] + J->ec;
-    return J->w ? J->w[j] * v : v;
+    const float v = om * t[j] + ec;
+    return has_w ? w[j] * v : v;
+}
+
+AI void prob_finish_w(const job *J, const float *t, float a, float sc, float *g,
+                      const int has_w)
+{
+    const float om = J->om, ec = J->ec, *w = J->w;
+    for (int j = 0; j < J->C; j++)
+        g[j] = g[j] * a - sc * prob_q(om, ec, w, t, j, has_w);
 }
 
 AI void ce_prob_row_finish(const job *J, const float *t, float a, float sc, float *g)
 {
+    if (J->w)
+        prob_finish_w(J, t, a, sc, g, 1);
+    else
+        prob_finish_w(J, t, a, sc, g, 0);
+}
+
+/* sum_j q_j (dev == 0) or sum_j q_j (x_j - m) (dev == 1), float64, one
+ * accumulator per loop. */
+AI double prob_sum_w(const job *J, const float *t, const float *x, float m, const int dev,
+                     const int has_w)
+{
+    const float om = J->om, ec = J->ec, *w = J->w;
     const int C = J->C;
-    for (int j = 0; j < C; j++)
-        g[j] = g[j] * a - sc * prob_q(J, t, j);
+    const double md = m;
+    double sv[LANES] = {0}, ts = 0.0;
+    int j = 0;
+    for (; j + LANES <= C; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            const double q = (double)prob_q(om, ec, w, t, j + l, has_w);
+            sv[l] += dev ? q * ((double)x[j + l] - md) : q;
+        }
+    for (; j < C; j++) {
+        const double q = (double)prob_q(om, ec, w, t, j, has_w);
+        ts += dev ? q * ((double)x[j] - md) : q;
+    }
+    return lsum_d(sv) + ts;
+}
+
+AI double prob_sum(const job *J, const float *t, const float *x, float m, const int dev)
+{
+    return J->w ? prob_sum_w(J, t, x, m, dev, 1) : prob_sum_w(J, t, x, m, dev, 0);
 }
 
 AI double ce_prob_fwd_body(const job *J, ptrdiff_t lo, ptrdiff_t hi)
@@ -520,47 +570,16 @@ AI double ce_prob_fwd_body(const job *J, ptrdiff_t lo, ptrdiff_t hi)
         float *g = J->grad ? J->grad + i * C : NULL;
         float check;
         const float m = row_max_check(x, C, &check);
-        /* negative targets (they poison the row) and finiteness of t */
-        float ng[LANES], ck[LANES];
-        for (int l = 0; l < LANES; l++) {
-            ng[l] = 0.0f;
-            ck[l] = 0.0f;
-        }
-        int j = 0;
-        for (; j + LANES <= C; j += LANES)
-            for (int l = 0; l < LANES; l++) {
-                const float v = t[j + l];
-                ng[l] += v < 0.0f ? 1.0f : 0.0f;
-                ck[l] += v * 0.0f;
-            }
-        float tn = 0.0f, tc = 0.0f;
-        for (; j < C; j++) {
-            tn += t[j] < 0.0f ? 1.0f : 0.0f;
-            tc += t[j] * 0.0f;
-        }
-        const float negs = lsum_f(ng) + tn;
-        check += lsum_f(ck) + tc;
+        int32_t thi, tlo;                  /* targets: finite and >= 0 (or -0) */
+        key_range(t, C, &thi, &tlo);
+        const int t_ok = thi <= KEY_FLT_MAX && tlo >= KEY_NEG_ZERO;
         const double sum = row_exp_sum(x, C, m, g);
-        const double md = m;
-        double sq[LANES] = {0}, sqd[LANES] = {0};
-        for (j = 0; j + LANES <= C; j += LANES)
-            for (int l = 0; l < LANES; l++) {
-                const double q = (double)prob_q(J, t, j + l);
-                sq[l] += q;
-                sqd[l] += q * ((double)x[j + l] - md);
-            }
-        double tq = 0.0, tqd = 0.0;
-        for (; j < C; j++) {
-            const double q = (double)prob_q(J, t, j);
-            tq += q;
-            tqd += q * ((double)x[j] - md);
-        }
-        const double S = lsum_d(sq) + tq, Sqd = lsum_d(sqd) + tqd;
+        const double S = prob_sum(J, t, x, m, 0);
         const double coef = S / sum;
         J->rmax[i] = m;
         J->rcoef[i] = coef;
-        const double loss = S * log(sum) - Sqd + (double)check;
-        J->rloss[i] = negs != 0.0f ? NAN : loss;
+        J->rloss[i] = S * log(sum) - prob_sum(J, t, x, m, 1) + (double)check
+                      + (double)nan_unless(t_ok);
         if (g)
             ce_prob_row_finish(J, t, (float)(J->scale * coef), (float)J->scale, g);
     }
@@ -720,51 +739,53 @@ void fnn_nll_backward(int N, int C, const int64_t *target, const float *weight,
  * float64. Gradient: sc w_y / C * (p == 1 ? 1 : 2 z_j) for j != y with
  * z_j > 0, and minus their sum at y. p and with_grad are constants in each
  * instantiation. */
+/* The loops run over every j, y included (an index test in the loop stops
+ * GCC vectorising it), and mm_row takes the y term out afterwards. One
+ * accumulator per loop (two, or float and double lanes mixed, also stop it). */
+AI double mm_hinge(double z, const int p)
+{
+    const double h = p == 1 ? z : z * z;
+    return z > 0.0 ? h : 0.0;
+}
+
+AI double mm_grad_elem(double z, double c1, const int p)
+{
+    const double gj = p == 1 ? c1 : 2.0 * z * c1;
+    return z > 0.0 ? gj : 0.0;
+}
+
 AI double mm_row(const job *J, const float *x, int64_t y, double sc, float *g, const int p,
                  const int with_grad)
 {
     const int C = J->C;
     const float wy = J->w ? J->w[y] : 1.0f;
     const double base = J->margin - (double)x[y];
-    const float c1 = (float)(sc * (double)wy / C);
-    double sv[LANES] = {0}, gv[LANES] = {0}, ts = 0.0, tg = 0.0;
-    float ck[LANES] = {0}, tc = 0.0f;
-    for (int part = 0; part < 2; part++) {
-        int j = part ? (int)y + 1 : 0;
-        const int end = part ? C : (int)y;
-        for (; j + LANES <= end; j += LANES)
+    const double zy = base + (double)x[y];          /* the y term, to take out */
+    double sv[LANES] = {0}, ts = 0.0;
+    int j = 0;
+    for (; j + LANES <= C; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            sv[l] += mm_hinge(base + (double)x[j + l], p);
+    for (; j < C; j++)
+        ts += mm_hinge(base + (double)x[j], p);
+    if (with_grad) {
+        const double c1 = sc * (double)wy / C;
+        double gv[LANES] = {0}, tg = 0.0;
+        for (j = 0; j + LANES <= C; j += LANES)
             for (int l = 0; l < LANES; l++) {
-                const float v = x[j + l];
-                const double z = base + (double)v;
-                const double h = p == 1 ? z : z * z;
-                sv[l] += z > 0.0 ? h : 0.0;
-                ck[l] += v * 0.0f;
-                if (with_grad) {
-                    const float gj = p == 1 ? c1 : (float)(2.0 * z) * c1;
-                    const float ga = z > 0.0 ? gj : 0.0f;
-                    g[j + l] = ga;
-                    gv[l] += (double)ga;
-                }
+                const double gd = mm_grad_elem(base + (double)x[j + l], c1, p);
+                g[j + l] = (float)gd;
+                gv[l] += gd;
             }
-        for (; j < end; j++) {
-            const float v = x[j];
-            const double z = base + (double)v;
-            const double h = p == 1 ? z : z * z;
-            ts += z > 0.0 ? h : 0.0;
-            tc += v * 0.0f;
-            if (with_grad) {
-                const float gj = p == 1 ? c1 : (float)(2.0 * z) * c1;
-                const float ga = z > 0.0 ? gj : 0.0f;
-                g[j] = ga;
-                tg += (double)ga;
-            }
+        for (; j < C; j++) {
+            const double gd = mm_grad_elem(base + (double)x[j], c1, p);
+            g[j] = (float)gd;
+            tg += gd;
         }
+        g[y] = (float)-((lsum_d(gv) + tg) - mm_grad_elem(zy, c1, p));
     }
-    const double s = lsum_d(sv) + ts, gs = lsum_d(gv) + tg;
-    const float check = x[y] * 0.0f + lsum_f(ck) + tc;
-    if (with_grad)
-        g[y] = (float)-gs;
-    return (double)wy * s / C + (double)check;
+    const double s = (lsum_d(sv) + ts) - mm_hinge(zy, p);
+    return (double)wy * s / C + (double)finite_check(x, C);
 }
 
 AI double mm_body_p(const job *J, ptrdiff_t lo, ptrdiff_t hi, const int p)
@@ -913,49 +934,48 @@ AI double bce_elem(float xv, float yv, float p, float *d)
 }
 
 /* A run of n elements sharing the pos_weight slice pw[0..n) (has_pw 0:
- * pos_weight 1). Returns the float64 loss sum if want_sum; a target outside
- * [0, 1], or a NaN or infinite x or y, makes it NaN. The flags are constants
- * in each instantiation, so every variant's loop is branch-free. */
-AI double bce_run(const float *x, const float *y, const float *pw, ptrdiff_t n, float sc,
-                  const float *es, float *grad, float *eloss, const int has_pw,
+ * pos_weight 1). Returns the float64 loss sum if want_sum, NaN if an x is
+ * not finite or a target is outside [0, 1] (checked on the f_key scale, in
+ * separate passes: one accumulator per loop keeps the loss loop vectorised).
+ * The flags are constants in each instantiation, so every loop is
+ * branch-free. */
+AI double bce_run(const float *restrict x, const float *restrict y,
+                  const float *restrict pw, ptrdiff_t n, float sc, const float *restrict es,
+                  float *restrict grad, float *restrict eloss, const int has_pw,
                   const int want_sum, const int want_grad, const int has_es,
                   const int want_eloss)
 {
-    double sv[LANES] = {0};
-    float bad[LANES] = {0};
+    double sv[LANES] = {0}, ts = 0.0;
     ptrdiff_t k = 0;
     for (; k + LANES <= n; k += LANES)
         for (int l = 0; l < LANES; l++) {
-            const float xv = x[k + l], yv = y[k + l];
             float d;
-            const double v = bce_elem(xv, yv, has_pw ? pw[k + l] : 1.0f, &d);
-            if (want_sum) {
+            const double v = bce_elem(x[k + l], y[k + l], has_pw ? pw[k + l] : 1.0f, &d);
+            if (want_sum)
                 sv[l] += v;
-                bad[l] += (yv >= 0.0f && yv <= 1.0f) ? xv * 0.0f : 1.0f;
-            }
             if (want_eloss)
                 eloss[k + l] = (float)v;
             if (want_grad)
                 grad[k + l] = d * (has_es ? sc * es[k + l] : sc);
         }
-    double ts = 0.0;
-    float tb = 0.0f;
     for (; k < n; k++) {
-        const float xv = x[k], yv = y[k];
         float d;
-        const double v = bce_elem(xv, yv, has_pw ? pw[k] : 1.0f, &d);
-        if (want_sum) {
+        const double v = bce_elem(x[k], y[k], has_pw ? pw[k] : 1.0f, &d);
+        if (want_sum)
             ts += v;
-            tb += (yv >= 0.0f && yv <= 1.0f) ? xv * 0.0f : 1.0f;
-        }
         if (want_eloss)
             eloss[k] = (float)v;
         if (want_grad)
             grad[k] = d * (has_es ? sc * es[k] : sc);
     }
-    if (!want_sum)
+    if (!want_sum || n == 0)
         return 0.0;
-    return lsum_f(bad) + tb != 0.0f ? NAN : lsum_d(sv) + ts;
+    int32_t xhi, xlo, yhi, ylo;
+    key_range(x, n, &xhi, &xlo);
+    key_range(y, n, &yhi, &ylo);
+    const int ok = xhi <= KEY_FLT_MAX && xlo >= KEY_NEG_FLT_MAX && yhi <= KEY_ONE
+                   && ylo >= KEY_NEG_ZERO;
+    return ok ? lsum_d(sv) + ts : NAN;
 }
 
 /* Elements [lo, hi) in runs that do not cross a pos_weight period. Modes:

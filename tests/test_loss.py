@@ -577,6 +577,15 @@ def test_backward_protocol_errors():
         loss(X, np.array([0, 9, 1, 1]))
     with pytest.raises(RuntimeError, match="before a successful forward"):
         loss.backward()                     # the failed call cleared the state
+    loss.reduction = "avg"
+    with pytest.raises(ValueError, match="CrossEntropyLoss: reduction must be one of"):
+        loss(X, T)
+    # backward follows the reduction of the forward it belongs to
+    loss.reduction = "sum"
+    loss(X, T)
+    g = loss.backward().copy()
+    loss.reduction = "none"
+    np.testing.assert_array_equal(loss.backward(), g)
     none = nn.MSELoss(reduction="none")
     none(X, X * 2)
     with pytest.raises(ValueError, match="MSELoss: reduction='none' needs grad_out"):

@@ -167,6 +167,7 @@ class _Loss(Module):
     def _start(self):
         self._saved = None
         self._fused = False
+        _reduction(self._who, self.reduction)     # the attribute may have been reassigned
 
     def _fuse(self):
         return self.training and self.reduction != "none"
@@ -190,7 +191,7 @@ class _Loss(Module):
         if s is None:
             raise RuntimeError(f"{who}.backward() called before a successful forward: "
                                f"call the loss on (input, target) first")
-        if self.reduction == "none":
+        if s["reduction"] == "none":
             if grad_out is None:
                 raise ValueError(f"{who}: reduction='none' needs grad_out, the gradient with "
                                  f"respect to the per-sample losses, of shape {s['loss_shape']}")
@@ -291,7 +292,7 @@ class CrossEntropyLoss(_Loss):
             _not_finite(who, total)
         self._saved = {"x": x, "t": t, "w": w, "probs": probs, "row_max": row_max,
                        "row_coef": row_coef, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C)}
+                       "grad_shape": (N, C), "reduction": self.reduction}
         self._fused = grad is not None
         return self._finish(total, row_loss, denom)
 
@@ -365,7 +366,7 @@ class NLLLoss(_Loss):
             _check_finite(who, "input", x)
             _not_finite(who, total)
         self._saved = {"t": t, "w": w, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C)}
+                       "grad_shape": (N, C), "reduction": self.reduction}
         self._fused = grad is not None
         return self._finish(total, row_loss, denom)
 
@@ -414,7 +415,7 @@ class MultiMarginLoss(_Loss):
             _check_finite(who, "input", x)
             _not_finite(who, total)
         self._saved = {"x": x, "t": t, "w": w, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C)}
+                       "grad_shape": (N, C), "reduction": self.reduction}
         self._fused = grad is not None
         return self._finish(total, row_loss, float(N))
 
@@ -450,7 +451,7 @@ class MSELoss(_Loss):
             _check_finite(who, "target", y)
             _not_finite(who, total)
         self._saved = {"x": x, "y": y, "scale": scale, "loss_shape": x.shape,
-                       "grad_shape": x.shape}
+                       "grad_shape": x.shape, "reduction": self.reduction}
         self._fused = grad is not None
         if self.reduction == "none":
             return eloss
@@ -510,7 +511,7 @@ class BCEWithLogitsLoss(_Loss):
                                  f"[{float(y.min())}, {float(y.max())}]")
             _not_finite(who, total)
         self._saved = {"x": x, "y": y, "pw": pw, "scale": scale, "loss_shape": x.shape,
-                       "grad_shape": x.shape}
+                       "grad_shape": x.shape, "reduction": self.reduction}
         self._fused = grad is not None
         if self.reduction == "none":
             return eloss
