@@ -423,6 +423,17 @@ def test_one_and_two_threads_bitwise_equal(rng, make):
         np.testing.assert_array_equal(t1.last_params[k], t2.last_params[k])
 
 
+def test_affine_isa_paths_bitwise_equal(rng, isa):
+    """The warp is built for the baseline, AVX2 and AVX-512 (run-time pick):
+    all give the same bits."""
+    x = images(rng, (9, 3, 13, 11))
+    make = lambda: A.RandomAffine(40, (0.2, 0.2), (0.7, 1.4), fill=0.3, seed=2)  # noqa: E731
+    fastnn.set_isa("ref")
+    ref = make()(x)
+    fastnn.set_isa(isa)
+    np.testing.assert_array_equal(bits(make()(x)), bits(ref))
+
+
 def test_parameters_do_not_depend_on_batch_partition(rng):
     """Sample i's parameters depend on (key, i) only: the first 5 samples of a
     batch of 64 get the same warp as a batch of just those 5."""
