@@ -356,4 +356,51 @@ void fnn_maxout_backward(ptrdiff_t groups, ptrdiff_t pieces, const int32_t *idx 
  * 5 phi (normal density), 6 sigmoid. */
 void fnn_act_mathfn(int fn, ptrdiff_t n, const float *x /* (n) */, float *y /* (n) */);
 
+/* ------------------------------------------------------------ augment.c -- */
+
+/* Per-sample random augmentation of image batches x (N, C, H, W), float32,
+ * C-contiguous, into a new array y (never x). Slot k (0..3) of sample i is
+ * word k of Philox4x32-10(ctr = (i, i >> 32, 0, 0), key = seed) -- element
+ * 4 i + k of the rng.c stream -- with u = word / 2^32 and randint(word, n) =
+ * floor(word n / 2^32). Bitwise the same on any thread count. */
+
+/* y (N, C, Ho, Wo)[i, c, r, k] = x[i, c, r + oy_i, k + ox_i], or fill outside
+ * x, with oy_i = oy_lo + randint(slot 0, oy_n), ox_i = ox_lo + randint(slot 1,
+ * ox_n); oy_n, ox_n >= 1. offsets (N, 2) gets (oy_i, ox_i). Random
+ * translation (Ho = H, Wo = W) and random crop of a padded image. */
+void fnn_aug_shift(uint64_t seed, ptrdiff_t N, int C, int H, int W,
+                   const float *x /* (N,C,H,W) */, int Ho, int Wo,
+                   float *y /* (N,C,Ho,Wo) */, int oy_lo, uint32_t oy_n,
+                   int ox_lo, uint32_t ox_n, float fill,
+                   int32_t *offsets /* (N,2) */);
+
+/* y (N, rows, W) = x with each row reversed where u(slot 0) < p, else a copy;
+ * flipped (N) gets 1 or 0. rows = C * H. */
+void fnn_aug_hflip(uint64_t seed, ptrdiff_t N, ptrdiff_t rows, int W,
+                   const float *x /* (N,rows,W) */, float *y /* (N,rows,W) */,
+                   double p, uint8_t *flipped /* (N) */);
+
+/* y (N, D) = k (b x) + (1 - k) mean(b x) over each sample's D elements (mean
+ * in double), b = b_lo + (b_hi - b_lo) u(slot 0), k = c_lo + (c_hi - c_lo)
+ * u(slot 1); then, if clamp, clamped to [lo, hi] (NaN stays NaN). params
+ * (N, 2) gets (b, k). */
+void fnn_aug_color(uint64_t seed, ptrdiff_t N, ptrdiff_t D,
+                   const float *x /* (N,D) */, float *y /* (N,D) */,
+                   double b_lo, double b_hi, double c_lo, double c_hi,
+                   int clamp, float lo, float hi, double *params /* (N,2) */);
+
+/* y (N, C, H, W) = x warped about the centre ((W-1)/2, (H-1)/2): rotation by
+ * angle = deg_lo + (deg_hi - deg_lo) u(slot 0) degrees (counter-clockwise on
+ * screen), scaling by s = s_lo + (s_hi - s_lo) u(slot 1), then translation
+ * by tx = round(tx_max (2 u(slot 2) - 1)), ty likewise from slot 3 (integer
+ * pixels, round half to even). Each output pixel samples x bilinearly at its
+ * inverse image; taps outside x read `fill`. Identity and integer-translation
+ * warps copy exactly. params (N, 4) gets (angle, s, tx, ty). (H+4)(W+4) must
+ * fit in int32. Returns FNN_OK or FNN_ENOMEM. */
+int fnn_aug_affine(uint64_t seed, ptrdiff_t N, int C, int H, int W,
+                   const float *x /* (N,C,H,W) */, float *y /* (N,C,H,W) */,
+                   double deg_lo, double deg_hi, double s_lo, double s_hi,
+                   double tx_max, double ty_max, float fill,
+                   double *params /* (N,4) */);
+
 #endif

@@ -76,9 +76,16 @@ class DataLoader:
     Every batch is a fresh array (``np.empty`` then the C gather), so it is
     safe to keep references to batches; the data set is never copied per
     epoch.
+
+    ``transform``: optional callable applied to every gathered x batch as it
+    is yielded (``xb = transform(xb)``; y is untouched), e.g. a
+    ``fastnn.data.augment`` transform. It runs on every iteration, so each
+    epoch sees new random draws; use a loader without a transform for
+    evaluation. It must return an array with the batch's number of samples.
     """
 
-    def __init__(self, x, y=None, batch_size=1, shuffle=True, drop_last=False, seed=None):
+    def __init__(self, x, y=None, batch_size=1, shuffle=True, drop_last=False, seed=None,
+                 transform=None):
         x = as_f32(x, _WHO, "x")
         if x.ndim == 0:
             raise ValueError(f"{_WHO}: x must have a sample axis (shape (N, ...)), got a scalar")
@@ -89,6 +96,10 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = _check_seed(_WHO, seed)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"{_WHO}: transform must be callable (e.g. a fastnn.data.augment "
+                            f"transform) or None, got {type(transform).__name__}")
+        self.transform = transform
         self._rng = (np.random.Generator(np.random.Philox(self.seed))
                      if self.seed is not None else None)
         self._x_row_bytes = self.x.itemsize * int(np.prod(self.x.shape[1:], dtype=np.int64))
@@ -122,12 +133,23 @@ class DataLoader:
         for k in range(len(self)):
             idx = order[k * b:(k + 1) * b]
             xb = self._gather(x, self._x_row_bytes, idx)
+            if self.transform is not None:
+                xb = self._transformed(xb)
             if y is None:
                 yield xb
             else:
                 yield xb, self._gather(y, self._y_row_bytes, idx)
 
+    def _transformed(self, xb):
+        out = self.transform(xb)
+        if not isinstance(out, np.ndarray) or out.ndim == 0 or out.shape[0] != xb.shape[0]:
+            got = (f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__)
+            raise ValueError(f"{_WHO}: transform must return an array with the batch's "
+                             f"{xb.shape[0]} samples on axis 0, got {got}")
+        return out
+
     def __repr__(self):
         ys = "None" if self.y is None else f"{self.y.shape} {self.y.dtype}"
+        tr = "" if self.transform is None else f", transform={self.transform!r}"
         return (f"DataLoader(x={self.x.shape} {self.x.dtype}, y={ys}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}{tr})")
