@@ -65,6 +65,9 @@ def build_parser(prog="python -m fastnn bench"):
     p.add_argument("--caveat", metavar="TEXT",
                    help="a note printed at the top of the markdown report "
                         "(e.g. that the machine was busy)")
+    p.add_argument("--from-json", metavar="PATH",
+                   help="measure nothing: re-render a previous --json run (text, --markdown, "
+                        "--plot, --baseline)")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -109,6 +112,8 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if args.from_json:
+        return _rerender(args, prog)
     from . import machine
     env_note = machine.clean_openblas_env(reexec=reexec)
 
@@ -186,7 +191,37 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
     rep = {"machine": m, "run": run, "results": results, "targets": summary,
            "_per_row": per_row}
     print(report.render_text(rep, header=False))
-    if args.json:
+    _write_outputs(rep, args, note)
+    return 0
+
+
+def _rerender(args, prog):
+    """--from-json: the report of a saved run, with today's report code."""
+    import json
+    from . import report
+
+    def note(text):
+        if not args.quiet:
+            print(text, file=sys.stderr, flush=True)
+    with open(args.from_json) as f:
+        rep = json.load(f)
+    run = rep["run"]
+    run.pop("baseline_ratios", None)
+    if args.baseline:
+        run["baseline_ratios"] = report.baseline_ratios(args.baseline)
+        run["baseline"] = args.baseline
+    if args.caveat:
+        run["caveat"] = args.caveat
+    run["rerendered"] = f"{prog} --from-json {args.from_json}"
+    rep["targets"], rep["_per_row"] = report.evaluate_targets(rep["results"], rep["machine"], run)
+    print(report.render_text(rep))
+    _write_outputs(rep, args, note, write_json=False)
+    return 0
+
+
+def _write_outputs(rep, args, note, write_json=True):
+    from . import report
+    if args.json and write_json:
         with open(args.json, "w") as f:
             f.write(report.to_json(rep))
         note(f"wrote {args.json}")
@@ -200,4 +235,3 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
             print(f"fastnn bench: {err}", file=sys.stderr)
         else:
             note(f"wrote {args.plot}")
-    return 0
