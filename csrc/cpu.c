@@ -1,4 +1,5 @@
 /* cpu.c -- run-time ISA dispatch, thread count, flush-to-zero, aligned memory. */
+#define _POSIX_C_SOURCE 200112L  /* posix_memalign under -std=c11 */
 #include "fastnn.h"
 
 #include <stdlib.h>
