@@ -82,37 +82,42 @@ static ALWAYS_INLINE float em_poly(float r)
     return r + (r * r) * p;
 }
 
+/* Results below 2^-126 (e^-87.3) are subnormal, and the kernels run with
+ * flush-to-zero: they return 0 instead (one scale step, no gradual underflow). */
+#define EXP_MIN_ARG -87.6f          /* round(x log2 e) >= -126 above this */
+
 /* e^(hi + lo) for hi + lo <= 0 (or NaN), |lo| small: the argument is
- * reduced as (hi - n ln2) + lo so that hi may carry an exact large part.
- * Results below 2^-149 are 0; 2^n is applied in two halves so the subnormal
- * range rounds once. */
+ * reduced as (hi - n ln2) + lo so that hi may carry an exact large part. */
 static ALWAYS_INLINE float exp_neg2(float hi, float lo)
 {
-    lo = hi < -104.0f ? 0.0f : lo;
-    hi = hi < -104.0f ? -104.0f : hi;           /* NaN stays NaN */
+    int tiny = hi < EXP_MIN_ARG;                /* false for NaN; hi = -inf takes
+                                                 * an inf or NaN lo with it */
+    hi = tiny ? 0.0f : hi;
+    lo = tiny ? 0.0f : lo;
     float t = (hi + lo) * LOG2E + RSHIFT;
-    float n = t - RSHIFT;                       /* round((hi+lo) log2 e), in [-150, 0] */
+    float n = t - RSHIFT;                       /* round((hi+lo) log2 e), in [-126, 0] */
     int32_t ni = (int32_t)(f2u(t) - f2u(RSHIFT));
     float r = hi - n * LN2_HI;
     r = r + lo;
     r = r - n * LN2_LO;
     float p = 1.0f + em_poly(r);
-    int32_t n1 = ni >> 1, n2 = ni - n1;         /* each in [-75, 0] */
-    return p * u2f(((uint32_t)n1 + 127u) << 23) * u2f(((uint32_t)n2 + 127u) << 23);
+    float y = p * u2f(((uint32_t)ni + 127u) << 23);
+    return tiny ? 0.0f : y;
 }
 
 /* e^x for x <= 0 (or NaN). */
 static ALWAYS_INLINE float exp_neg(float x)
 {
-    x = x < -104.0f ? -104.0f : x;
+    int tiny = x < EXP_MIN_ARG;
+    x = tiny ? 0.0f : x;
     float t = x * LOG2E + RSHIFT;
     float n = t - RSHIFT;
     int32_t ni = (int32_t)(f2u(t) - f2u(RSHIFT));
     float r = x - n * LN2_HI;
     r = r - n * LN2_LO;
     float p = 1.0f + em_poly(r);
-    int32_t n1 = ni >> 1, n2 = ni - n1;
-    return p * u2f(((uint32_t)n1 + 127u) << 23) * u2f(((uint32_t)n2 + 127u) << 23);
+    float y = p * u2f(((uint32_t)ni + 127u) << 23);
+    return tiny ? 0.0f : y;
 }
 
 /* e^x - 1 for x <= 0 (or NaN), accurate near 0: 2^n expm1(r) + (2^n - 1). */

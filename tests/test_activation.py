@@ -57,6 +57,14 @@ def gelu_tanh_grad64(x):
     return s + x * s * s1 * 2 * K * (1 + 3 * 0.044715 * x * x)
 
 
+def elu64(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def elu_grad64(x, alpha):
+    return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0)))
+
+
 def p32(v):
     """A parameter as the kernels see it (float32), back in float64."""
     return float(np.float32(v))
@@ -81,12 +89,11 @@ ELEMENTWISE = {
                  lambda x: ((x > -1) & (x < 1)) * 1.0),
     "Hardtanh-0-6": (lambda: nn.Hardtanh(0.0, 6.0), lambda x: np.clip(x, 0, 6),
                      lambda x: ((x > 0) & (x < 6)) * 1.0),
-    "ELU": (lambda: nn.ELU(), lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
-            lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0)))),
-    "ELU-a": (lambda: nn.ELU(alpha=1.7), lambda x: np.where(x > 0, x, p32(1.7) * np.expm1(np.minimum(x, 0))),
-              lambda x: np.where(x > 0, 1.0, p32(1.7) * np.exp(np.minimum(x, 0)))),
-    "ELU-neg": (lambda: nn.ELU(alpha=-0.5), lambda x: np.where(x > 0, x, -0.5 * np.expm1(np.minimum(x, 0))),
-                lambda x: np.where(x > 0, 1.0, -0.5 * np.exp(np.minimum(x, 0)))),
+    "ELU": (lambda: nn.ELU(), lambda x: elu64(x, 1.0), lambda x: elu_grad64(x, 1.0)),
+    "ELU-a": (lambda: nn.ELU(alpha=1.7), lambda x: elu64(x, p32(1.7)),
+              lambda x: elu_grad64(x, p32(1.7))),
+    "ELU-neg": (lambda: nn.ELU(alpha=-0.5), lambda x: elu64(x, -0.5),
+                lambda x: elu_grad64(x, -0.5)),
     "GELU": (lambda: nn.GELU(), lambda x: x * ncdf64(x), lambda x: ncdf64(x) + x * npdf64(x)),
     "GELU-tanh": (lambda: nn.GELU(approximate="tanh"), gelu_tanh64, gelu_tanh_grad64),
 }
@@ -454,19 +461,21 @@ def test_inplace_thread_split(restore_runtime):
 # ---------------------------------------------------- vectorised math kernels --
 
 def ulps(got, ref):
+    """|got - ref| in float32 ulps of ref; subnormal results count in units
+    of the smallest normal (the kernels flush them to zero)."""
     ref32 = ref.astype(F32)
     sp = np.maximum(np.spacing(np.abs(ref32)).astype(np.float64), np.finfo(F32).tiny)
     return np.abs(got.astype(np.float64) - ref) / sp
 
 
 @pytest.mark.parametrize("fn,lo,hi,ref,bound", [
-    ("exp", -87.0, 0.0, np.exp, 2.0),
+    ("exp", -110.0, 0.0, np.exp, 2.0),          # below e^-87.3 (subnormal): 0
     ("expm1", -30.0, 0.0, np.expm1, 2.0),
     ("log1p", 0.0, 1.0, np.log1p, 3.0),
     ("tanh", -12.0, 12.0, np.tanh, 3.0),
-    ("sigmoid", -87.0, 30.0, sigmoid64, 3.0),
-    ("ncdf", -13.0, 8.0, ncdf64, 8.0),
-    ("npdf", -13.0, 13.0, npdf64, 3.0),
+    ("sigmoid", -110.0, 30.0, sigmoid64, 3.0),
+    ("ncdf", -15.0, 8.0, ncdf64, 8.0),
+    ("npdf", -15.0, 15.0, npdf64, 3.0),
 ])
 def test_math_kernels_ulp(fn, lo, hi, ref, bound, restore_runtime):
     rng = np.random.default_rng(13)
@@ -535,7 +544,8 @@ def test_bad_parameters_raise():
         (TypeError, "ReLU: inplace must be a bool", lambda: nn.ReLU(inplace="yes")),
         (ValueError, "Softplus: beta must be non-zero", lambda: nn.Softplus(beta=0.0)),
         (ValueError, "Softplus: beta must be finite", lambda: nn.Softplus(beta=math.inf)),
-        (ValueError, "Softplus: threshold must be a number", lambda: nn.Softplus(threshold=math.nan)),
+        (ValueError, "Softplus: threshold must be a number",
+         lambda: nn.Softplus(threshold=math.nan)),
         (ValueError, "Hardtanh: min_val must be less than max_val",
          lambda: nn.Hardtanh(1.0, -1.0)),
         (TypeError, "Hardtanh: max_val must be a real number", lambda: nn.Hardtanh(0.0, None)),
@@ -549,7 +559,8 @@ def test_bad_parameters_raise():
         (TypeError, "LogSoftmax: dim must be an integer, got NoneType",
          lambda: nn.LogSoftmax(dim=None)),
         (ValueError, "gelu: approximate must be", lambda: F.gelu(np.ones(2, F32), "x")),
-        (ValueError, "softplus: beta must be non-zero", lambda: F.softplus(np.ones(2, F32), 1e-300)),
+        (ValueError, "softplus: beta must be non-zero",
+         lambda: F.softplus(np.ones(2, F32), 1e-300)),
     ]
     for exc, msg, fn in cases:
         with pytest.raises(exc, match=msg):
