@@ -36,7 +36,7 @@ def check_module_grads(module, x, rtol=2e-2, atol=2e-3, eps=1e-3, seed=0):
     L = sum(w * module(x)) for a fixed random w, with respect to x and every
     parameter. Returns nothing; asserts."""
     rng = np.random.default_rng(seed)
-    x = np.array(x, dtype=np.float32)
+    x = np.array(x, dtype=np.float32, order="C")   # numeric_grad edits x through reshape(-1)
     y = module.forward(x)
     w = rng.standard_normal(np.shape(y)).astype(np.float32)
 
