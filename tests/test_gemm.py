@@ -289,11 +289,14 @@ def test_odd_scales(isa, rng):
 def thread_shapes(isa):
     bl = BLOCKING[isa]
     mr, nr, kc, mc, nc = bl["mr"], bl["nr"], bl["kc"], bl["mc"], bl["nc"]
-    # all well above the single-thread threshold (2MNK >= 8e5 flops); K at and
-    # around block boundaries, so a thread-dependent K blocking would show
-    return [(300, 500, 200), (mr + 1, 2 * nc + 7, kc + 1), (2 * mc + 3, nr - 1, kc + 9),
-            (97, 61, 4 * kc + 3), (1, 4000, 150), (4000, 1, 150), (2 * mr + 1, 3 * nr + 5, 777),
-            (200, 130, kc), (130, 200, 2 * kc), (61, 97, kc + 16), (150, 150, 3 * kc - 1)]
+    # all >= 1.1e6 multiply-adds, above gemm.c's single-thread threshold (2 threads
+    # from 2*MNK >= 2e6 flops as of this writing); K at and around block
+    # boundaries, so a thread-dependent K blocking would show
+    shapes = [(300, 500, 200), (mr + 1, 2 * nc + 7, kc + 1), (2 * mc + 3, nr - 1, kc + 9),
+              (97, 61, 4 * kc + 3), (1, 4000, 600), (4000, 1, 600), (2 * mr + 1, 20 * nr + 5, 777),
+              (200, 130, kc), (130, 200, 2 * kc), (61, 97, kc + 16), (150, 150, 3 * kc - 1)]
+    assert all(M * N * K >= 1.1e6 for M, N, K in shapes), "a shape too small to be threaded"
+    return shapes
 
 
 @pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
