@@ -60,6 +60,8 @@ def main(argv=None):
     p.add_argument("--momentum-ramp", type=int, default=30, help="epochs from 0.5 to 0.99")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--record", default=None, metavar="PATH",
+                   help="write the result as JSON for bench/RESULTS.md (bench/accuracy/...)")
     args = p.parse_args(argv)
     if args.threads:
         fastnn.set_num_threads(args.threads)
@@ -86,6 +88,11 @@ def main(argv=None):
     wall = time.perf_counter() - t0
     print(f"final test error {test.errors[-1]:.2f}% after {args.epochs} epochs "
           f"(paper: 1.06%); wall time {wall:.0f} s ({wall / args.epochs:.1f} s/epoch)")
+    if args.record:
+        from fastnn.benchmark.record import write_record
+        write_record(args.record, "Srivastava et al. 2014 Table 2: dropout + max-norm, ReLU, "
+                     "3x1024", test.errors[-1], args.epochs, wall,
+                     goal="<= 1.10% (paper 1.06%)")
     return 0
 
 

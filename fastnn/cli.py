@@ -53,6 +53,10 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", default=None, metavar="PATH", help="save the final model to PATH")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--record", default=None, metavar="PATH",
+                   help="write the test error and timing as JSON (rendered by the benchmark "
+                        "report's accuracy table, e.g. bench/accuracy/NAME.json)")
+    p.add_argument("--goal", default="", help="the target to show next to --record's result")
     return p
 
 
@@ -196,6 +200,10 @@ def train_main(argv):
     print(f"test loss {res['loss']:.4f}  test accuracy {100 * res['accuracy']:.2f}%  "
           f"(error {100 * (1 - res['accuracy']):.2f}%)  train time {wall:.1f}s "
           f"({wall / len(hist.epochs):.2f}s/epoch)")
+    if args.record:
+        from .benchmark.record import write_record
+        write_record(args.record, f"{args.dataset} {args.model} {args.optimizer}",
+                     100 * (1 - res["accuracy"]), len(hist.epochs), wall, goal=args.goal)
     if args.save:
         fastnn.save(model, args.save, optimizer=opt)
         print(f"saved model to {args.save}")

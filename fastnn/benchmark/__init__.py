@@ -227,7 +227,8 @@ def _write_outputs(rep, args, note, write_json=True):
         note(f"wrote {args.json}")
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(report.render_markdown(rep))
+            f.write(report.render_markdown(rep, records_dir=os.path.join(
+                os.path.dirname(os.path.abspath(args.markdown)), "accuracy")))
         note(f"wrote {args.markdown}")
     if args.plot:
         err = report.plot(rep, args.plot)
