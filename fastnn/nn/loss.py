@@ -294,8 +294,8 @@ class CrossEntropyLoss(_Loss):
                                      f"min {float(t.min())}")
             _not_finite(who, total)
         saved = {"x": x, "t": t, "w": w, "probs": probs, "row_max": row_max,
-                       "row_coef": row_coef, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C), "reduction": self.reduction}
+                 "row_coef": row_coef, "scale": scale, "loss_shape": (N,),
+                 "grad_shape": (N, C), "reduction": self.reduction}
         _set(self, "_saved", saved)
         _set(self, "_fused", grad is not None)
         return self._finish(total, row_loss, denom)
@@ -370,7 +370,7 @@ class NLLLoss(_Loss):
             _check_finite(who, "input", x)
             _not_finite(who, total)
         saved = {"t": t, "w": w, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C), "reduction": self.reduction}
+                 "grad_shape": (N, C), "reduction": self.reduction}
         _set(self, "_saved", saved)
         _set(self, "_fused", grad is not None)
         return self._finish(total, row_loss, denom)
@@ -420,7 +420,7 @@ class MultiMarginLoss(_Loss):
             _check_finite(who, "input", x)
             _not_finite(who, total)
         saved = {"x": x, "t": t, "w": w, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C), "reduction": self.reduction}
+                 "grad_shape": (N, C), "reduction": self.reduction}
         _set(self, "_saved", saved)
         _set(self, "_fused", grad is not None)
         return self._finish(total, row_loss, float(N))
@@ -457,7 +457,7 @@ class MSELoss(_Loss):
             _check_finite(who, "target", y)
             _not_finite(who, total)
         saved = {"x": x, "y": y, "scale": scale, "loss_shape": x.shape,
-                       "grad_shape": x.shape, "reduction": self.reduction}
+                 "grad_shape": x.shape, "reduction": self.reduction}
         _set(self, "_saved", saved)
         _set(self, "_fused", grad is not None)
         if self.reduction == "none":
@@ -518,7 +518,7 @@ class BCEWithLogitsLoss(_Loss):
                                  f"[{float(y.min())}, {float(y.max())}]")
             _not_finite(who, total)
         saved = {"x": x, "y": y, "pw": pw, "scale": scale, "loss_shape": x.shape,
-                       "grad_shape": x.shape, "reduction": self.reduction}
+                 "grad_shape": x.shape, "reduction": self.reduction}
         _set(self, "_saved", saved)
         _set(self, "_fused", grad is not None)
         if self.reduction == "none":
