@@ -66,28 +66,35 @@ AI float bits_f(int32_t i)
 
 /* Order-preserving map of a float's bits to int32 and back: integer max
  * reductions vectorise, float ones (a NaN-aware select) do not. */
+AI int32_t flip_neg(int32_t b)           /* b ^ 0x7fffffff if b < 0 */
+{
+    const int32_t neg = (int32_t)((uint32_t)b >> 31);
+    return b ^ (-neg & 0x7fffffff);
+}
+
 AI int32_t f_key(float v)
 {
     int32_t b;
     memcpy(&b, &v, sizeof b);
-    return b ^ ((b >> 31) & 0x7fffffff);
+    return flip_neg(b);
 }
 
 AI float key_f(int32_t k)
 {
-    return bits_f(k ^ ((k >> 31) & 0x7fffffff));
+    return bits_f(flip_neg(k));
 }
 
 /* exp(x) for x <= 0, to about 1 ulp; 0 below -87.33 (where exp(x) is under
  * FLT_MIN and would be flushed anyway). x = n ln2 + r with |r| <= ln2/2 and
  * exp(r) by its degree-7 Taylor polynomial (truncation < 6e-9 relative);
  * 2^n is built in the exponent field. Branch-free, so loops over it
- * vectorise. */
+ * vectorise. The clamp sends NaN to lo, so the float-to-int conversion is
+ * always in range (NaN inputs are caught by the callers' checks instead). */
 AI float exp_nonpos(float x)
 {
     const float lo = -87.33f;
-    float xc = x < lo ? lo : x;
-    xc = xc > 0.0f ? 0.0f : xc;
+    float xc = x > lo ? x : lo;
+    xc = xc < 0.0f ? xc : 0.0f;
     const float t = xc * 1.44269504088896341f + 12582912.0f; /* rint(x/ln2) + 1.5*2^23 */
     const float n = t - 12582912.0f;
     float r = xc - n * 0.693359375f;                  /* ln2 = hi + lo, hi has 9 bits */

@@ -493,6 +493,9 @@ def test_cross_entropy_specific_errors():
     with pytest.raises(ValueError, match=f"{who}: a floating-point target holds class "
                                          "probabilities.*\\(4, 3\\), got \\(4,\\)"):
         loss(X, T.astype(np.float32))
+    with pytest.raises(ValueError, match=f"{who}: a floating-point target .*\\(4, 3\\), "
+                                         "got \\(4, 4\\)"):
+        loss(X, np.full((4, 4), 0.25, np.float32))
     with pytest.raises(TypeError, match=f"{who}: target must be float32, got dtype float64"):
         loss(X, np.full((4, 3), 1 / 3))
     p = np.full((4, 3), 1 / 3, np.float32)

@@ -31,6 +31,9 @@ from .module import Module
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss", "MultiMarginLoss"]
 
 _F32 = np.dtype(np.float32)
+# The losses' private per-call state bypasses Module.__setattr__ (which looks
+# for parameters, buffers and sub-modules): a few microseconds per call.
+_set = object.__setattr__
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -160,13 +163,13 @@ class _Loss(Module):
         if g is not None and g.shape == shape and sys.getrefcount(g) <= self._grad_refs:
             return g
         g = np.empty(shape, dtype=np.float32)
-        self._grad = g
-        self._grad_refs = sys.getrefcount(g)
+        _set(self, "_grad", g)
+        _set(self, "_grad_refs", sys.getrefcount(g))
         return g
 
     def _start(self):
-        self._saved = None
-        self._fused = False
+        _set(self, "_saved", None)
+        _set(self, "_fused", False)
         _reduction(self._who, self.reduction)     # the attribute may have been reassigned
 
     def _fuse(self):
@@ -200,15 +203,15 @@ class _Loss(Module):
                 raise ValueError(f"{who}: grad_out has shape {go.shape}, expected "
                                  f"{s['loss_shape']} (the shape of the per-sample losses)")
             g = self._buffer(s["grad_shape"])
-            self._fused = False
+            _set(self, "_fused", False)
             self._backward(s, 1.0, _contig(go), g)
             return g
         k = 1.0 if grad_out is None else _real(who, "grad_out", _scalar(who, grad_out))
         if self._fused and k == 1.0:
-            self._fused = False         # hand it over once; a second call recomputes
+            _set(self, "_fused", False)    # hand it over once; a second call recomputes
             return self._grad
         g = self._buffer(s["grad_shape"])
-        self._fused = False
+        _set(self, "_fused", False)
         self._backward(s, s["scale"] * k, None, g)
         return g
 
@@ -290,10 +293,11 @@ class CrossEntropyLoss(_Loss):
                     raise ValueError(f"{who}: target probabilities must be non-negative, got "
                                      f"min {float(t.min())}")
             _not_finite(who, total)
-        self._saved = {"x": x, "t": t, "w": w, "probs": probs, "row_max": row_max,
-                       "row_coef": row_coef, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C), "reduction": self.reduction}
-        self._fused = grad is not None
+        saved = {"x": x, "t": t, "w": w, "probs": probs, "row_max": row_max,
+                 "row_coef": row_coef, "scale": scale, "loss_shape": (N,),
+                 "grad_shape": (N, C), "reduction": self.reduction}
+        _set(self, "_saved", saved)
+        _set(self, "_fused", grad is not None)
         return self._finish(total, row_loss, denom)
 
     def _backward(self, s, scale, rs, g):
@@ -365,9 +369,10 @@ class NLLLoss(_Loss):
         if not math.isfinite(total):
             _check_finite(who, "input", x)
             _not_finite(who, total)
-        self._saved = {"t": t, "w": w, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C), "reduction": self.reduction}
-        self._fused = grad is not None
+        saved = {"t": t, "w": w, "scale": scale, "loss_shape": (N,),
+                 "grad_shape": (N, C), "reduction": self.reduction}
+        _set(self, "_saved", saved)
+        _set(self, "_fused", grad is not None)
         return self._finish(total, row_loss, denom)
 
     def _backward(self, s, scale, rs, g):
@@ -414,9 +419,10 @@ class MultiMarginLoss(_Loss):
         if not math.isfinite(total):
             _check_finite(who, "input", x)
             _not_finite(who, total)
-        self._saved = {"x": x, "t": t, "w": w, "scale": scale, "loss_shape": (N,),
-                       "grad_shape": (N, C), "reduction": self.reduction}
-        self._fused = grad is not None
+        saved = {"x": x, "t": t, "w": w, "scale": scale, "loss_shape": (N,),
+                 "grad_shape": (N, C), "reduction": self.reduction}
+        _set(self, "_saved", saved)
+        _set(self, "_fused", grad is not None)
         return self._finish(total, row_loss, float(N))
 
     def _backward(self, s, scale, rs, g):
@@ -450,9 +456,10 @@ class MSELoss(_Loss):
             _check_finite(who, "input", x)
             _check_finite(who, "target", y)
             _not_finite(who, total)
-        self._saved = {"x": x, "y": y, "scale": scale, "loss_shape": x.shape,
-                       "grad_shape": x.shape, "reduction": self.reduction}
-        self._fused = grad is not None
+        saved = {"x": x, "y": y, "scale": scale, "loss_shape": x.shape,
+                 "grad_shape": x.shape, "reduction": self.reduction}
+        _set(self, "_saved", saved)
+        _set(self, "_fused", grad is not None)
         if self.reduction == "none":
             return eloss
         return self._finish(total, None, float(n))
@@ -510,9 +517,10 @@ class BCEWithLogitsLoss(_Loss):
                 raise ValueError(f"{who}: target must be in [0, 1], got values in "
                                  f"[{float(y.min())}, {float(y.max())}]")
             _not_finite(who, total)
-        self._saved = {"x": x, "y": y, "pw": pw, "scale": scale, "loss_shape": x.shape,
-                       "grad_shape": x.shape, "reduction": self.reduction}
-        self._fused = grad is not None
+        saved = {"x": x, "y": y, "pw": pw, "scale": scale, "loss_shape": x.shape,
+                 "grad_shape": x.shape, "reduction": self.reduction}
+        _set(self, "_saved", saved)
+        _set(self, "_fused", grad is not None)
         if self.reduction == "none":
             return eloss
         return self._finish(total, None, float(n))
