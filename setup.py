@@ -40,7 +40,7 @@ def compiler_accepts(compiler, flags, link_flags=()):
 class BuildExt(build_ext):
     def build_extensions(self):
         cc = self.compiler
-        cflags = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
+        cflags = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fno-wrapv",
                   "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas"]
         ldflags = []
         if os.environ.get("FASTNN_NATIVE") == "1":
