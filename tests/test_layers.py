@@ -527,3 +527,24 @@ def test_sequential_skips_the_data_gradient_when_not_wanted():
     fastnn.manual_seed(5)
     m.forward(x)
     np.testing.assert_array_equal(m.backward(g), dx)
+
+
+def test_lazy_zero_grad_reads_as_zero_and_overwrites_instead_of_adding():
+    from fastnn import nn
+    rng = np.random.default_rng(1)
+    lin = nn.Linear(5, 4)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    g = rng.standard_normal((6, 4)).astype(np.float32)
+    lin.forward(x)
+    lin.backward(g)
+    once = [p.grad.copy() for p in lin.parameters()]
+    lin.backward(g)                       # accumulates
+    for a, p in zip(once, lin.parameters()):
+        np.testing.assert_allclose(p.grad, 2 * a, rtol=1e-6)
+    lin.zero_grad()
+    for p in lin.parameters():            # reading materialises the zeros
+        assert not p.grad.any()
+    lin.zero_grad()
+    lin.backward(g)                       # the lazily-zeroed grad is overwritten
+    for a, p in zip(once, lin.parameters()):
+        np.testing.assert_array_equal(p.grad, a)

@@ -116,10 +116,15 @@ class Linear(Module):
         weight, bias = self.weight, self.bias
         w = _param_array("Linear", "weight", weight.data, (o, k))
         if weight.requires_grad:      # dW (O,I) += dY^T (O,N) X (N,I), in place
-            gw = _param_array("Linear", "weight.grad", weight.grad, (o, k))
-            _C.sgemm(True, False, o, k, n, 1.0, dy, x, 1.0, gw, None, 0, False)
+            gw, acc = weight.grad_for_write()
+            gw = _param_array("Linear", "weight.grad", gw, (o, k))
+            _C.sgemm(True, False, o, k, n, 1.0, dy, x, 1.0 if acc else 0.0, gw, None, 0, False)
         if bias is not None and bias.requires_grad:
-            bias.grad += dy.sum(axis=0)
+            gb, acc = bias.grad_for_write()
+            if acc:
+                gb += dy.sum(axis=0)
+            else:
+                np.sum(dy, axis=0, out=gb)
         if not self.input_grad:
             return None
         dx = np.empty((n, k), dtype=np.float32)     # dX (N,I) = dY (N,O) W (O,I)

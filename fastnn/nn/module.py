@@ -21,15 +21,41 @@ __all__ = ["Parameter", "Module"]
 class Parameter:
     """A trainable float32 array ``data`` with its gradient ``grad`` (same
     shape, starts at zero). Both are C-contiguous and owned by the Parameter:
-    optimizers update them in place."""
+    optimizers update them in place.
 
-    __slots__ = ("data", "grad", "requires_grad")
+    ``zero_grad()`` is lazy: it marks the gradient as zero instead of writing
+    zeros (a full pass over memory per step). Reading ``grad`` writes the
+    zeros first, so nobody ever sees a stale gradient; a layer that is about
+    to overwrite the whole gradient asks ``grad_for_write()`` and skips both
+    the zeros and the add (a GEMM with beta=0 instead of beta=1)."""
+
+    __slots__ = ("data", "_grad", "_grad_zero", "requires_grad")
 
     def __init__(self, data, requires_grad=True):
         arr = np.array(data, dtype=np.float32, order="C", copy=True)
         self.data = arr
-        self.grad = np.zeros_like(arr)
+        self._grad = np.zeros_like(arr)
+        self._grad_zero = False
         self.requires_grad = bool(requires_grad)
+
+    @property
+    def grad(self):
+        if self._grad_zero:
+            self._grad.fill(0.0)
+            self._grad_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+        self._grad_zero = False
+
+    def grad_for_write(self):
+        """(grad array, accumulate): accumulate is False when the gradient is
+        (lazily) zero, so the caller may overwrite it instead of adding."""
+        acc = not self._grad_zero
+        self._grad_zero = False
+        return self._grad, acc
 
     @property
     def shape(self):
@@ -40,7 +66,7 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self):
-        self.grad.fill(0.0)
+        self._grad_zero = True
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape})"
@@ -144,7 +170,7 @@ class Module:
 
     def zero_grad(self):
         for p in self.parameters():
-            p.grad.fill(0.0)
+            p.zero_grad()
 
     def train(self, mode=True):
         for m in self.modules():

@@ -150,8 +150,7 @@ class Optimizer:
         the Parameter's own grad array, so it is never replaced by None)."""
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is not None:
-                    p.grad.fill(0.0)
+                p.zero_grad()      # lazy: zeros are written when grad is next read
 
     def step(self, closure=None):
         """One update of every parameter that requires a gradient and has
