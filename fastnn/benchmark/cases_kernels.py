@@ -243,7 +243,9 @@ def register_losses():
                   description="CrossEntropyLoss forward + backward (16 bytes per logit)"))
 
 
-OPT_SIZES = (4096 * 256,)        # one million parameters in four tensors
+MEGA = 1 << 20
+OPT_SIZES = (MEGA,)                  # about one million parameters in four tensors
+ADAM_TARGET_SIZE = 10 * MEGA         # the optimizer issue's target: an Adam step over 10M
 
 
 def register_optimizers():
@@ -253,15 +255,16 @@ def register_optimizers():
         return
     nn = _nn()
     # (class, kwargs, bytes per parameter moved, torch kwargs)
-    specs = [("SGD", {"lr": 0.01, "momentum": 0.9}, 20),
-             ("Adam", {"lr": 1e-3}, 28),
-             ("AdamW", {"lr": 1e-3, "weight_decay": 0.01}, 28)]
-    for cls, kw, bpp in specs:
+    # (class, kwargs -- torch.optim's defaults otherwise, bytes per parameter moved, sizes)
+    specs = [("SGD", {"lr": 0.01, "momentum": 0.9}, 20, OPT_SIZES),
+             ("Adam", {"lr": 1e-3}, 28, OPT_SIZES + (ADAM_TARGET_SIZE,)),
+             ("AdamW", {"lr": 1e-3, "weight_decay": 0.01}, 28, OPT_SIZES)]
+    for cls, kw, bpp, sizes in specs:
         if not hasattr(optim, cls):
             continue
-        for n in OPT_SIZES:
+        for n in sizes:
             def setup(want, cls=cls, kw=kw, n=n):
-                shapes = [(n // 4 // 256, 256)] * 4
+                shapes = [(n // 4 // 256, 256)] * 4     # n is a multiple of 1024
                 params = [nn.Parameter(_rand(s, 10 + i)) for i, s in enumerate(shapes)]
                 for i, p in enumerate(params):
                     p.grad[...] = _rand(p.shape, 20 + i) * 1e-3

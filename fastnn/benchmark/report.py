@@ -205,6 +205,15 @@ def _t_run_to_run(results, machine, run):
     return out
 
 
+def _t_vs_torch(case):
+    """fastnn (best ISA) / torch speed ratio of one case, at 2 threads."""
+    def collect(results, machine, run):
+        best = _best_fastnn(results)
+        return _ratio_rows(results, ("training", "optimizer"), best, "torch",
+                           lambda r: r["case"] == case and r["threads"] == 2)
+    return collect
+
+
 TARGETS = [
     Target("T1", "AVX-512 vs numpy, large squares (n >= 1024)", ">=", 0.95, _t_avx512_squares),
     Target("T2", "AVX-512 vs numpy, training shapes", ">=", 1.0, _t_avx512_train),
@@ -220,6 +229,12 @@ TARGETS = [
            fmt_pct),
     Target("T9", "run-to-run change of ratios vs --baseline", "<=", 0.05, _t_run_to_run,
            fmt_pct),
+    Target("T10", "MLP 784-1024-1024-10 training, x torch, 2 threads", ">=", 2.0,
+           _t_vs_torch("train/mlp-large/b128")),
+    Target("T11", "MLP 784-256-10 training, x torch, 2 threads", ">=", 1.5,
+           _t_vs_torch("train/mlp-small/b64")),
+    Target("T12", "Adam step over 10M parameters, x torch.optim.Adam defaults, 2 threads",
+           ">=", 3.0, _t_vs_torch(f"optim/adam/{10 << 20}")),
 ]
 
 
