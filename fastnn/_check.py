@@ -1,10 +1,36 @@
 """Argument validation shared by every op and layer: the one place that turns
 user input into arrays the C kernels may trust, or raises an error naming the
 caller, the argument, what it got and what it wanted."""
+import math
+import numbers
+
 import numpy as np
 
 F32 = np.dtype(np.float32)
 _INT_MAX = 2**31 - 1
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def real(who, name, v, finite=True):
+    """A real hyper-parameter as a Python float the kernels can take as
+    float32. Never NaN; with ``finite`` it must also fit float32, otherwise
+    +-inf is allowed (and values beyond float32 range become +-inf)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__} {v!r}")
+    v = float(v)
+    if finite and not abs(v) <= _F32_MAX:
+        raise ValueError(f"{who}: {name} must be finite (within float32 range), got {v}")
+    if math.isnan(v):
+        raise ValueError(f"{who}: {name} must not be NaN")
+    if abs(v) > _F32_MAX:
+        v = math.copysign(math.inf, v)
+    return v
+
+
+def positive_int(who, name, v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer, got {v!r}")
+    return int(v)
 
 
 def as_f32(x, who, name, ndim=None):

@@ -6,12 +6,11 @@ backward pass. Names, arguments and defaults follow ``torch.nn.functional``.
 Inputs are float32 arrays of any shape (lossless types such as int16 or
 float16 are converted; float64 raises TypeError rather than silently losing
 precision)."""
-import math
 import numbers
 
 import numpy as np
 
-from ._check import F32, as_f32
+from ._check import F32, as_f32, positive_int as _positive_int, real as _real
 from ._ext import _C
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softplus", "hardtanh", "elu",
@@ -39,28 +38,6 @@ def _inplace_target(who, x):
     return x
 
 
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
-def _real(who, name, v, finite=True):
-    """A real parameter as a Python float the kernels can take as float32:
-    finite ones must fit float32; others may be +-inf (larger values become
-    +-inf), never NaN."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__}")
-    v = float(v)
-    if math.isnan(v) or (finite and not abs(v) <= _F32_MAX):
-        raise ValueError(f"{who}: {name} must be {'finite' if finite else 'a number'}"
-                         f"{' (within float32 range)' if finite else ''}, got {v}")
-    if abs(v) > _F32_MAX:
-        v = math.copysign(math.inf, v)
-    return v
-
-
-def _positive_int(who, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{who}: {name} must be a positive integer, got {v!r}")
-    return int(v)
 
 
 def _check_negative_slope(who, v):

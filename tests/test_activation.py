@@ -544,7 +544,7 @@ def test_bad_parameters_raise():
         (TypeError, "ReLU: inplace must be a bool", lambda: nn.ReLU(inplace="yes")),
         (ValueError, "Softplus: beta must be non-zero", lambda: nn.Softplus(beta=0.0)),
         (ValueError, "Softplus: beta must be finite", lambda: nn.Softplus(beta=math.inf)),
-        (ValueError, "Softplus: threshold must be a number",
+        (ValueError, "Softplus: threshold must not be NaN",
          lambda: nn.Softplus(threshold=math.nan)),
         (ValueError, "Hardtanh: min_val must be less than max_val",
          lambda: nn.Hardtanh(1.0, -1.0)),

@@ -16,12 +16,11 @@ same output. ``transform.last_params`` holds the parameters of the last call
 (one array per parameter, one entry per sample) and ``transform.last_seed``
 its key.
 """
-import math
 import numbers
 
 import numpy as np
 
-from .._check import as_f32
+from .._check import as_f32, real as _real
 from .._ext import _C
 from .. import runtime
 
@@ -34,15 +33,6 @@ _INT_MAX = 2**31 - 1
 
 
 # ------------------------------------------------------------ validation --
-
-def _real(who, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__} {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{who}: {name} must be finite, got {v}")
-    return v
-
 
 def _int(who, name, v, lo, hi=_INT_MAX // 4):
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):

@@ -11,27 +11,12 @@ import numbers
 import numpy as np
 
 from .. import runtime
-from .._check import F32, as_f32
+from .._check import F32, as_f32, positive_int as _positive_int, real as _real
 from .._ext import _C
 from . import init
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Flatten", "Identity", "Dropout", "GaussianNoise"]
-
-
-def _positive_int(who, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{who}: {name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _real(who, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{who}: {name} must be finite, got {v}")
-    return v
 
 
 def _is_plain_f32(x):

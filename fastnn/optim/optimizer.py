@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .._check import real
 from ..nn.module import Parameter
 from . import regularize as _reg
 
@@ -21,17 +22,8 @@ __all__ = ["Optimizer"]
 
 # -- hyper-parameter checks: (who, name, value) -> normalised value --------
 
-def _real(who, name, v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__} {v!r}")
-    f = float(v)
-    if math.isnan(f):
-        raise ValueError(f"{who}: {name} must not be NaN")
-    return f
-
-
 def nonneg(who, name, v):
-    f = _real(who, name, v)
+    f = real(who, name, v, finite=False)
     if not (0.0 <= f < math.inf):
         raise ValueError(f"{who}: {name} must be >= 0 and finite, got {v!r}")
     return f
@@ -39,7 +31,7 @@ def nonneg(who, name, v):
 
 def unit_open(who, name, v):
     """0 <= v < 1 (Adam's betas)."""
-    f = _real(who, name, v)
+    f = real(who, name, v, finite=False)
     if not 0.0 <= f < 1.0:
         raise ValueError(f"{who}: {name} must be in [0, 1), got {v!r}")
     return f
@@ -47,7 +39,7 @@ def unit_open(who, name, v):
 
 def unit_closed(who, name, v):
     """0 <= v <= 1 (dampening, alpha, rho)."""
-    f = _real(who, name, v)
+    f = real(who, name, v, finite=False)
     if not 0.0 <= f <= 1.0:
         raise ValueError(f"{who}: {name} must be in [0, 1], got {v!r}")
     return f
