@@ -32,6 +32,16 @@ def _int_list(text, what):
     return sorted(set(vals))
 
 
+def _positive_seconds(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"--budget: expected seconds > 0, got {text!r}")
+    return v
+
+
 def build_parser(prog="python -m fastnn bench"):
     p = argparse.ArgumentParser(
         prog=prog, description="Benchmark fastnn's kernels against numpy (OpenBLAS) and torch: "
@@ -59,7 +69,7 @@ def build_parser(prog="python -m fastnn bench"):
                                                  "(needs matplotlib)")
     p.add_argument("--baseline", metavar="JSON",
                    help="a previous --json file: report the run-to-run change of every ratio")
-    p.add_argument("--budget", type=float, metavar="SECONDS",
+    p.add_argument("--budget", type=_positive_seconds, metavar="SECONDS",
                    help="seconds of timed rounds per case and thread count "
                         "(default 2, --quick 0.25)")
     p.add_argument("--caveat", metavar="TEXT",
@@ -78,6 +88,9 @@ def _resolve_isas(args, parser):
     avail = list(fastnn.available_isas())
     if args.isa:
         isas = [s.strip() for s in args.isa.split(",") if s.strip()]
+        if not isas:
+            parser.error(f"--isa: expected a comma-separated list of ISA paths "
+                         f"(available: {', '.join(avail)}, or all), got {args.isa!r}")
         if "all" in isas:
             isas = avail
         bad = [s for s in isas if s not in avail]
@@ -114,6 +127,12 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
     args = parser.parse_args(argv)
     if args.from_json:
         return _rerender(args, prog)
+    if args.baseline:           # before measuring for minutes, not after
+        from . import report
+        try:
+            baseline = report.baseline_ratios(args.baseline)
+        except ValueError as e:
+            parser.error(f"--baseline: {e}")
     from . import machine
     env_note = machine.clean_openblas_env(reexec=reexec)
 
@@ -131,14 +150,14 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
     threads = args.threads or sorted(set([1, default_threads]))
     isas = _resolve_isas(args, parser)
     cases = harness.select(harness.all_cases(), args.only, args.quick)
+    if not cases:
+        print(f"fastnn bench: no case matches --only {args.only!r} "
+              f"(try --list without --only to see the names)", file=sys.stderr)
+        return 2
     if args.list:
         for c in cases:
             print(f"{c.name:<40} {c.group:<15} {c.unit:<6} {c.description}")
         return 0
-    if not cases:
-        print(f"fastnn bench: no case matches --only {args.only!r} "
-              f"(try --list to see the names)", file=sys.stderr)
-        return 2
     against = _resolve_against(args.against, note)
     try:
         allowed = len(os.sched_getaffinity(0))
@@ -149,7 +168,7 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
              "timings will be unreliable")
 
     settings = harness.Settings.quick() if args.quick else harness.Settings()
-    if args.budget:
+    if args.budget is not None:
         settings.budget = args.budget
     note(f"{len(cases)} cases x threads {','.join(map(str, threads))}; ISA paths "
          f"{','.join(isas)}; against {','.join(against) or 'nothing'}")
@@ -182,11 +201,8 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
                              f"{settings.budget:g} s budget per case and thread count"),
            "caveat": args.caveat, "threadpoolctl_notes": tctl.notes}
     if args.baseline:
-        try:
-            run["baseline_ratios"] = report.baseline_ratios(args.baseline)
-            run["baseline"] = args.baseline
-        except (OSError, ValueError) as e:
-            note(f"--baseline {args.baseline}: cannot read: {e}")
+        run["baseline_ratios"] = baseline
+        run["baseline"] = args.baseline
     summary, per_row = report.evaluate_targets(results, m, run)
     rep = {"machine": m, "run": run, "results": results, "targets": summary,
            "_per_row": per_row}
@@ -197,18 +213,23 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
 
 def _rerender(args, prog):
     """--from-json: the report of a saved run, with today's report code."""
-    import json
     from . import report
 
     def note(text):
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
-    with open(args.from_json) as f:
-        rep = json.load(f)
+    opt = "--from-json"
+    try:
+        rep = report.load_report(args.from_json)
+        opt = "--baseline"
+        base = report.baseline_ratios(args.baseline) if args.baseline else None
+    except ValueError as e:
+        print(f"{prog}: error: {opt}: {e}", file=sys.stderr)
+        return 2
     run = rep["run"]
     run.pop("baseline_ratios", None)
     if args.baseline:
-        run["baseline_ratios"] = report.baseline_ratios(args.baseline)
+        run["baseline_ratios"] = base
         run["baseline"] = args.baseline
     if args.caveat:
         run["caveat"] = args.caveat

@@ -364,6 +364,9 @@ def run_case(case, threads_list, isas, want, settings, tctl, progress=None):
             progress.case_skipped(case, why, len(threads_list))
         return [{"case": case.name, "group": case.group, "unit": case.unit, "skipped": why}]
     impls = {k: v for k, v in impls.items() if k == "fastnn" or k in want}
+    params = dict(case.params)
+    if case.unit == "sample":      # the training table's s/epoch column reads it
+        params.setdefault("epoch_samples", case.epoch_samples)
     saved_isa = fastnn.get_isa()
     try:
         for n in threads_list:
@@ -384,7 +387,7 @@ def run_case(case, threads_list, isas, want, settings, tctl, progress=None):
                 finally:
                     fastnn.set_isa(saved_isa)
             res = {"case": case.name, "group": case.group, "unit": case.unit,
-                   "work": case.work, "params": dict(case.params), "threads": n,
+                   "work": case.work, "params": dict(params), "threads": n,
                    "seconds": time.perf_counter() - t0, "impls": {}, "ratios": {}}
             for label, t in timings.items():
                 t = dict(t)

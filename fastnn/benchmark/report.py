@@ -167,7 +167,7 @@ def _best_fastnn(results):
 
 def _t_scaling(groups, pred):
     def collect(results, machine, run):
-        best = _best_fastnn(results)
+        best = _best_fastnn([r for r in results if r["group"] in groups])
         sc = thread_scaling(results)
         rows = {r["case"]: r for r in ok_rows(results)}
         return [((case, 2, lb), v) for (case, lb), v in sc.items()
@@ -208,7 +208,7 @@ def _t_run_to_run(results, machine, run):
 def _t_vs_torch(case):
     """fastnn (best ISA) / torch speed ratio of one case, at 2 threads."""
     def collect(results, machine, run):
-        best = _best_fastnn(results)
+        best = _best_fastnn([r for r in results if r["case"] == case])
         return _ratio_rows(results, ("training", "optimizer"), best, "torch",
                            lambda r: r["case"] == case and r["threads"] == 2)
     return collect
@@ -538,10 +538,21 @@ def accuracy_section(records_dir):
     import glob
     import os
     rows = []
+    bad = []
+    keys = ("name", "test_error_pct", "epochs", "wall_seconds", "seconds_per_epoch",
+            "threads", "date", "command")
     for path in sorted(glob.glob(os.path.join(records_dir, "*.json"))):
-        with open(path) as f:
-            rows.append(json.load(f))
-    if not rows:
+        try:
+            with open(path) as f:
+                r = json.load(f)
+            if not isinstance(r, dict) or any(k not in r for k in keys):
+                raise ValueError("not a --record file")
+            for k in ("test_error_pct", "wall_seconds", "seconds_per_epoch"):
+                r[k] = float(r[k])
+            rows.append(r)
+        except (OSError, ValueError, TypeError) as e:
+            bad.append(f"{os.path.basename(path)} ({e})")
+    if not rows and not bad:
         return []
     out = ["## Accuracy runs", "",
            "Full training runs, each recorded by its own `--record` flag (files in "
@@ -553,28 +564,53 @@ def accuracy_section(records_dir):
         out.append(f"| {r['name']} | {r['test_error_pct']:.2f}% | {goal} | {r['epochs']} | "
                    f"{r['wall_seconds']:.0f} s | {r['seconds_per_epoch']:.2f} | {r['threads']} | "
                    f"{r['date']} | `{r['command']}` |")
+    if bad:
+        out += ["", "Unreadable record files (left out): " + "; ".join(bad) + "."]
     return out + [""]
 
 
 def to_json(report):
+    """Strict JSON (NaN and infinities become null)."""
     d = {k: v for k, v in report.items() if not k.startswith("_")}
-    return json.dumps(d, indent=1, default=_json_default)
+    return json.dumps(_finite(d), indent=1, default=_json_default, allow_nan=False)
+
+
+def _finite(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _json_default(o):
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
     if hasattr(o, "tolist"):
-        return o.tolist()
+        return _finite(o.tolist())
     return str(o)
+
+
+def load_report(path):
+    """A previous --json run; ValueError naming the file if it is not one."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"{path} is not JSON ({e})") from None
+    if not (isinstance(d, dict) and isinstance(d.get("results"), list)
+            and isinstance(d.get("machine"), dict) and isinstance(d.get("run"), dict)):
+        raise ValueError(f"{path} is not a `python -m fastnn bench --json` file "
+                         "(no machine/run/results)")
+    return d
 
 
 def baseline_ratios(path):
     """{'case|threads|variant|other': ratio} from a previous --json file."""
-    with open(path) as f:
-        d = json.load(f)
     out = {}
-    for r in d.get("results", []):
+    for r in load_report(path)["results"]:
         for fv, dd in (r.get("ratios") or {}).items():
             for o, x in dd.items():
                 if x.get("ratio"):
@@ -592,7 +628,7 @@ def plot(report, path):
     except ImportError:
         return ("--plot needs matplotlib, which is not installed "
                 "(pip install matplotlib, or pip install 'fastnn[bench]'); no plot written")
-    rows = [r for r in ok_rows(report["results"]) if r["ratios"]]
+    rows = [r for r in ok_rows(report["results"]) if any(r["ratios"].values())]
     counts = sorted(set(r["threads"] for r in rows))
     if not rows:
         return "no comparisons to plot (nothing measured against numpy/torch)"
