@@ -27,7 +27,7 @@ tile(const int mrv, const int nv, int k, const float *a, const float *b,
     _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
             acc[i][v] = _mm256_setzero_ps();
-    for (int p = 0; p < k; p++) {
+    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
         __m256 bv[2];
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
             bv[v] = _mm256_loadu_ps(b + 8 * v);
