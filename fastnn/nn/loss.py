@@ -146,6 +146,15 @@ class _Loss(Module):
         self._grad_refs = 0       # its reference count when nobody else holds it
         self._fused = False       # _grad holds the gradient of the last forward
 
+    def _class_buffer(self, name, v):
+        """A per-class vector argument (weight, pos_weight), validated and kept
+        as a buffer (saved with the state); None stays None."""
+        a = _class_vector(self._who, name, v)
+        if a is None:
+            setattr(self, name, None)
+        else:
+            self.register_buffer(name, a)
+
     @property
     def _who(self):
         return type(self).__name__
@@ -246,11 +255,7 @@ class CrossEntropyLoss(_Loss):
     def __init__(self, weight=None, *, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
         who = self._who
-        w = _class_vector(who, "weight", weight)
-        if w is None:
-            self.weight = None
-        else:
-            self.register_buffer("weight", w)
+        self._class_buffer("weight", weight)
         self.label_smoothing = _real(who, "label_smoothing", label_smoothing, 0.0, 1.0)
 
     def extra_repr(self):
@@ -339,11 +344,7 @@ class NLLLoss(_Loss):
 
     def __init__(self, weight=None, *, reduction="mean"):
         super().__init__(reduction)
-        w = _class_vector(self._who, "weight", weight)
-        if w is None:
-            self.weight = None
-        else:
-            self.register_buffer("weight", w)
+        self._class_buffer("weight", weight)
 
     def extra_repr(self):
         s = f"reduction={self.reduction!r}"
@@ -393,11 +394,7 @@ class MultiMarginLoss(_Loss):
             raise ValueError(f"{who}: p must be 1 or 2, got {p!r}")
         self.p = int(p)
         self.margin = _real(who, "margin", margin)
-        w = _class_vector(who, "weight", weight)
-        if w is None:
-            self.weight = None
-        else:
-            self.register_buffer("weight", w)
+        self._class_buffer("weight", weight)
 
     def extra_repr(self):
         s = f"p={self.p}, margin={self.margin}, reduction={self.reduction!r}"
@@ -480,11 +477,7 @@ class BCEWithLogitsLoss(_Loss):
 
     def __init__(self, *, reduction="mean", pos_weight=None):
         super().__init__(reduction)
-        pw = _class_vector(self._who, "pos_weight", pos_weight)
-        if pw is None:
-            self.pos_weight = None
-        else:
-            self.register_buffer("pos_weight", pw)
+        self._class_buffer("pos_weight", pos_weight)
 
     def extra_repr(self):
         s = f"reduction={self.reduction!r}"
