@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from .._check import as_f32
+from .._check import as_f32, real
 from .._ext import _C
 from .module import Module
 
@@ -47,11 +47,7 @@ def _reduction(who, reduction):
 
 def _real(who, name, v, lo=None, hi=None):
     """A finite Python float, optionally within [lo, hi]."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__}")
-    f = float(v)
-    if not math.isfinite(f):
-        raise ValueError(f"{who}: {name} must be finite, got {f}")
+    f = real(who, name, v)
     if (lo is not None and f < lo) or (hi is not None and f > hi):
         raise ValueError(f"{who}: {name} must be in [{lo}, {hi}], got {f}")
     return f
