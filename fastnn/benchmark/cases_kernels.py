@@ -254,7 +254,6 @@ def register_optimizers():
     except ImportError:
         return
     nn = _nn()
-    # (class, kwargs, bytes per parameter moved, torch kwargs)
     # (class, kwargs -- torch.optim's defaults otherwise, bytes per parameter moved, sizes)
     specs = [("SGD", {"lr": 0.01, "momentum": 0.9}, 20, OPT_SIZES),
              ("Adam", {"lr": 1e-3}, 28, OPT_SIZES + (ADAM_TARGET_SIZE,)),
