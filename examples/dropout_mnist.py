@@ -89,9 +89,8 @@ def main(argv=None):
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=0.5, max_norm=args.max_norm)
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     test = TestError(xte, yte)
-    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, scheduler=sched,
-                      callbacks=[MomentumRamp(0.5, 0.99, args.momentum_ramp,
-                                                            args.momentum_form == "averaged"), test])
+    ramp = MomentumRamp(0.5, 0.99, args.momentum_ramp, args.momentum_form == "averaged")
+    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, scheduler=sched, callbacks=[ramp, test])
     info = fastnn.info()
     print(f"fastnn {info['version']} on {info['cpu']} ({info['isa']}, {info['num_threads']} threads)",
           file=sys.stderr)

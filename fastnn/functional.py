@@ -38,8 +38,6 @@ def _inplace_target(who, x):
     return x
 
 
-
-
 def _check_negative_slope(who, v):
     return _real(who, "negative_slope", v)
 
