@@ -1,6 +1,7 @@
 """Trainer, History and callbacks, on small synthetic problems."""
 import io
 import json
+import os
 import re
 
 import numpy as np
@@ -163,7 +164,13 @@ def test_model_checkpoint_and_csv_logger(tmp_path):
     best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
     log = CSVLogger(tmp_path / "log.csv")
     t = make_trainer(m, callbacks=[ck, best, log])
-    t.fit(x, y, epochs=3, validation_split=0.2, verbose=False)
+    old = os.umask(0o027)
+    try:
+        t.fit(x, y, epochs=3, validation_split=0.2, verbose=False)
+    finally:
+        os.umask(old)
+    if os.name != "nt":                      # open()'s permissions, not a temp file's 0600
+        assert os.stat(tmp_path / "ck-01.npz").st_mode & 0o777 == 0o640
     assert sorted(p.name for p in tmp_path.glob("ck-*.npz")) == ["ck-01.npz", "ck-02.npz", "ck-03.npz"]
     m3 = fastnn.load(tmp_path / "ck-03.npz")
     for a, b in zip(m.parameters(), m3.parameters()):
