@@ -99,8 +99,8 @@ the labels must be bytes 0..K-1, the images uint8 (N, rows, cols).""")
                    help="learning rate (default: sgd 0.1 on digits / 0.05 on mnist/idx, adam "
                         "and adamw 1e-3, rmsprop 1e-3, adagrad 1e-2, adadelta 1.0)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
-    p.add_argument("--momentum", type=_nonneg_float, default=0.9, metavar="M",
-                   help="momentum for sgd and rmsprop")
+    p.add_argument("--momentum", type=_nonneg_float, default=None, metavar="M",
+                   help="momentum for sgd and rmsprop (default: 0.9)")
     p.add_argument("--weight-decay", type=_nonneg_float, default=0.0, metavar="L2",
                    help="L2 penalty")
     p.add_argument("--max-norm", type=_pos_float, default=None, metavar="C",
@@ -150,6 +150,11 @@ def _check(parser, args):
         parser.error("--dataset idx needs --data-dir DIR (the folder with the IDX files)")
     if args.early_stopping is not None and args.val_split <= 0:
         parser.error("argument --early-stopping: needs --val-split (the data it watches)")
+    if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
+        parser.error(f"argument --momentum: --optimizer {args.optimizer} has no momentum "
+                     f"(it applies to sgd and rmsprop)")
+    if args.goal and not args.record:
+        parser.error("argument --goal: needs --record (the result it annotates)")
     if args.warmup and args.schedule in ("onecycle", "plateau"):
         parser.error(f"argument --warmup: does not combine with --schedule {args.schedule}")
 
@@ -158,6 +163,8 @@ def _defaults(args):
     small = args.dataset == "digits"
     if args.epochs is None:
         args.epochs = 30 if small else 10
+    if args.momentum is None:
+        args.momentum = 0.9
     if args.batch_size is None:
         args.batch_size = 32 if small else 128
     if args.lr is None:

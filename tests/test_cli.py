@@ -110,6 +110,8 @@ def cli(*args):
     (["--early-stopping", "2"], "argument --early-stopping: needs --val-split"),
     (["--val-split", "0.0001"], "argument --val-split: 0.0001 of 1437 training samples leaves 0"),
     (["--warmup", "2", "--schedule", "onecycle"], "does not combine with --schedule onecycle"),
+    (["--optimizer", "adam", "--momentum", "0.5"], "--optimizer adam has no momentum"),
+    (["--goal", "<1%"], "argument --goal: needs --record"),
 ])
 def test_bad_values_are_usage_errors(args, message):
     code, out, err = cli("train", *args)

@@ -260,6 +260,13 @@ def test_overwriting_keeps_the_files_mode(tmp_path):
     assert os.stat(p).st_mode & 0o777 == 0o640
 
 
+def _readline(proc, timeout=60):
+    """The child's next stdout line, or '' if it says nothing for ``timeout`` s."""
+    import select
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
 def _temps(d):
     return sorted(f for f in os.listdir(d) if f.startswith(".fastnn-") and f.endswith(".tmp"))
 
@@ -283,12 +290,13 @@ def test_save_removes_dead_writers_temporaries_not_live_ones(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(live)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        assert _readline(holder).strip() == "locked"
         fastnn.save(make_model(), tmp_path / "m.npz")
         assert _temps(tmp_path) == [live.name]       # the live writer's file survives
         assert other.exists()
     finally:
-        holder.stdin.close()
+        holder.stdin.close()                     # the writer finishes: lock released
+        holder.kill()
         holder.wait(timeout=30)
     assert fastnn.io.remove_stale_temporaries(tmp_path) == [live.name]
     assert _temps(tmp_path) == [] and other.exists()
@@ -312,10 +320,12 @@ def test_killed_save_leaves_litter_the_next_save_cleans(tmp_path):
     target = tmp_path / "ck.npz"
     fastnn.save(make_model(), target)
     before = target.read_bytes()
+    here = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
     writer = subprocess.Popen([sys.executable, "-c", _SAVE_AND_HANG, str(target)],
-                              stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+                              stdout=subprocess.PIPE, text=True, env=env)
     try:
-        assert writer.stdout.readline().strip() == "writing"
+        assert _readline(writer).strip() == "writing"
         (litter,) = _temps(tmp_path)
         assert os.path.getsize(tmp_path / litter) > 200_000
         fastnn.save(make_model(), tmp_path / "other.npz")    # a live writer: left alone
