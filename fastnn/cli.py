@@ -315,7 +315,8 @@ def train_main(argv, prog="python -m fastnn train"):
     fmt = train._format_seconds
     print(f"test loss {res['loss']:.4f}  test accuracy {100 * res['accuracy']:.2f}%  "
           f"(error {100 * (1 - res['accuracy']):.2f}%)  train time {fmt(wall)} "
-          f"({fmt(wall / len(hist.epochs))}/epoch, {len(hist.epochs)} epochs)")
+          f"({fmt(wall / len(hist.epochs))}/epoch, {len(hist.epochs)} "
+          f"epoch{'s' if len(hist.epochs) > 1 else ''})")
     if args.record:
         from .benchmark.record import write_record
         write_record(args.record, f"{args.dataset} {args.model} {args.optimizer}",
