@@ -11,10 +11,11 @@ _INT_MAX = 2**31 - 1
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def real(who, name, v, finite=True):
+def real(who, name, v, finite=True, lo=None, hi=None):
     """A real hyper-parameter as a Python float the kernels can take as
     float32. Never NaN; with ``finite`` it must also fit float32, otherwise
-    +-inf is allowed (and values beyond float32 range become +-inf)."""
+    +-inf is allowed (and values beyond float32 range become +-inf).
+    ``lo``/``hi``: inclusive bounds, checked when given."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__} {v!r}")
     v = float(v)
@@ -24,6 +25,10 @@ def real(who, name, v, finite=True):
         raise ValueError(f"{who}: {name} must not be NaN")
     if abs(v) > _F32_MAX:
         v = math.copysign(math.inf, v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"in [{lo}, {hi}]" if lo is not None and hi is not None else (
+            f">= {lo}" if lo is not None else f"<= {hi}")
+        raise ValueError(f"{who}: {name} must be {rng}, got {v}")
     return v
 
 
@@ -57,6 +62,30 @@ def as_f32(x, who, name, ndim=None):
     if any(d > _INT_MAX for d in x.shape):
         raise ValueError(f"{who}: {name} has a dimension over 2**31-1: shape {x.shape}")
     return x
+
+
+def is_plain_f32(x):
+    """Fast path: a C-contiguous float32 ndarray needs no checks."""
+    return type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous
+
+
+def contig(who, x, name="x"):
+    """x as a C-contiguous float32 array of any shape (0-d stays 0-d)."""
+    if type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous:
+        return x
+    x = as_f32(x, who, name)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def grad_like(who, grad_out, shape):
+    """grad_out as a C-contiguous float32 array of the forward output's shape."""
+    if not (type(grad_out) is np.ndarray and grad_out.dtype == F32
+            and grad_out.flags.c_contiguous):
+        grad_out = contig(who, grad_out, "grad_out")
+    if grad_out.shape != shape:
+        raise ValueError(f"{who}: grad_out has shape {grad_out.shape}, expected {shape} "
+                         f"(the shape of the forward output)")
+    return grad_out
 
 
 def _rows_usable(x):

@@ -391,8 +391,6 @@ class Trainer:
         if verbose and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
         saved_callbacks, self.callbacks = self.callbacks, callbacks
-        saved_input_grad = self.model.input_grad
-        object.__setattr__(self.model, "input_grad", False)   # dL/d(data) is never used
         for cb in self.callbacks:
             cb.trainer = self
         self.stop_training = False
@@ -420,7 +418,6 @@ class Trainer:
             self._emit("on_train_end", {})
         finally:
             self.callbacks = saved_callbacks
-            object.__setattr__(self.model, "input_grad", saved_input_grad)
         return self.history
 
     def _step_scheduler(self, logs):

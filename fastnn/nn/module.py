@@ -11,17 +11,26 @@ Rules every module keeps: ``forward`` never modifies its input and
 ``backward`` never modifies ``grad_out`` (``Residual`` hands the same
 gradient to two branches); both return new arrays (or pass an argument
 through unchanged), so callers may keep any array they were given."""
+import functools
+import itertools
+import threading
 from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "no_grad", "is_grad_enabled"]
 
 
 class Parameter:
     """A trainable float32 array ``data`` with its gradient ``grad`` (same
-    shape, starts at zero). Both are C-contiguous and owned by the Parameter:
-    optimizers update them in place.
+    shape). Both are fixed, C-contiguous storage: assigning ``p.data = arr``
+    or ``p.grad = arr`` copies into it (a different shape raises ValueError),
+    so layers and optimizers may keep using the arrays. When an optimizer is
+    built on a Parameter it moves both into the optimizer's flat buffers
+    (``data`` and ``grad`` become views; see fastnn.optim).
+
+    ``requires_grad=False`` (frozen): no gradient slot, ``grad`` is None.
+    ``p.grad = None`` marks "no gradient this step" (the optimizer skips it).
 
     ``zero_grad()`` is lazy: it marks the gradient as zero instead of writing
     zeros (a full pass over memory per step). Reading ``grad`` writes the
@@ -29,58 +38,186 @@ class Parameter:
     to overwrite the whole gradient asks ``grad_for_write()`` and skips both
     the zeros and the add (a GEMM with beta=0 instead of beta=1)."""
 
-    __slots__ = ("data", "_grad", "_grad_zero", "requires_grad")
+    # _gstate: 0 the gradient is in _grad, 1 it is (lazily) zero, 2 it is None.
+    __slots__ = ("_data", "_grad", "_gstate", "_requires_grad", "_owner", "_slot")
 
     def __init__(self, data, requires_grad=True):
-        arr = np.array(data, dtype=np.float32, order="C", copy=True)
-        self.data = arr
-        self._grad = np.zeros_like(arr)
-        self._grad_zero = False
-        self.requires_grad = bool(requires_grad)
+        self._data = np.array(data, dtype=np.float32, order="C", copy=True)
+        self._requires_grad = bool(requires_grad)
+        self._grad = np.zeros_like(self._data) if self._requires_grad else None
+        self._gstate = 0 if self._requires_grad else 2
+        self._owner = None       # weak reference to the optimizer owning the flat buffers
+        self._slot = None        # (flat grad buffer, start, stop) once flattened
+
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        _copy_into(self._data, value, "data")
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self._requires_grad = bool(value)
+        if self._requires_grad and self._grad is None:
+            self._grad = np.zeros_like(self._data)     # its own slot, outside any flat buffer
+            self._gstate = 0
 
     @property
     def grad(self):
-        if self._grad_zero:
+        s = self._gstate
+        if s:
+            if s == 2:
+                return None
             self._grad.fill(0.0)
-            self._grad_zero = False
+            self._gstate = 0
         return self._grad
 
     @grad.setter
     def grad(self, value):
-        self._grad = value
-        self._grad_zero = False
+        if value is None:
+            self._gstate = 2
+            return
+        if self._grad is None:
+            self._grad = np.zeros_like(self._data)
+        _copy_into(self._grad, value, "grad")
+        self._gstate = 0
 
     def grad_for_write(self):
         """(grad array, accumulate): accumulate is False when the gradient is
-        (lazily) zero, so the caller may overwrite it instead of adding."""
-        acc = not self._grad_zero
-        self._grad_zero = False
+        (lazily) zero or None, so the caller may overwrite it instead of adding."""
+        acc = self._gstate == 0
+        self._gstate = 0
         return self._grad, acc
 
     @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     def zero_grad(self):
-        self._grad_zero = True
+        if self._grad is not None:
+            self._gstate = 1
 
     def __repr__(self):
-        return f"Parameter(shape={self.data.shape})"
+        return f"Parameter(shape={self._data.shape})"
+
+
+def _copy_into(dst, value, what):
+    src = np.asarray(value)
+    if src.shape != dst.shape:
+        raise ValueError(f"Parameter.{what}: cannot assign an array of shape {src.shape} to a "
+                         f"parameter of shape {dst.shape} (assignment copies into the "
+                         f"parameter's storage; create a new Parameter to change its shape)")
+    if src.dtype.kind not in "fiub":
+        raise TypeError(f"Parameter.{what}: expected a numeric array, got dtype {src.dtype}")
+    if src is not dst:
+        np.copyto(dst, src, casting="unsafe")
+
+
+class _State(threading.local):
+    """Per-thread state of the autograd-free backward protocol."""
+    depth = 0            # nesting of wrapped backward calls
+    need = True          # must the running backward return dL/d(input)?
+    running = None       # the module whose backward runs (super() chains)
+    no_grad = 0          # nesting of fastnn.no_grad()
+    gen = 0              # the current step generation of saved contexts
+    new_step = True      # a user-level backward ended the step: the next save starts one
+
+
+_tls = _State()
+_generations = itertools.count(1)
+
+
+class no_grad:
+    """Context manager (and decorator) in which forward saves no context, as
+    ``torch.no_grad()``: inference holds no activations. Per thread and
+    nestable. Layers still behave as their ``training`` flag says (Dropout
+    stays random in train mode); use ``model.eval()`` for inference
+    behaviour."""
+
+    def __enter__(self):
+        _tls.no_grad += 1
+        return self
+
+    def __exit__(self, *exc):
+        _tls.no_grad -= 1
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def is_grad_enabled():
+    """False inside ``fastnn.no_grad()`` (on this thread)."""
+    return _tls.no_grad == 0
+
+
+def _wrap_backward(fn):
+    """The user-facing backward around a module's own: keeps the per-thread
+    depth, decides whether dL/d(input) is wanted and returns None if not."""
+    @functools.wraps(fn)
+    def backward(self, grad_out, *args, input_grad=None, **kwargs):
+        t = _tls
+        if t.running is self:                      # super().backward(...) of the same call
+            return fn(self, grad_out, *args, **kwargs)
+        d = t.depth
+        need = d > 0 if input_grad is None else bool(input_grad)
+        prev_need, prev_running = t.need, t.running
+        t.depth, t.need, t.running = d + 1, need, self
+        try:
+            g = fn(self, grad_out, *args, **kwargs)
+        finally:
+            t.depth, t.need, t.running = d, prev_need, prev_running
+            if d == 0:
+                t.new_step = True
+        return g if need else None
+    backward._fastnn_wrapped = True
+    return backward
 
 
 class Module:
     """Base class of every layer and container.
 
-    ``input_grad`` (default True): whether ``backward`` must return the
-    gradient with respect to the input. A container sets it to False on its
-    first trainable child when nobody needs dL/d(input) (the data), so that
-    layer may skip that work and return None."""
+    The contract (see docs/layers.md, "Writing a module"):
 
-    input_grad = True
+    * ``forward(x)`` computes the output and, through
+      ``self.save_for_backward(*objs)``, saves what its backward needs. Each
+      call saves its own context (nothing in eval mode or under
+      ``fastnn.no_grad()``), so a module may run many times per step.
+    * ``backward(grad_out)`` takes the newest context with
+      ``self.saved_tensors()`` (last-in first-out), accumulates parameter
+      gradients and returns dL/d(input) -- computed only when
+      ``self.needs_input_grad`` is True (else it may return None).
+    * Called from user code, ``backward`` returns None and skips the input
+      gradient unless ``backward(g, input_grad=True)``; called from inside
+      another module's backward (a container) it returns dL/d(input). Losses
+      are gradient sources: their ``backward()`` always returns dL/d(input).
+    * Contexts of one step are dropped when a later step begins: the first
+      context saved after a user-level backward starts a new step, and each
+      module drops its contexts of older steps when it saves one."""
+
+    # Losses set this: their backward is a gradient source, not wrapped.
+    _gradient_source = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("backward")
+        if (fn is not None and not cls._gradient_source
+                and not getattr(fn, "_fastnn_wrapped", False)):
+            cls.backward = _wrap_backward(fn)
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -90,6 +227,7 @@ class Module:
         object.__setattr__(obj, "_buffers", OrderedDict())
         object.__setattr__(obj, "_modules", OrderedDict())
         object.__setattr__(obj, "training", True)
+        object.__setattr__(obj, "_contexts", [])
         return obj
 
     def __init__(self):
@@ -135,6 +273,53 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    # -- saved contexts --------------------------------------------------
+    def save_for_backward(self, *objs):
+        """Save what backward needs (arrays, shapes, flags: any objects) as one
+        context of this forward call. Does nothing in eval mode or under
+        ``fastnn.no_grad()``; returns whether it saved."""
+        t = _tls
+        if not self.training or t.no_grad:
+            return False
+        if t.new_step:
+            t.gen = next(_generations)
+            t.new_step = False
+        stack = self._contexts
+        if stack and stack[-1][0] != t.gen:
+            stack.clear()                 # contexts of an older step were never consumed
+        stack.append((t.gen, objs))
+        return True
+
+    def saved_tensors(self):
+        """Pop and return the newest saved context (the tuple given to
+        ``save_for_backward``). Raises RuntimeError when there is none."""
+        stack = self._contexts
+        if not stack:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: no saved context. Each backward consumes "
+                f"the context of one training-mode forward of this module (last in, first "
+                f"out); call forward first, in train() mode and outside fastnn.no_grad()")
+        return stack.pop()[1]
+
+    @property
+    def needs_input_grad(self):
+        """Inside backward: whether dL/d(input) is wanted (see backward)."""
+        return _tls.need
+
+    def _discard(self):
+        """Drop the contexts of one forward without computing anything: this
+        module's newest, then each child's (newest first). Used by containers
+        for leading modules whose gradients nobody needs."""
+        if self._contexts:
+            self._contexts.pop()
+        for m in reversed(list(self._modules.values())):
+            m._discard()
+
+    def clear_contexts(self):
+        """Drop every saved context of this module and its children."""
+        for m in self.modules():
+            m._contexts.clear()
 
     # -- traversal -------------------------------------------------------
     def children(self):
@@ -227,3 +412,6 @@ class Module:
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {sub}")
         return "\n".join(lines) + "\n)"
+
+
+Module.backward = _wrap_backward(Module.backward)
