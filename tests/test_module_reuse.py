@@ -231,7 +231,7 @@ def test_unconsumed_contexts_live_at_most_one_step():
         depth.append(max(len(m._contexts) for m in model.modules()))
     # Kept: the contexts saved since the last user-level backward (here at most
     # those of a failed step and of the step after it), never more.
-    assert max(depth) <= 4 and depth[-6:] == depth[:6]
+    assert max(depth) <= 4 and sorted(set(depth)) == [1, 4]
     assert len(crit._contexts) <= 2
     model(x)                                      # the first forward after a backward
     assert max(len(m._contexts) for m in model.modules()) == 1
