@@ -275,9 +275,13 @@ class GradientNormMonitor(Callback):
     def on_after_backward(self, step):
         if step % self.every:
             return
-        norms = {name: float(np.sqrt(np.dot(p.grad.ravel().astype(np.float64),
-                                            p.grad.ravel().astype(np.float64))))
-                 for name, p in self.trainer.model.named_parameters()}
+        from .nn.module import flat_grads
+        named = list(self.trainer.model.named_parameters())
+        sq = {}
+        for a, spans in zip(*flat_grads([p for _, p in named])):   # the flat buffer, one pass
+            a2 = np.square(a.ravel(), dtype=np.float64)
+            sq.update((id(p), float(a2[lo:hi].sum())) for p, lo, hi in spans)
+        norms = {name: float(np.sqrt(sq.get(id(p), 0.0))) for name, p in named}
         self.records.append((step, norms))
 
     def on_epoch_end(self, epoch, logs=None):

@@ -111,6 +111,43 @@ class Parameter:
         return f"Parameter(shape={self._data.shape})"
 
 
+def flat_grads(params):
+    """The gradients of `params` (Parameters whose grad is not None) as few
+    arrays as possible: a run of parameters whose gradients sit next to each
+    other in an optimizer's flat buffer becomes one view of it (the aligned
+    gaps between them are zeros), so a reduction reads the buffer in one
+    pass. Returns (arrays, spans): spans[i] lists (parameter, start, stop) of
+    each parameter's elements within arrays[i]."""
+    arrays, spans = [], []
+    run = None                       # [buffer, start, stop, [(p, abs start, abs stop)]]
+
+    def close():
+        arrays.append(run[0][run[1]:run[2]])
+        spans.append([(q, a - run[1], b - run[1]) for q, a, b in run[3]])
+
+    for p in params:
+        g = p.grad                   # writes lazily-zero gradients
+        if g is None:
+            continue
+        slot = p._slot
+        if slot is not None and run is not None and slot[0] is run[0] and \
+                0 <= slot[1] - run[2] < 16:
+            run[2] = slot[2]
+            run[3].append((p, slot[1], slot[2]))
+            continue
+        if run is not None:
+            close()
+            run = None
+        if slot is not None:
+            run = [slot[0], slot[1], slot[2], [(p, slot[1], slot[2])]]
+        else:
+            arrays.append(g)
+            spans.append([(p, 0, g.size)])
+    if run is not None:
+        close()
+    return arrays, spans
+
+
 def _copy_into(dst, value, what):
     src = np.asarray(value)
     if src.shape != dst.shape:
