@@ -38,6 +38,50 @@ def positive_int(who, name, v):
     return int(v)
 
 
+def is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def int_arg(who, name, v, lo):
+    """An integer >= lo (not a bool); ValueError otherwise."""
+    if not is_int(v) or v < lo:
+        want = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+        raise ValueError(f"{who}: {name} must be {want}, got {v!r}")
+    return int(v)
+
+
+def _range_text(lo, hi, lo_open, hi_open):
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo}"
+    return f"{'<' if hi_open else '<='} {hi}"
+
+
+def real_arg(who, name, v, lo=None, hi=None, lo_open=False, hi_open=False):
+    """A finite real within the given (open or closed) bounds; ValueError
+    naming the caller and argument otherwise (the schedulers' convention)."""
+    ok = is_real(v) and math.isfinite(v)
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None:
+        ok = v < hi if hi_open else v <= hi
+    if not ok:
+        raise ValueError(f"{who}: {name} must be a finite number "
+                         f"{_range_text(lo, hi, lo_open, hi_open)}, got {v!r}")
+    return float(v)
+
+
+def bool_arg(who, name, v):
+    if not isinstance(v, (bool, int)) or v not in (0, 1):
+        raise ValueError(f"{who}: {name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 def as_f32(x, who, name, ndim=None):
     """x as a float32 ndarray whose last dimension has unit stride.
 

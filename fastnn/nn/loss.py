@@ -31,7 +31,7 @@ import sys
 
 import numpy as np
 
-from .._check import as_f32, real
+from .._check import as_f32, contig, real
 from .._ext import _C
 from .module import Module, is_grad_enabled
 
@@ -50,10 +50,6 @@ def _reduction(who, reduction):
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return reduction
-
-
-def _real(who, name, v, lo=None, hi=None):
-    return real(who, name, v, lo=lo, hi=hi)
 
 
 def _class_vector(who, name, v):
@@ -79,14 +75,14 @@ def _input_2d(who, x):
     N, C = x.shape
     if N == 0 or C == 0:
         raise ValueError(f"{who}: input must have at least one sample and one class, got shape {x.shape}")
-    return _contig(x)
+    return contig(who, x)
 
 
 def _input_nd(who, x):
     x = as_f32(x, who, "input")
     if x.size == 0:
         raise ValueError(f"{who}: input is empty (shape {x.shape})")
-    return _contig(x)
+    return contig(who, x)
 
 
 def _labels(who, target, N, C):
@@ -112,12 +108,7 @@ def _same_shape_target(who, target, shape):
     if t.shape != tuple(shape):
         raise ValueError(f"{who}: target has shape {t.shape}, expected {tuple(shape)} "
                          f"(the shape of input)")
-    return _contig(t)
-
-
-def _contig(a):
-    """C-contiguous (np.ascontiguousarray would turn a 0-d array into 1-d)."""
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    return contig(who, t, "target")
 
 
 def _check_finite(who, name, a):
@@ -208,9 +199,9 @@ class _Loss(Module):
                 raise ValueError(f"{who}: grad_out has shape {go.shape}, expected "
                                  f"{s['loss_shape']} (the shape of the per-sample losses)")
             g = self._buffer(s["grad_shape"])
-            self._backward(s, 1.0, _contig(go), g)
+            self._backward(s, 1.0, contig(who, go, "grad_out"), g)
             return g
-        k = 1.0 if grad_out is None else _real(who, "grad_out", _scalar(who, grad_out))
+        k = 1.0 if grad_out is None else real(who, "grad_out", _scalar(who, grad_out))
         if fused is not None and k == 1.0:
             return fused
         g = fused if fused is not None else self._buffer(s["grad_shape"])
@@ -249,7 +240,7 @@ class CrossEntropyLoss(_Loss):
         super().__init__(reduction)
         who = self._who
         self._class_buffer("weight", weight)
-        self.label_smoothing = _real(who, "label_smoothing", label_smoothing, 0.0, 1.0)
+        self.label_smoothing = real(who, "label_smoothing", label_smoothing, lo=0.0, hi=1.0)
 
     def extra_repr(self):
         s = f"reduction={self.reduction!r}"
@@ -384,7 +375,7 @@ class MultiMarginLoss(_Loss):
         if isinstance(p, bool) or p not in (1, 2):
             raise ValueError(f"{who}: p must be 1 or 2, got {p!r}")
         self.p = int(p)
-        self.margin = _real(who, "margin", margin)
+        self.margin = real(who, "margin", margin)
         self._class_buffer("weight", weight)
 
     def extra_repr(self):

@@ -33,10 +33,6 @@ def _grads(parameters, who):
     return flat_grads(ps)[0]
 
 
-def _real(who, name, v):
-    return real(who, name, v, finite=False, lo=0.0)
-
-
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together so that their joint ``norm_type``-norm
     (the norm of the concatenation of every grad) is at most ``max_norm``.
@@ -48,10 +44,10 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     as torch does. Returns the total norm before clipping, as a Python float
     (computed in float64)."""
     who = "clip_grad_norm_"
-    max_norm = _real(who, "max_norm", max_norm)
+    max_norm = real(who, "max_norm", max_norm, finite=False, lo=0.0)
     if isinstance(norm_type, str) and norm_type.lower() == "inf":
         norm_type = math.inf
-    p = _real(who, "norm_type", norm_type)
+    p = real(who, "norm_type", norm_type, finite=False, lo=0.0)
     if p == 0.0:
         raise ValueError(f"{who}: norm_type must be > 0 or inf, got {norm_type!r}")
     grads = _grads(parameters, who)
@@ -73,5 +69,5 @@ def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element to [-clip_value, clip_value], in place
     (NaN stays NaN). Returns None."""
     who = "clip_grad_value_"
-    c = _real(who, "clip_value", clip_value)
+    c = real(who, "clip_value", clip_value, finite=False, lo=0.0)
     _C.clamp_inplace(_grads(parameters, who), -c, c, who)
