@@ -141,9 +141,10 @@ def test_frozen_parameters_have_no_gradient_slot_and_can_be_unfrozen():
     frozen = w.data.copy()
     step_once(model, opt)
     np.testing.assert_array_equal(w.data, frozen)
-    w.requires_grad = True                              # its own slot, outside the buffer
-    assert w.grad is not None and not np.shares_memory(w.grad, opt.flat_grad)
+    w.requires_grad = True              # its own gradient array at its first backward
+    assert w.grad is None
     step_once(model, opt)
+    assert w.grad is not None and not np.shares_memory(w.grad, opt.flat_grad)
     assert not np.array_equal(w.data, frozen)
 
 

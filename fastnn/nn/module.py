@@ -29,7 +29,9 @@ class Parameter:
     built on a Parameter it moves both into the optimizer's flat buffers
     (``data`` and ``grad`` become views; see fastnn.optim).
 
-    ``requires_grad=False`` (frozen): no gradient slot, ``grad`` is None.
+    ``requires_grad=False`` (frozen): no gradient slot, ``grad`` is None. A
+    parameter unfrozen later gets its own gradient array (outside any flat
+    buffer) at its first backward.
     ``p.grad = None`` marks "no gradient this step" (the optimizer skips it).
 
     ``zero_grad()`` is lazy: it marks the gradient as zero instead of writing
@@ -39,13 +41,13 @@ class Parameter:
     the zeros and the add (a GEMM with beta=0 instead of beta=1)."""
 
     # _gstate: 0 the gradient is in _grad, 1 it is (lazily) zero, 2 it is None.
-    __slots__ = ("_data", "_grad", "_gstate", "_requires_grad", "_owner", "_slot")
+    __slots__ = ("_data", "_grad", "_gstate", "requires_grad", "_owner", "_slot")
 
     def __init__(self, data, requires_grad=True):
         self._data = np.array(data, dtype=np.float32, order="C", copy=True)
-        self._requires_grad = bool(requires_grad)
-        self._grad = np.zeros_like(self._data) if self._requires_grad else None
-        self._gstate = 0 if self._requires_grad else 2
+        self.requires_grad = bool(requires_grad)
+        self._grad = np.zeros_like(self._data) if self.requires_grad else None
+        self._gstate = 0 if self.requires_grad else 2
         self._owner = None       # weak reference to the optimizer owning the flat buffers
         self._slot = None        # (flat grad buffer, start, stop) once flattened
 
@@ -56,17 +58,6 @@ class Parameter:
     @data.setter
     def data(self, value):
         _copy_into(self._data, value, "data")
-
-    @property
-    def requires_grad(self):
-        return self._requires_grad
-
-    @requires_grad.setter
-    def requires_grad(self, value):
-        self._requires_grad = bool(value)
-        if self._requires_grad and self._grad is None:
-            self._grad = np.zeros_like(self._data)     # its own slot, outside any flat buffer
-            self._gstate = 0
 
     @property
     def grad(self):
@@ -93,6 +84,8 @@ class Parameter:
         (lazily) zero or None, so the caller may overwrite it instead of adding."""
         acc = self._gstate == 0
         self._gstate = 0
+        if self._grad is None:          # frozen when flattened, unfrozen since: its own slot
+            self._grad = np.zeros_like(self._data)
         return self._grad, acc
 
     @property

@@ -94,13 +94,33 @@ class _FlatGroup:
     """One param group's slice of the flat buffers: its trainable parameters
     (at flattening time), their data and gradient ranges, each parameter's
     (start, stop) within them and the group's flat state arrays by name."""
-    __slots__ = ("params", "data", "grad", "spans", "gviews", "state", "index")
+    __slots__ = ("params", "data", "grad", "spans", "state", "index")
 
     def __init__(self, params, data, grad, spans):
         self.params, self.data, self.grad, self.spans = params, data, grad, spans
-        self.gviews = [p._grad for p in params]
         self.index = {id(p): i for i, p in enumerate(params)}
         self.state = {}
+
+
+def _uniform(scalars):
+    for v in scalars:
+        if v.count(v[0]) != len(v):
+            return False
+    return True
+
+
+def _flat_views(flat_state, states):
+    """Every state array is a view of its group's flat buffer of that name."""
+    for n, st in states.items():
+        if st:
+            buf = flat_state.get(n)
+            if buf is None:
+                return False
+            base = buf.base
+            for a in st:
+                if a.base is not base:
+                    return False
+    return True
 
 
 class Optimizer:
@@ -212,9 +232,7 @@ class Optimizer:
         """The arrays of one C call: (data, grads, states, scalars) with one
         flat array per slot and one scalar per list when the group is flat
         and its scalars agree; else one array (and scalar) per parameter."""
-        if fg is not None and all(len(set(v)) == 1 for v in scalars) and all(
-                n in fg.state and a.base is fg.state[n].base
-                for n, st in states.items() if st for a in st):
+        if fg is not None and _uniform(scalars) and _flat_views(fg.state, states):
             return ([fg.data], [fg.grad],
                     {n: ([fg.state[n]] if st else st) for n, st in states.items()},
                     [v[:1] for v in scalars])
@@ -284,9 +302,8 @@ class Optimizer:
             params = [p for p in group["params"] if p.requires_grad and p.grad is not None]
             if not params:
                 continue
-            if len(params) != len(fg.params) or any(
-                    p._grad is not v for p, v in zip(params, fg.gviews)):
-                fg = None       # some parameters skip this step or left the flat layout
+            if params != fg.params:     # (identity) some skip this step or are not flat
+                fg = None
             lr = float(group["lr"])
             l1 = float(group.get("l1", 0.0))
             proximal = group.get("l1_mode", "gradient") == "proximal"
