@@ -504,7 +504,7 @@ class Trainer:
         the Dropout layers are switched to training mode and the k passes'
         outputs (probabilities when ``proba``) are averaged."""
         from .data import DataLoader
-        from .nn import Dropout
+        from .nn import Dropout, no_grad
         if mc_samples is not None and (int(mc_samples) != mc_samples or mc_samples < 1):
             raise ValueError(f"Trainer.predict: mc_samples must be a positive integer, got {mc_samples!r}")
         was_training = self.model.training
@@ -521,7 +521,8 @@ class Trainer:
                 k = int(mc_samples or 1)
                 acc = None
                 for _ in range(k):
-                    o = self.model.forward(xb).astype(np.float64)
+                    with no_grad():                # MC-dropout passes keep no masks
+                        o = self.model.forward(xb).astype(np.float64)
                     if proba:
                         o = _softmax(o)
                     acc = o if acc is None else acc + o
