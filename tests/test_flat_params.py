@@ -209,3 +209,19 @@ def test_max_norm_and_groups_with_different_hyper_parameters():
         np.testing.assert_array_equal(p.data, f)         # lr 0
     rows = np.linalg.norm(model[2].weight.data.astype(np.float64), axis=1)
     assert rows.max() <= 0.05 * (1 + 1e-5)
+
+
+def test_deepcopy_of_a_flattened_model_is_standalone():
+    import copy
+    model = mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step_once(model, opt)
+    twin = copy.deepcopy(model)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert np.array_equal(p.data, q.data) and np.array_equal(p.grad, q.grad)
+        assert not np.shares_memory(q.data, opt.flat_data) and q._owner is None
+    opt2 = optim.SGD(twin.parameters(), lr=0.1)       # not owned by the first optimizer
+    step_once(twin, opt2)
+    step_once(model, opt)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert p.data.tobytes() == q.data.tobytes()

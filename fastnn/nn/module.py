@@ -100,6 +100,15 @@ class Parameter:
         if self._grad is not None:
             self._gstate = 1
 
+    def __deepcopy__(self, memo):
+        """A standalone copy (own data and gradient, no optimizer): copying a
+        model never shares or copies an optimizer's flat buffers."""
+        q = Parameter(self._data, self.requires_grad)
+        if q._grad is not None and self._grad is not None and self._gstate == 0:
+            q._grad[...] = self._grad
+        memo[id(self)] = q
+        return q
+
     def __repr__(self):
         return f"Parameter(shape={self._data.shape})"
 
