@@ -7,8 +7,8 @@ import numbers
 import numpy as np
 
 F32 = np.dtype(np.float32)
-_INT_MAX = 2**31 - 1
-_F32_MAX = float(np.finfo(np.float32).max)
+INT_MAX = _INT_MAX = 2**31 - 1                   # the kernels' int dimensions
+F32_MAX = _F32_MAX = float(np.finfo(np.float32).max)
 
 
 def real(who, name, v, finite=True, lo=None, hi=None):
@@ -28,6 +28,18 @@ def real(who, name, v, finite=True, lo=None, hi=None):
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         rng = f"in [{lo}, {hi}]" if lo is not None and hi is not None else (
             f">= {lo}" if lo is not None else f"<= {hi}")
+        raise ValueError(f"{who}: {name} must be {rng}, got {v}")
+    return v
+
+
+def int_in(who, name, v, lo, hi=None):
+    """An integer (not a bool) in [lo, hi] (hi None: no upper bound):
+    TypeError for a non-integer, ValueError out of range."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{who}: {name} must be an integer, got {type(v).__name__} {v!r}")
+    v = int(v)
+    if v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         raise ValueError(f"{who}: {name} must be {rng}, got {v}")
     return v
 
