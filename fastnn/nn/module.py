@@ -1,8 +1,11 @@
 """Module and Parameter: the composable core every layer builds on.
 
-A Module maps numpy float32 arrays forward, caching what its backward needs;
-``backward(grad_out)`` returns the gradient with respect to its input and
-*accumulates* (+=) the gradients of its parameters into ``Parameter.grad``.
+A Module maps numpy float32 arrays forward, saving what its backward needs as
+one context per training-mode call (``save_for_backward``);
+``backward(grad_out)`` consumes the newest context (``saved_tensors``),
+*accumulates* (+=) the gradients of its parameters into ``Parameter.grad``
+and returns the gradient with respect to its input when it is wanted (see
+``Module``). ``no_grad()`` turns saving off on this thread.
 Sub-modules and parameters assigned as attributes are registered
 automatically, PyTorch-style, so ``parameters()``, ``state_dict()``,
 ``train()``/``eval()`` and ``repr`` see the whole tree.
@@ -162,14 +165,19 @@ def _copy_into(dst, value, what):
         np.copyto(dst, src, casting="unsafe")
 
 
+# Per-thread state of the backward protocol, one list per thread (list items
+# are cheaper to reach than threading.local attributes on the per-call path):
+_DEPTH, _NEED, _RUNNING, _NO_GRAD, _GEN, _NEW_STEP = range(6)
+# depth: nesting of wrapped backward calls; need: must the running backward
+# return dL/d(input)?; running: the module whose backward runs (super()
+# chains); no_grad: nesting of fastnn.no_grad(); gen: the current step
+# generation of saved contexts; new_step: a user-level backward ended the
+# step, so the next save starts a new one.
+
+
 class _State(threading.local):
-    """Per-thread state of the autograd-free backward protocol."""
-    depth = 0            # nesting of wrapped backward calls
-    need = True          # must the running backward return dL/d(input)?
-    running = None       # the module whose backward runs (super() chains)
-    no_grad = 0          # nesting of fastnn.no_grad()
-    gen = 0              # the current step generation of saved contexts
-    new_step = True      # a user-level backward ended the step: the next save starts one
+    def __init__(self):
+        self.s = [0, True, None, 0, 0, True]
 
 
 _tls = _State()
@@ -184,11 +192,11 @@ class no_grad:
     behaviour."""
 
     def __enter__(self):
-        _tls.no_grad += 1
+        _tls.s[_NO_GRAD] += 1
         return self
 
     def __exit__(self, *exc):
-        _tls.no_grad -= 1
+        _tls.s[_NO_GRAD] -= 1
         return False
 
     def __call__(self, fn):
@@ -201,28 +209,47 @@ class no_grad:
 
 def is_grad_enabled():
     """False inside ``fastnn.no_grad()`` (on this thread)."""
-    return _tls.no_grad == 0
+    return _tls.s[_NO_GRAD] == 0
 
 
 def _wrap_backward(fn):
     """The user-facing backward around a module's own: keeps the per-thread
     depth, decides whether dL/d(input) is wanted and returns None if not."""
-    @functools.wraps(fn)
-    def backward(self, grad_out, *args, input_grad=None, **kwargs):
-        t = _tls
-        if t.running is self:                      # super().backward(...) of the same call
+    def run(self, grad_out, input_grad, args, kwargs):
+        st = _tls.s
+        if st[_RUNNING] is self:                   # super().backward(...) of the same call
             return fn(self, grad_out, *args, **kwargs)
-        d = t.depth
+        d, prev_need, prev_running = st[_DEPTH], st[_NEED], st[_RUNNING]
         need = d > 0 if input_grad is None else bool(input_grad)
-        prev_need, prev_running = t.need, t.running
-        t.depth, t.need, t.running = d + 1, need, self
+        st[_DEPTH], st[_NEED], st[_RUNNING] = d + 1, need, self
         try:
             g = fn(self, grad_out, *args, **kwargs)
         finally:
-            t.depth, t.need, t.running = d, prev_need, prev_running
+            st[_DEPTH], st[_NEED], st[_RUNNING] = d, prev_need, prev_running
             if d == 0:
-                t.new_step = True
+                st[_NEW_STEP] = True
         return g if need else None
+
+    def backward(self, grad_out, *args, input_grad=None, **kwargs):
+        return run(self, grad_out, input_grad, args, kwargs)
+
+    code = getattr(fn, "__code__", None)
+    if code is not None and code.co_argcount == 2 and not code.co_flags & 0x0C:
+        def backward(self, grad_out, input_grad=None):      # the usual signature: no *args
+            st = _tls.s
+            if st[_RUNNING] is self:
+                return fn(self, grad_out)
+            d, prev_need, prev_running = st[_DEPTH], st[_NEED], st[_RUNNING]
+            need = d > 0 if input_grad is None else bool(input_grad)
+            st[_DEPTH], st[_NEED], st[_RUNNING] = d + 1, need, self
+            try:
+                g = fn(self, grad_out)
+            finally:
+                st[_DEPTH], st[_NEED], st[_RUNNING] = d, prev_need, prev_running
+                if d == 0:
+                    st[_NEW_STEP] = True
+            return g if need else None
+    functools.update_wrapper(backward, fn)
     backward._fastnn_wrapped = True
     return backward
 
@@ -318,16 +345,17 @@ class Module:
         """Save what backward needs (arrays, shapes, flags: any objects) as one
         context of this forward call. Does nothing in eval mode or under
         ``fastnn.no_grad()``; returns whether it saved."""
-        t = _tls
-        if not self.training or t.no_grad:
+        st = _tls.s
+        if not self.training or st[_NO_GRAD]:
             return False
-        if t.new_step:
-            t.gen = next(_generations)
-            t.new_step = False
+        if st[_NEW_STEP]:
+            st[_GEN] = next(_generations)
+            st[_NEW_STEP] = False
+        gen = st[_GEN]
         stack = self._contexts
-        if stack and stack[-1][0] != t.gen:
+        if stack and stack[-1][0] != gen:
             stack.clear()                 # contexts of an older step were never consumed
-        stack.append((t.gen, objs))
+        stack.append((gen, objs))
         return True
 
     def saved_tensors(self):
@@ -344,7 +372,7 @@ class Module:
     @property
     def needs_input_grad(self):
         """Inside backward: whether dL/d(input) is wanted (see backward)."""
-        return _tls.need
+        return _tls.s[_NEED]
 
     def _discard(self):
         """Drop the contexts of one forward without computing anything: this
