@@ -225,3 +225,18 @@ def test_deepcopy_of_a_flattened_model_is_standalone():
     step_once(model, opt)
     for p, q in zip(model.parameters(), twin.parameters()):
         assert p.data.tobytes() == q.data.tobytes()
+
+
+def test_add_param_group_relays_the_buffers_and_keeps_the_state():
+    a, b = mlp(), mlp()
+    opt_a = optim.Adam(a[0].parameters(), lr=1e-2)
+    opt_b = optim.Adam(b[0].parameters(), lr=1e-2)
+    step_once(a, opt_a, 0)
+    step_once(b, opt_b, 0)
+    opt_a.add_param_group({"params": a[2].parameters(), "lr": 0.0})
+    assert np.shares_memory(a[2].weight.data, opt_a.flat_data)
+    assert np.shares_memory(a[0].weight.data, opt_a.flat_data)    # moved, values kept
+    step_once(a, opt_a, 1)
+    step_once(b, opt_b, 1)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert p.data.tobytes() == q.data.tobytes()
