@@ -98,7 +98,7 @@ register_gemm()
 # setup runs every implementation once before returning it, so an API
 # mismatch shows up as a skipped case with the error, never as a crash.
 # Convention assumed (fastnn.nn.Module): y = m.forward(x) caches what
-# backward needs; dx = m.backward(dy); parameter grads accumulate.
+# backward needs; dx = m.backward(dy, input_grad=True); parameter grads accumulate.
 
 def _nn():
     return getattr(fastnn, "nn", None)
@@ -111,11 +111,11 @@ def _module_fwd_bwd(make_fastnn, make_torch, x_shape, numpy_impl=None, seed=3):
         m = make_fastnn()
         y = m.forward(x)
         g = _rand(np.shape(y), seed + 1)
-        m.backward(g)
+        m.backward(g, input_grad=True)
 
         def run_fastnn():
             m.forward(x)
-            m.backward(g)
+            m.backward(g, input_grad=True)      # as torch: x requires grad
         impls = {"fastnn": run_fastnn}
         if numpy_impl is not None and "numpy" in want:
             impls["numpy"] = numpy_impl(x, g)
