@@ -2,6 +2,7 @@
 import math
 import os
 import platform
+import warnings
 
 import numpy as np
 
@@ -9,7 +10,8 @@ from ._ext import _C
 
 __all__ = ["set_num_threads", "get_num_threads", "set_isa", "get_isa",
            "available_isas", "manual_seed", "initial_seed", "generator",
-           "next_seed", "info", "default_num_threads"]
+           "next_seed", "info", "default_num_threads", "release_workspace",
+           "workspace_bytes"]
 
 
 def _cgroup_cpu_limit():
@@ -128,14 +130,50 @@ def info():
     d = {"version": __version__, "cpu": _cpu_model(), "machine": platform.machine(),
          "isa": get_isa(), "best_isa": _C.best_isa(), "available_isas": list(available_isas()),
          "num_threads": get_num_threads(), "default_num_threads": default_num_threads(),
-         "gemm_blocking": _C.gemm_blocking(), "numpy": np.__version__,
+         "gemm_blocking": _C.gemm_blocking(), "workspace_bytes": workspace_bytes(),
+         "parallel_flops_per_thread": _C.get_parallel_flops(), "numpy": np.__version__,
          "python": platform.python_version()}
     d.update(_C.build_info())
     return d
 
 
+def release_workspace():
+    """Free the C kernels' scratch memory (GEMM packing buffers, augmentation
+    and reduction scratch) held by the calling thread and its worker threads.
+
+    Scratch grows to the largest call seen and is then reused, so a training
+    loop allocates nothing per step; call this after a one-off huge product
+    to give the memory back. The next call that needs scratch allocates it
+    again. Other threads keep theirs until they end (a thread's scratch is
+    freed when the thread exits)."""
+    _C.release_workspace()
+
+
+def workspace_bytes():
+    """Bytes of scratch memory the C kernels hold, over all live threads."""
+    return _C.workspace_bytes()
+
+
+_fork_warned = False
+
+
+def _after_fork_in_child():
+    # libgomp's thread pool does not survive fork(): a child that used it
+    # would hang in its first threaded kernel. The C runtime (csrc/parallel.c)
+    # makes such a child single-threaded; say so once.
+    global _fork_warned
+    if _C.forked_single_threaded() and not _fork_warned:
+        _fork_warned = True
+        warnings.warn("fastnn: this process was forked after fastnn ran threaded kernels; "
+                      "OpenMP's thread pool does not survive fork, so fastnn runs "
+                      "single-threaded here (use the 'spawn' or 'forkserver' start "
+                      "method for threaded children)", RuntimeWarning, stacklevel=2)
+
+
 def _init_from_env():
     _C.set_num_threads(default_num_threads())
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
     isa = os.environ.get("FASTNN_ISA")
     if isa:
         set_isa(isa)
