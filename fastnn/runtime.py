@@ -2,7 +2,6 @@
 import math
 import os
 import platform
-import warnings
 
 import numpy as np
 
@@ -154,26 +153,8 @@ def workspace_bytes():
     return _C.workspace_bytes()
 
 
-_fork_warned = False
-
-
-def _after_fork_in_child():
-    # libgomp's thread pool does not survive fork(): a child that used it
-    # would hang in its first threaded kernel. The C runtime (csrc/parallel.c)
-    # makes such a child single-threaded; say so once.
-    global _fork_warned
-    if _C.forked_single_threaded() and not _fork_warned:
-        _fork_warned = True
-        warnings.warn("fastnn: this process was forked after fastnn ran threaded kernels; "
-                      "OpenMP's thread pool does not survive fork, so fastnn runs "
-                      "single-threaded here (use the 'spawn' or 'forkserver' start "
-                      "method for threaded children)", RuntimeWarning, stacklevel=2)
-
-
 def _init_from_env():
     _C.set_num_threads(default_num_threads())
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
     isa = os.environ.get("FASTNN_ISA")
     if isa:
         set_isa(isa)

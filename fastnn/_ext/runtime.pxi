@@ -6,7 +6,6 @@ cdef extern from "fastnn.h" nogil:
     int FNN_EINDEX
     double fnn_get_par_flops()
     void fnn_set_par_flops(double flops)
-    int fnn_forked_single()
     void fnn_ws_release()
     size_t fnn_ws_bytes()
     size_t fnn_ws_allocs()
@@ -158,10 +157,6 @@ def workspace_bytes():
 
 def workspace_allocations():
     return fnn_ws_allocs()
-
-
-def forked_single_threaded():
-    return bool(fnn_forked_single())
 
 
 def get_parallel_flops():
