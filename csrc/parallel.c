@@ -256,18 +256,23 @@ static int run_inline(int parts, fnn_region_fn fn, void *ctx)
     return err;
 }
 
-int fnn_parallel_region(int nthreads, fnn_region_fn fn, void *ctx)
+/* `parts` parts on up to `nthreads` threads (the caller and nthreads - 1
+ * workers); more parts than threads lets the caller take over the rest of
+ * the work when a worker is descheduled in the middle of its part. */
+static int region_parts(int parts, int nthreads, fnn_region_fn fn, void *ctx)
 {
     int max = fnn_get_num_threads();
     int nt = nthreads < max ? nthreads : max;
     if (nt > MAX_WORKERS + 1)
         nt = MAX_WORKERS + 1;
-    if (nt <= 1)
-        return run_inline(1, fn, ctx);
+    if (parts > 0xFFFF)
+        parts = 0xFFFF;
+    if (nt <= 1 || parts <= 1)
+        return run_inline(parts, fn, ctx);
     /* a part calling a kernel, or another application thread's job in
      * flight: the same parts, on this thread */
     if (tl_busy || pthread_mutex_trylock(&g_submit) != 0)
-        return run_inline(nt, fn, ctx);
+        return run_inline(parts, fn, ctx);
     pthread_once(&g_atfork_once, register_atfork);
     grow_pool(nt - 1);
     g_fn = fn;
@@ -275,12 +280,12 @@ int fnn_parallel_region(int nthreads, fnn_region_fn fn, void *ctx)
     __atomic_store_n(&g_done, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&g_err, 0, __ATOMIC_RELAXED);
     uint32_t id = C_ID(__atomic_load_n(&g_claim, __ATOMIC_RELAXED)) + 1;
-    __atomic_store_n(&g_claim, CLAIM(id, nt, 0), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_claim, CLAIM(id, parts, 0), __ATOMIC_SEQ_CST);
     wake_workers();
     run_parts();
     /* wait for the parts the workers claimed */
     int spins = 0;
-    while (__atomic_load_n(&g_done, __ATOMIC_ACQUIRE) < nt) {
+    while (__atomic_load_n(&g_done, __ATOMIC_ACQUIRE) < parts) {
         if (++spins < 4096)
             CPU_RELAX();
         else
@@ -289,6 +294,13 @@ int fnn_parallel_region(int nthreads, fnn_region_fn fn, void *ctx)
     int err = __atomic_load_n(&g_err, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&g_submit);
     return err;
+}
+
+int fnn_parallel_region(int nthreads, fnn_region_fn fn, void *ctx)
+{
+    int max = fnn_get_num_threads();
+    int nt = nthreads < max ? nthreads : max;
+    return region_parts(nt < 1 ? 1 : nt, nt, fn, ctx);
 }
 
 /* Every worker frees its own workspace (parallel.h); waits briefly for them. */
@@ -346,7 +358,7 @@ int fnn_parallel_for(ptrdiff_t n, ptrdiff_t grain, double flops, fnn_range_fn bo
     pf_job J = {n, grain, (n + grain - 1) / grain, 1, body, ctx};
     int nt = fnn_threads_for(flops);
     J.parts = (ptrdiff_t)nt < J.units ? nt : (int)J.units;
-    return fnn_parallel_region(J.parts, pf_worker, &J);
+    return region_parts(J.parts, nt, pf_worker, &J);
 }
 
 /* ------------------------------------------------ fixed-order reduction -- */
