@@ -519,3 +519,36 @@ def test_gather_rows_checks_indices_and_sizes():
         _C.gather_rows(src, np.array([1, 0, 2]), dst, 12)
     with pytest.raises(TypeError):
         _C.gather_rows(src, np.array([1.0, 0.0]), dst, 12)
+
+
+def test_concurrent_callers_share_the_pool_safely():
+    """Application threads calling kernels at the same time: one uses the
+    worker pool, the others run their call on themselves; every result is
+    right and the same bits as alone."""
+    import threading
+    fastnn.set_num_threads(2)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((96, 200), dtype=np.float32)
+    b = rng.standard_normal((200, 300), dtype=np.float32)
+    x = rng.standard_normal(70000, dtype=np.float32)
+    want_mm = ops.matmul(a, b)
+    want_relu = np.maximum(x, 0)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(30):
+                np.testing.assert_array_equal(ops.matmul(a, b), want_mm)
+                y = np.empty_like(x)
+                _C.relu_forward(x, y)
+                np.testing.assert_array_equal(y, want_relu)
+        except Exception as e:                   # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in ts), "a caller hung"
+    assert not errors, errors[0]
