@@ -3,12 +3,13 @@
  * Each thread that asks gets a small record with two buffers (its own
  * scratch and the region it shares with its workers), registered under a
  * pthread key whose destructor frees them when the thread ends: short-lived
- * Python threads give their memory back (the pool workers of parallel.c
- * live as long as the process; fnn_ws_release frees theirs). Buffers grow to the largest request rounded up to
- * 64 KiB and are otherwise kept. Large buffers come straight from mmap so
- * that freeing one returns it to the system (malloc would keep it in a
- * per-thread arena); under AddressSanitizer they come from posix_memalign so
- * that overruns are caught. */
+ * Python threads give their memory back (the pool workers of parallel.c live
+ * as long as the process; fnn_ws_release frees theirs). Buffers grow to the
+ * largest request rounded up to a power of two (at least 64 KiB) and are
+ * otherwise kept. Large buffers come straight from mmap so that freeing one
+ * returns it to the system (malloc would keep it in a per-thread arena);
+ * under AddressSanitizer they come from posix_memalign so that overruns are
+ * caught. */
 #define _DEFAULT_SOURCE 1  /* mmap flags, posix_memalign */
 #include "workspace.h"
 #include "parallel.h"
@@ -63,9 +64,12 @@ static void *buf_get(ws_buf *b, size_t bytes)
     if (bytes <= b->cap && b->p)
         return b->p;
     buf_free(b);
-    size_t cap = (bytes + WS_ROUND - 1) / WS_ROUND * WS_ROUND;
-    if (cap == 0)
-        cap = WS_ROUND;
+    /* a power of two (at least 64 KiB): the calls of a training step fall
+     * into one or two sizes, so a thread reaches its high-water mark after
+     * a growth or two, whichever parts it happened to run */
+    size_t cap = WS_ROUND;
+    while (cap < bytes && cap < ((size_t)1 << 62))
+        cap *= 2;
     void *p = NULL;
 #if WS_USE_MMAP
     p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
