@@ -34,8 +34,8 @@ int fnn_have_openmp(void);
  * reduce.h, workspace.h hold its private parts). */
 #define FNN_EINDEX 2   /* a class index outside [0, C) (loss kernels) */
 
-/* Work per extra thread, in flops (default 1e6; a call below twice this runs
- * on one thread). For measurement. */
+/* Work per extra thread, in flops (default 2e6, measured: a call below twice
+ * this runs on one thread). For measurement. */
 double fnn_get_par_flops(void);
 void fnn_set_par_flops(double flops);
 /* Frees the scratch arenas of the calling thread and of the pool workers. */

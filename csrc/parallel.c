@@ -44,7 +44,12 @@
 #define MAX_WORKERS 255
 #define SPIN_NS 50000.0              /* a worker spins this long after a job */
 
-static double g_par_flops = 1.0e6;
+/* Flops per extra thread. Measured on the 2-core Sapphire Rapids host (the
+ * MLP 10-w-w-10 sweep, medians of 31 interleaved rounds): with 1e6, the
+ * 2.1-MFLOP GEMMs of width 128 ran 20-25% slower on 2 threads and the 3.3-MFLOP
+ * ones of width 160 6% slower; with 2e6 (2 threads from 4 MFLOP) no width was
+ * slower and width 256 (8.4 MFLOP) gains 10-15%. */
+static double g_par_flops = 2.0e6;
 
 double fnn_get_par_flops(void)
 {

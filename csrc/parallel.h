@@ -2,8 +2,9 @@
  *
  * It owns, once for all kernels:
  *  - the thread count (fastnn.set_num_threads) and the single-thread rule:
- *    a call gets one more thread per FNN_PAR_FLOPS (about a megaflop) of the
- *    work the caller estimates, so small calls never pay a fork/join;
+ *    a call gets one more thread per two megaflops of the work the caller
+ *    estimates (fnn_get_par_flops; measured, see parallel.c), so small calls
+ *    never pay for a second thread;
  *  - flush-to-zero / denormals-are-zero in every worker, the caller's MXCSR
  *    (aarch64: FPCR) restored afterwards;
  *  - a fixed partition of the work: [0, n) is cut into contiguous parts on
@@ -20,8 +21,9 @@
  *    its workers again on first use.
  *
  * Work is counted in flops, or "flop equivalents" for kernels that are not
- * GEMMs: the time one GEMM flop takes (~1/60 ns on one AVX-512 core), so an
- * element of a memory-bound loop costs about FNN_COST_ELEM.
+ * GEMMs: the time one GEMM flop takes (~1/100 ns on one AVX-512 core on
+ * small products), so an element of a memory-bound loop costs about
+ * FNN_COST_ELEM.
  */
 #ifndef FASTNN_PARALLEL_H
 #define FASTNN_PARALLEL_H
@@ -29,12 +31,13 @@
 #include "fastnn.h"
 
 /* Flop equivalents of one element of a streaming loop (one load, one store,
- * a few arithmetic operations): ReLU over 32768 floats ~ a megaflop. */
-#define FNN_COST_ELEM 30.0
+ * a few arithmetic operations). Measured: ReLU breaks even on 2 threads at
+ * ~65-80k floats, a GEMM at ~4 MFLOP. */
+#define FNN_COST_ELEM 50.0
 
-/* Threads for a call of `flops` work: 1 below 2 * FNN_PAR_FLOPS, then one per
- * FNN_PAR_FLOPS, never more than fastnn's thread count (1 in a forked child
- * whose parent ran a threaded kernel). */
+/* Threads for a call of `flops` work: 1 below twice the per-thread flops
+ * (fnn_get_par_flops, default 2e6), then one per that many, never more than
+ * fastnn's thread count. */
 int fnn_threads_for(double flops);
 
 /* fn(ctx, part, parts) for every part in [0, parts), parts = nthreads
