@@ -12,6 +12,10 @@
  *   jc over N by NC    -- pack the B block (KC x NC) into NR-column panels (L2)
  *   ir over MC by MR   -- the A micro-panel stays in L1
  *   jr over NC by NR   -- B micro-panels stream from L2; micro-kernel
+ * KC, MC and NC come from gemm_blocking.c (the cache model, or hand-tuned
+ * values where the model measured slower). The loop order is pc -> ic -> jc,
+ * not BLIS's jc -> pc -> ic: the packing traffic is the same and the two
+ * measured equal (see gemm_blocking.c).
  */
 #include "gemm_kernels.h"
 
@@ -35,7 +39,13 @@ static const fnn_gemm_arch *arch_in_use(void)
 void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc)
 {
     const fnn_gemm_arch *g = arch_in_use();
-    *mr = g->mr; *nr = g->nr; *kc = g->kc; *mc = g->mc; *nc = g->nc;
+    fnn_gemm_blocks b = fnn_gemm_blocks_for(g);
+    *mr = g->mr; *nr = g->nr; *kc = b.kc; *mc = b.mc; *nc = b.nc;
+}
+
+const char *fnn_gemm_blocking_source(void)
+{
+    return fnn_gemm_blocks_for(arch_in_use()).source;
 }
 
 static inline float epi_value(float acc, const float *c, int i, int j,
@@ -118,6 +128,7 @@ typedef struct {
     const float *bias;
     int bias_mode, relu;
     int pack_b;                    /* 0: read full B panels in place */
+    fnn_gemm_blocks bl;            /* kc, mc, nc (gemm_blocking.c) */
 } gemm_args;
 
 static inline const float *a_at(const gemm_args *g, int i, int p)
@@ -154,9 +165,9 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
     const int MR = ar->mr, NR = ar->nr;
     /* Equal blocks rather than full blocks and a sliver: K = 784 with KC = 256
      * runs as 4 x 196, not 3 x 256 + 16. Same for the M and N blocks. */
-    const int KC = balanced(g->K, ar->kc, 8);
-    const int MC = balanced(m1 - m0, ar->mc, MR);
-    const int NC = balanced(n1 - n0, ar->nc, NR);
+    const int KC = balanced(g->K, g->bl.kc, 8);
+    const int MC = balanced(m1 - m0, g->bl.mc, MR);
+    const int NC = balanced(n1 - n0, g->bl.nc, NR);
     for (int pc = 0; pc < g->K; pc += KC) {
         int kc = g->K - pc < KC ? g->K - pc : KC;
         int last = pc + kc == g->K;
@@ -221,7 +232,7 @@ static float *thread_buffer(size_t floats)
  * Model a thread's time in cycles -- FMAs at ~32 lanes/cycle plus ~1 cycle per
  * packed element -- and take the cheapest split. */
 static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
-                          int *tm, int *tn)
+                          int mc, int *tm, int *tn)
 {
     int mp = (M + ar->mr - 1) / ar->mr, np = (N + ar->nr - 1) / ar->nr;
     double best = -1.0;
@@ -234,7 +245,7 @@ static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
             continue;
         double rows = (double)((mp + a - 1) / a) * ar->mr;
         double cols = (double)((np + b - 1) / b) * ar->nr;
-        double mblocks = (double)(((int)rows + ar->mc - 1) / ar->mc);
+        double mblocks = (double)(((int)rows + mc - 1) / mc);
         double cost = rows * cols * K / 32.0 + rows * K + cols * K * mblocks;
         if (best < 0 || cost < best) {
             best = cost; *tm = a; *tn = b;
@@ -275,7 +286,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
     const fnn_gemm_arch *ar = arch_in_use();
     gemm_args g = {trans_a, trans_b, K, alpha, beta, A, B, lda, ldb, ldc, C,
-                   bias, bias_mode, relu, 1};
+                   bias, bias_mode, relu, 1, fnn_gemm_blocks_for(ar)};
     /* op(B) already row-major and either small or used by few rows of A
      * (packing would cost more than the reuse saves): full panels are read in
      * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */
@@ -285,11 +296,11 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     double flops = 2.0 * M * N * K;
     int nt = fnn_threads_for(flops, 1.0e6);
     int tm = 1, tn = 1;
-    split_threads(nt, M, N, K, ar, &tm, &tn);
+    split_threads(nt, M, N, K, ar, g.bl.mc, &tm, &tn);
     nt = tm * tn;
-    int kc = K < ar->kc ? K : ar->kc;
-    int mcap = M < ar->mc ? M : ar->mc;
-    int ncap = N < ar->nc ? N : ar->nc;
+    int kc = K < g.bl.kc ? K : g.bl.kc;
+    int mcap = M < g.bl.mc ? M : g.bl.mc;
+    int ncap = N < g.bl.nc ? N : g.bl.nc;
     size_t afl = (size_t)(mcap + ar->mr) * kc;
     size_t bfl = (size_t)(ncap + ar->nr) * kc;
     int failed = 0;
