@@ -24,6 +24,20 @@
 #include <omp.h>
 #endif
 
+#ifdef FNN_HAVE_NEON_KERNEL
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+static int neon_available(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+    return have;
+}
+#endif
+
 static const fnn_gemm_arch *arch_in_use(void)
 {
 #ifdef FNN_HAVE_X86_KERNELS
@@ -33,7 +47,26 @@ static const fnn_gemm_arch *arch_in_use(void)
     default: break;
     }
 #endif
+#ifdef FNN_HAVE_NEON_KERNEL
+    /* Advanced SIMD is part of every aarch64 Linux ABI; still asked of the
+     * kernel (HWCAP_ASIMD), so a build run where it is masked stays correct. */
+    if (fnn_get_isa() == FNN_ISA_REF && neon_available())
+        return &fnn_gemm_neon;
+#endif
     return &fnn_gemm_ref;
+}
+
+const char *fnn_gemm_kernel_name(void)
+{
+    const fnn_gemm_arch *g = arch_in_use();
+#ifdef FNN_HAVE_X86_KERNELS
+    if (g == &fnn_gemm_avx512) return "avx512 8x48";
+    if (g == &fnn_gemm_avx2) return "avx2 6x16";
+#endif
+#ifdef FNN_HAVE_NEON_KERNEL
+    if (g == &fnn_gemm_neon) return "neon 8x12";
+#endif
+    return "ref 4x8";
 }
 
 void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc)

@@ -82,5 +82,12 @@ void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
                      float *dst, int ldd);
 extern const fnn_gemm_arch fnn_gemm_avx512;
 #endif
+#if defined(__aarch64__)
+#define FNN_HAVE_NEON_KERNEL 1
+extern const fnn_gemm_arch fnn_gemm_neon;
+#endif
+
+/* "avx512 8x48", "avx2 6x16", "neon 8x12" or "ref 4x8": the kernel in use. */
+const char *fnn_gemm_kernel_name(void);
 
 #endif

@@ -129,6 +129,7 @@ def info():
          "isa": get_isa(), "best_isa": _C.best_isa(), "available_isas": list(available_isas()),
          "num_threads": get_num_threads(), "default_num_threads": default_num_threads(),
          "gemm_blocking": _C.gemm_blocking(), "gemm_blocking_source": _C.gemm_blocking_source(),
+         "gemm_kernel": _C.gemm_kernel_name(),
          "caches": _C.cache_info(), "numpy": np.__version__,
          "python": platform.python_version()}
     d.update(_C.build_info())

@@ -13,6 +13,9 @@ them to. Two kinds of check:
   + |bias|), u = 2**-24.
 """
 import itertools
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -728,3 +731,21 @@ def test_non_finite_or_unrepresentable_scalars_raise(name):
     ops.matmul(a, b, out=out, **{name: np.float32(2.0)})
     ops.matmul(a, b, out=out, **{name: 3})
     ops.matmul(a, b, out=out, **{name: 3.0e38})
+
+
+# ------------------------------------------------------------ aarch64 NEON --
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_aarch64_neon_kernel_under_qemu():
+    """tools/aarch64_check.sh: cross-builds csrc/ for aarch64 (NEON 8x12
+    kernel) and runs tools/gemm_check.c under qemu: every shape against the
+    naive twin, 1 vs 2 threads bitwise, default and tiny blocking."""
+    p = subprocess.run(["bash", os.path.join(ROOT, "tools", "aarch64_check.sh")],
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode == 77:
+        pytest.skip("aarch64 cross toolchain or qemu missing: " + p.stderr.strip())
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "kernel neon 8x12" in p.stdout, p.stdout
+    assert "240 passed, 0 failed" in p.stdout, p.stdout

@@ -62,6 +62,7 @@ cdef extern from "gemm_kernels.h" nogil:
                               int *kc, int *mc, int *nc)
     int fnn_gemm_set_blocking(int kc, int mc, int nc)
     const char *fnn_gemm_blocking_source()
+    const char *fnn_gemm_kernel_name()
 
 CACHE_SOURCES = ("defaults", "cpuid", "sysfs")
 
@@ -110,6 +111,11 @@ def gemm_block_model(l1, l2, l3, int mr, int nr):
     cs.source = 0
     fnn_gemm_block_model(&cs, mr, nr, 4, &kc, &mc, &nc)
     return kc, mc, nc
+
+
+def gemm_kernel_name():
+    """The GEMM micro-kernel in use, e.g. 'avx512 8x48' or 'neon 8x12'."""
+    return fnn_gemm_kernel_name().decode()
 
 
 def gemm_blocking_source():
