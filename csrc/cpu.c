@@ -1,15 +1,8 @@
-/* cpu.c -- run-time ISA dispatch, thread count, flush-to-zero, aligned memory. */
-#define _POSIX_C_SOURCE 200112L  /* posix_memalign under -std=c11 */
+/* cpu.c -- run-time ISA dispatch and the thread count (parallel.c uses it). */
 #include "fastnn.h"
 
-#include <stdlib.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define FNN_X86 1
-#include <immintrin.h>
 #endif
 
 static int g_isa = -1;       /* -1: not yet chosen */
@@ -71,64 +64,11 @@ void fnn_set_num_threads(int n)
 int fnn_get_num_threads(void)
 {
 #ifdef _OPENMP
-    return g_threads;
+    return fnn_forked_single() ? 1 : g_threads;
 #else
     return 1;
 #endif
 }
-
-int fnn_threads_for(double work, double threshold)
-{
-    int n = fnn_get_num_threads();
-    double fit = work / threshold;
-    if (fit < 2.0)
-        return 1;
-    return fit < (double)n ? (int)fit : n;
-}
-
-unsigned fnn_ftz_enter(void)
-{
-#if defined(FNN_X86)
-    unsigned saved = _mm_getcsr();
-    _mm_setcsr(saved | 0x8040u);            /* FTZ (bit 15) | DAZ (bit 6) */
-    return saved;
-#elif defined(__aarch64__)
-    unsigned long fpcr;
-    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    __asm__ __volatile__("msr fpcr, %0" ::"r"(fpcr | (1ul << 24)));  /* FZ */
-    return (unsigned)fpcr;
-#else
-    return 0;
-#endif
-}
-
-void fnn_ftz_leave(unsigned saved)
-{
-#if defined(FNN_X86)
-    _mm_setcsr(saved);
-#elif defined(__aarch64__)
-    unsigned long fpcr = saved;
-    __asm__ __volatile__("msr fpcr, %0" ::"r"(fpcr));
-#else
-    (void)saved;
-#endif
-}
-
-void *fnn_aligned_alloc(size_t bytes)
-{
-    void *p = NULL;
-    if (bytes == 0)
-        bytes = 64;
-    if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t)63) != 0)
-        return NULL;
-    return p;
-}
-
-void fnn_aligned_free(void *p)
-{
-    free(p);
-}
-
 /* ------------------------------------------------------------------------
  * Cache detection (for the GEMM blocking model, csrc/gemm_blocking.c).
  * A separate block: the thread/ISA plumbing above is the runtime's.
@@ -144,6 +84,7 @@ void fnn_aligned_free(void *p)
 #include "gemm_kernels.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(FNN_X86) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>

@@ -5,8 +5,10 @@
  * MR x NR tile with NR along the vector lanes. Loops, outermost first:
  *   threads: C is cut into tm x tn rectangles on MR/NR boundaries; each thread
  *            runs the whole sequential algorithm on its own rectangle, with
- *            its own packing buffers (no barriers; K is never split, so every
- *            element is summed in the same order whatever the thread count).
+ *            its own packing buffers from its workspace (workspace.h; no
+ *            barriers; K is never split, so every element is summed in the
+ *            same order whatever the thread count). The threads come from
+ *            parallel.h's fnn_parallel_region (FTZ, fewer threads than asked).
  *   pc over K by KC    -- alpha/beta on the first block, bias/ReLU on the last
  *   ic over M by MC    -- pack the A block (MC x KC) into MR-row panels
  *   jc over N by NC    -- pack the B block (KC x NC) into NR-column panels (L2)
@@ -18,11 +20,10 @@
  * measured equal (see gemm_blocking.c).
  */
 #include "gemm_kernels.h"
+#include "parallel.h"
+#include "workspace.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #ifdef FNN_HAVE_NEON_KERNEL
 #include <sys/auxv.h>
@@ -244,21 +245,6 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
     }
 }
 
-/* Packing buffers: one per thread, grown on demand, kept for the process
- * (OpenMP worker threads persist, so a training loop allocates once). */
-static _Thread_local float *tl_buf;
-static _Thread_local size_t tl_cap;
-
-static float *thread_buffer(size_t floats)
-{
-    if (floats > tl_cap) {
-        fnn_aligned_free(tl_buf);
-        tl_buf = fnn_aligned_alloc(floats * sizeof(float));
-        tl_cap = tl_buf ? floats : 0;
-    }
-    return tl_buf;
-}
-
 /* Split nt threads into tm x tn over (M, N). Each thread packs the A rows
  * and B columns of its own rectangle, B once per MC block of its rows, so a
  * split of a short-and-wide C by rows would make every thread pack all of B.
@@ -295,6 +281,32 @@ static void part(int t, int n, int len, int sz, int *lo, int *hi)
     *hi = u1 * sz < len ? u1 * sz : len;
 }
 
+typedef struct {
+    const fnn_gemm_arch *ar;
+    const gemm_args *g;
+    int M, N, tm, tn;
+    size_t afl, bfl;         /* floats of the A and B packing buffers */
+} gemm_job;
+
+/* Rectangles me, me + have, ... of the tm x tn split, each with this
+ * thread's packing buffers. */
+static int gemm_worker(void *ctx, int me, int have)
+{
+    const gemm_job *J = ctx;
+    const fnn_gemm_arch *ar = J->ar;
+    float *buf = fnn_ws_thread((J->afl + J->bfl) * sizeof(float));
+    if (!buf)
+        return FNN_ENOMEM;
+    for (int t = me; t < J->tm * J->tn; t += have) {
+        int m0, m1, n0, n1;
+        part(t / J->tn, J->tm, J->M, ar->mr, &m0, &m1);
+        part(t % J->tn, J->tn, J->N, ar->nr, &n0, &n1);
+        if (m0 < m1 && n0 < n1)
+            gemm_rect(ar, J->g, m0, m1, n0, n1, buf, buf + J->afl);
+    }
+    return FNN_OK;
+}
+
 /* K == 0 or alpha == 0: no product, only the epilogue. */
 static void epilogue_only(int M, int N, float *C, ptrdiff_t ldc, const fnn_epi *ep)
 {
@@ -327,40 +339,13 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         g.pack_b = 0;
 
     double flops = 2.0 * M * N * K;
-    int nt = fnn_threads_for(flops, 1.0e6);
-    int tm = 1, tn = 1;
-    split_threads(nt, M, N, K, ar, g.bl.mc, &tm, &tn);
-    nt = tm * tn;
+    int nt = fnn_threads_for(flops);
+    gemm_job J = {ar, &g, M, N, 1, 1, 0, 0};
+    split_threads(nt, M, N, K, ar, g.bl.mc, &J.tm, &J.tn);
     int kc = K < g.bl.kc ? K : g.bl.kc;
     int mcap = M < g.bl.mc ? M : g.bl.mc;
     int ncap = N < g.bl.nc ? N : g.bl.nc;
-    size_t afl = (size_t)(mcap + ar->mr) * kc;
-    size_t bfl = (size_t)(ncap + ar->nr) * kc;
-    int failed = 0;
-
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
-#endif
-    {
-        int me = 0, have = 1;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
-        have = omp_get_num_threads(); /* the runtime may give fewer than nt */
-#endif
-        float *buf = thread_buffer(afl + bfl);
-        if (!buf) {
-            failed = 1;
-        } else {
-            unsigned s = fnn_ftz_enter();
-            for (int t = me; t < nt; t += have) {
-                int m0, m1, n0, n1;
-                part(t / tn, tm, M, ar->mr, &m0, &m1);
-                part(t % tn, tn, N, ar->nr, &n0, &n1);
-                if (m0 < m1 && n0 < n1)
-                    gemm_rect(ar, &g, m0, m1, n0, n1, buf, buf + afl);
-            }
-            fnn_ftz_leave(s);
-        }
-    }
-    return failed ? FNN_ENOMEM : FNN_OK;
+    J.afl = (size_t)(mcap + ar->mr) * kc;
+    J.bfl = (size_t)(ncap + ar->nr) * kc;
+    return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
 }

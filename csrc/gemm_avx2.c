@@ -3,23 +3,23 @@
  * transposing pack that the AVX2 and AVX-512 paths share. Compiled for AVX2
  * by function attribute only: reached only when cpu.c finds AVX2+FMA. */
 #include "gemm_kernels.h"
+#include "isa.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #define MR 6
 #define NR 16
-#define T256 __attribute__((target("avx2,fma")))
 
 /* Lanes [0, n) set, as a maskload/maskstore mask. */
-T256 static inline __m256i lanes(int n)
+FNN_TARGET_AVX2 static inline __m256i lanes(int n)
 {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
 /* mrv rows x nv vectors (of 8 floats); the last vector stores nr - 8*(nv-1) lanes. */
-T256 static inline __attribute__((always_inline)) void
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
 tile(const int mrv, const int nv, int k, const float *a, const float *b,
      ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
 {
@@ -67,7 +67,7 @@ tile(const int mrv, const int nv, int k, const float *a, const float *b,
 #define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, b, ldb, c, ldc, nr, ep); break;
 #define ROW(m) CASE(m, 1) CASE(m, 2)
 
-T256 static void ukr_avx2(int k, const float *a, const float *b, ptrdiff_t ldb,
+FNN_TARGET_AVX2 static void ukr_avx2(int k, const float *a, const float *b, ptrdiff_t ldb,
                           float *c, ptrdiff_t ldc, int mr, int nr,
                           const fnn_epi *ep)
 {
@@ -79,7 +79,7 @@ T256 static void ukr_avx2(int k, const float *a, const float *b, ptrdiff_t ldb,
 
 /* dst[p*ldd + i] = src[i*lds + p]: 8 rows x 8 columns per in-register
  * transpose; a block of fewer than 8 rows uses masked loads/stores. */
-T256 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
+FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
                           float *dst, int ldd)
 {
     const int k8 = k & ~7;

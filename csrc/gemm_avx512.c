@@ -5,15 +5,15 @@
  * and nothing outside C is touched. Compiled for AVX-512 by function
  * attribute only: reached only when cpu.c finds AVX-512. */
 #include "gemm_kernels.h"
+#include "isa.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #define MR 8
 #define NR 48
-#define T512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,avx2")))
 
-T512 static inline __attribute__((always_inline)) void
+FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
 tile(const int mrv, const int nv, int k, const float *a, const float *b,
      ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
 {
@@ -58,7 +58,7 @@ tile(const int mrv, const int nv, int k, const float *a, const float *b,
 #define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, b, ldb, c, ldc, nr, ep); break;
 #define ROW(m) CASE(m, 1) CASE(m, 2) CASE(m, 3)
 
-T512 static void ukr_avx512(int k, const float *a, const float *b, ptrdiff_t ldb,
+FNN_TARGET_AVX512 static void ukr_avx512(int k, const float *a, const float *b, ptrdiff_t ldb,
                             float *c, ptrdiff_t ldc, int mr, int nr,
                             const fnn_epi *ep)
 {

@@ -5,40 +5,40 @@
 from libc.stdint cimport int64_t
 
 cdef extern from "fastnn.h" nogil:
-    double fnn_cross_entropy_forward(int N, int C, const float *x, const int64_t *target,
+    int fnn_cross_entropy_forward(int N, int C, const float *x, const int64_t *target,
                                      const float *weight, float smoothing, double scale,
                                      float *grad, float *row_max, double *row_coef,
-                                     double *row_loss)
-    void fnn_cross_entropy_backward(int N, int C, const float *x, const int64_t *target,
+                                     double *row_loss, double *total)
+    int fnn_cross_entropy_backward(int N, int C, const float *x, const int64_t *target,
                                     const float *weight, float smoothing,
                                     const float *row_max, const double *row_coef,
                                     double scale, const float *row_scale, float *grad)
-    double fnn_cross_entropy_prob_forward(int N, int C, const float *x, const float *prob,
+    int fnn_cross_entropy_prob_forward(int N, int C, const float *x, const float *prob,
                                           const float *weight, float smoothing, double scale,
                                           float *grad, float *row_max, double *row_coef,
-                                          double *row_loss)
-    void fnn_cross_entropy_prob_backward(int N, int C, const float *x, const float *prob,
+                                          double *row_loss, double *total)
+    int fnn_cross_entropy_prob_backward(int N, int C, const float *x, const float *prob,
                                          const float *weight, float smoothing,
                                          const float *row_max, const double *row_coef,
                                          double scale, const float *row_scale, float *grad)
-    double fnn_nll_forward(int N, int C, const float *x, const int64_t *target,
-                           const float *weight, double scale, float *grad, double *row_loss)
-    void fnn_nll_backward(int N, int C, const int64_t *target, const float *weight,
+    int fnn_nll_forward(int N, int C, const float *x, const int64_t *target,
+                           const float *weight, double scale, float *grad, double *row_loss, double *total)
+    int fnn_nll_backward(int N, int C, const int64_t *target, const float *weight,
                           double scale, const float *row_scale, float *grad)
-    double fnn_multi_margin_forward(int N, int C, const float *x, const int64_t *target,
+    int fnn_multi_margin_forward(int N, int C, const float *x, const int64_t *target,
                                     const float *weight, int p, float margin, double scale,
-                                    float *grad, double *row_loss)
-    void fnn_multi_margin_backward(int N, int C, const float *x, const int64_t *target,
+                                    float *grad, double *row_loss, double *total)
+    int fnn_multi_margin_backward(int N, int C, const float *x, const int64_t *target,
                                    const float *weight, int p, float margin, double scale,
                                    const float *row_scale, float *grad)
     int fnn_mse_forward(Py_ssize_t n, const float *x, const float *y, double scale,
                         float *grad, float *elem_loss, double *total)
-    void fnn_mse_backward(Py_ssize_t n, const float *x, const float *y, double scale,
+    int fnn_mse_backward(Py_ssize_t n, const float *x, const float *y, double scale,
                           const float *elem_scale, float *grad)
     int fnn_bce_logits_forward(Py_ssize_t n, const float *x, const float *y,
                                const float *pos_weight, Py_ssize_t C, double scale,
                                float *grad, float *elem_loss, double *total)
-    void fnn_bce_logits_backward(Py_ssize_t n, const float *x, const float *y,
+    int fnn_bce_logits_backward(Py_ssize_t n, const float *x, const float *y,
                                  const float *pos_weight, Py_ssize_t C, double scale,
                                  const float *elem_scale, float *grad)
 
@@ -68,9 +68,11 @@ def cross_entropy_forward(cnp.ndarray x, cnp.ndarray target, object weight, floa
     cdef float *pm = _lf(row_max)
     cdef double *pc = _ld(row_coef)
     cdef double *pl = _ld(row_loss)
-    cdef double total
+    cdef double total = 0.0
+    cdef int status
     with nogil:
-        total = fnn_cross_entropy_forward(N, C, px, pt, pw, smoothing, scale, pg, pm, pc, pl)
+        status = fnn_cross_entropy_forward(N, C, px, pt, pw, smoothing, scale, pg, pm, pc, pl, &total)
+    check_loss_status(status, target, C)
     return total
 
 
@@ -85,8 +87,10 @@ def cross_entropy_backward(cnp.ndarray x, cnp.ndarray target, object weight, flo
     cdef const double *pc = _ld(row_coef)
     cdef const float *ps = _lf(row_scale)
     cdef float *pg = _lf(grad)
+    cdef int status
     with nogil:
-        fnn_cross_entropy_backward(N, C, px, pt, pw, smoothing, pm, pc, scale, ps, pg)
+        status = fnn_cross_entropy_backward(N, C, px, pt, pw, smoothing, pm, pc, scale, ps, pg)
+    check_loss_status(status, target, C)
 
 
 def cross_entropy_prob_forward(cnp.ndarray x, cnp.ndarray prob, object weight,
@@ -102,10 +106,12 @@ def cross_entropy_prob_forward(cnp.ndarray x, cnp.ndarray prob, object weight,
     cdef float *pm = _lf(row_max)
     cdef double *pc = _ld(row_coef)
     cdef double *pl = _ld(row_loss)
-    cdef double total
+    cdef double total = 0.0
+    cdef int status
     with nogil:
-        total = fnn_cross_entropy_prob_forward(N, C, px, pt, pw, smoothing, scale, pg, pm,
-                                               pc, pl)
+        status = fnn_cross_entropy_prob_forward(N, C, px, pt, pw, smoothing, scale, pg, pm,
+                                               pc, pl, &total)
+    check_status(status)
     return total
 
 
@@ -120,8 +126,10 @@ def cross_entropy_prob_backward(cnp.ndarray x, cnp.ndarray prob, object weight,
     cdef const double *pc = _ld(row_coef)
     cdef const float *ps = _lf(row_scale)
     cdef float *pg = _lf(grad)
+    cdef int status
     with nogil:
-        fnn_cross_entropy_prob_backward(N, C, px, pt, pw, smoothing, pm, pc, scale, ps, pg)
+        status = fnn_cross_entropy_prob_backward(N, C, px, pt, pw, smoothing, pm, pc, scale, ps, pg)
+    check_status(status)
 
 
 def nll_forward(cnp.ndarray x, cnp.ndarray target, object weight, double scale, object grad,
@@ -132,9 +140,11 @@ def nll_forward(cnp.ndarray x, cnp.ndarray target, object weight, double scale, 
     cdef const float *pw = _lf(weight)
     cdef float *pg = _lf(grad)
     cdef double *pl = _ld(row_loss)
-    cdef double total
+    cdef double total = 0.0
+    cdef int status
     with nogil:
-        total = fnn_nll_forward(N, C, px, pt, pw, scale, pg, pl)
+        status = fnn_nll_forward(N, C, px, pt, pw, scale, pg, pl, &total)
+    check_loss_status(status, target, C)
     return total
 
 
@@ -145,8 +155,10 @@ def nll_backward(cnp.ndarray target, object weight, double scale, object row_sca
     cdef const float *pw = _lf(weight)
     cdef const float *ps = _lf(row_scale)
     cdef float *pg = _lf(grad)
+    cdef int status
     with nogil:
-        fnn_nll_backward(N, C, pt, pw, scale, ps, pg)
+        status = fnn_nll_backward(N, C, pt, pw, scale, ps, pg)
+    check_loss_status(status, target, C)
 
 
 def multi_margin_forward(cnp.ndarray x, cnp.ndarray target, object weight, int p,
@@ -157,9 +169,11 @@ def multi_margin_forward(cnp.ndarray x, cnp.ndarray target, object weight, int p
     cdef const float *pw = _lf(weight)
     cdef float *pg = _lf(grad)
     cdef double *pl = _ld(row_loss)
-    cdef double total
+    cdef double total = 0.0
+    cdef int status
     with nogil:
-        total = fnn_multi_margin_forward(N, C, px, pt, pw, p, margin, scale, pg, pl)
+        status = fnn_multi_margin_forward(N, C, px, pt, pw, p, margin, scale, pg, pl, &total)
+    check_loss_status(status, target, C)
     return total
 
 
@@ -171,8 +185,10 @@ def multi_margin_backward(cnp.ndarray x, cnp.ndarray target, object weight, int 
     cdef const float *pw = _lf(weight)
     cdef const float *ps = _lf(row_scale)
     cdef float *pg = _lf(grad)
+    cdef int status
     with nogil:
-        fnn_multi_margin_backward(N, C, px, pt, pw, p, margin, scale, ps, pg)
+        status = fnn_multi_margin_backward(N, C, px, pt, pw, p, margin, scale, ps, pg)
+    check_loss_status(status, target, C)
 
 
 def mse_forward(cnp.ndarray x, cnp.ndarray y, double scale, object grad, object elem_loss):
@@ -197,8 +213,10 @@ def mse_backward(cnp.ndarray x, cnp.ndarray y, double scale, object elem_scale,
     cdef const float *py = _lf(y)
     cdef const float *ps = _lf(elem_scale)
     cdef float *pg = _lf(grad)
+    cdef int status
     with nogil:
-        fnn_mse_backward(n, px, py, scale, ps, pg)
+        status = fnn_mse_backward(n, px, py, scale, ps, pg)
+    check_status(status)
 
 
 def bce_logits_forward(cnp.ndarray x, cnp.ndarray y, object pos_weight, double scale,
@@ -228,5 +246,7 @@ def bce_logits_backward(cnp.ndarray x, cnp.ndarray y, object pos_weight, double 
     cdef const float *pp = _lf(pos_weight)
     cdef const float *ps = _lf(elem_scale)
     cdef float *pg = _lf(grad)
+    cdef int status
     with nogil:
-        fnn_bce_logits_backward(n, px, py, pp, C, scale, ps, pg)
+        status = fnn_bce_logits_backward(n, px, py, pp, C, scale, ps, pg)
+    check_status(status)
