@@ -162,6 +162,7 @@ typedef struct {
     const float *bias;
     int bias_mode, relu;
     int pack_b;                    /* 0: read full B panels in place */
+    int pack_a;                    /* 0: the kernel reads A in place */
     fnn_gemm_blocks bl;            /* kc, mc, nc (gemm_blocking.c) */
 } gemm_args;
 
@@ -209,7 +210,8 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
         for (int ic = m0; ic < m1; ic += MC) {
             int mc = m1 - ic < MC ? m1 - ic : MC;
-            pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
+            if (g->pack_a)
+                pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
             for (int jc = n0; jc < n1; jc += NC) {
                 int nc = n1 - jc < NC ? n1 - jc : NC;
                 for (int jr = 0; jr < nc; jr += NR) {
@@ -236,8 +238,13 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                         }
                         ep.bias = g->bias_mode == FNN_BIAS_COL ? g->bias + j
                                 : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;
-                        ar->kernel(kc, ap, bp, ldb, g->C + (ptrdiff_t)i * g->ldc + j,
-                                   g->ldc, mr, nr, &ep);
+                        float *c = g->C + (ptrdiff_t)i * g->ldc + j;
+                        if (g->pack_a)
+                            ar->kernel(kc, ap, bp, ldb, c, g->ldc, mr, nr, &ep);
+                        else
+                            ar->kernel_sa(kc, a_at(g, i, pc), g->trans_a ? 1 : g->lda,
+                                          g->trans_a ? g->lda : 1, bp, ldb, c, g->ldc,
+                                          mr, nr, &ep);
                     }
                 }
             }
@@ -331,7 +338,12 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
     const fnn_gemm_arch *ar = arch_in_use();
     gemm_args g = {trans_a, trans_b, K, alpha, beta, A, B, lda, ldb, ldc, C,
-                   bias, bias_mode, relu, 1, fnn_gemm_blocks_for(ar)};
+                   bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar)};
+    /* Small N (the output layer: 10 classes): every A element is used by one
+     * micro-kernel call only, so packing A would copy all of it for no reuse;
+     * the kernel reads it in place instead. Same sums, same order. */
+    if (N <= ar->nr && ar->kernel_sa)
+        g.pack_a = 0;
     /* op(B) already row-major and either small or used by few rows of A
      * (packing would cost more than the reuse saves): full panels are read in
      * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */

@@ -23,6 +23,12 @@ typedef void (*fnn_ukr_fn)(int k, const float *a, const float *b, ptrdiff_t ldb,
                            float *c, ptrdiff_t ldc, int mr, int nr,
                            const fnn_epi *ep);
 
+/* The same with A read where it lies: op(A)(i, p) at a[i*rsa + p*csa] for
+ * i < mr (never beyond); same FMAs in the same order as the packed kernel. */
+typedef void (*fnn_ukr_sa_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                              int mr, int nr, const fnn_epi *ep);
+
 /* Transposing pack: dst[p*ldd + i] = src[i*lds + p] for i < rows, p < k. */
 typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
                               float *dst, int ldd);
@@ -35,6 +41,7 @@ typedef struct {
     int kc, mc, nc;
     fnn_ukr_fn kernel;
     fnn_pack_t_fn pack_t;
+    fnn_ukr_sa_fn kernel_sa;  /* NULL: A is always packed */
 } fnn_gemm_arch;
 
 /* Scalar epilogue over an (mr,nr) tile held in acc with row stride ldt; the
