@@ -17,7 +17,8 @@
  *     NC = C_Bc N2 L2 / (KC S).
  *   MC (L3, this core's share = size / cores sharing it, where cores = CPUs
  *     sharing L3 / CPUs sharing L1d): the packed A block (MC x KC) beside the
- *     B block: C_Ac = W3 - 1 - ceil(KC NC S / (N3 L3)),  MC = C_Ac N3 L3 / (KC S).
+ *     B block: C_Ac = W3 - 1 - ceil(KC NC S / (N3 L3)),  MC = C_Ac N3 L3 / (KC S);
+ *     at least L2 / 2 / (KC S) (no L3, or a per-core share below the B block).
  *
  * Loop order. The model is stated for BLIS's jc -> pc -> ic; in our names
  * (A's MC block is the paper's L3 block) that is ic -> pc -> jc, while gemm.c
@@ -88,8 +89,14 @@ void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
         long cac = w3 - 1 - ceil_div((long)kc * nc * elem, way3 > 0 ? way3 : 1);
         mc = cac > 0 ? cac * way3 / ((long)kc * elem) : 0;
     } else {
-        mc = cs->l2.size / 2 / ((long)kc * elem);  /* no L3: half of L2 */
+        mc = 0;
     }
+    /* No L3, or a share smaller than the B block (a victim L3 of ~1 MiB per
+     * core: Skylake-X, Neoverse N1): the model leaves A almost nothing. Take
+     * at least an A block of half the L2's size, as if A and B shared it. */
+    long floor_mc = cs->l2.size / 2 / ((long)kc * elem);
+    if (mc < floor_mc)
+        mc = floor_mc;
     /* Bounds: at least a few micro-panels; at most 4096 rows (an A block of
      * 4096 x KC is 6 MiB at KC 384: past that a bigger L3 share buys nothing
      * and a VM's "L3 shared by 2 vCPUs" would ask for hundreds of MiB). */

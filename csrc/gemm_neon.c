@@ -88,7 +88,8 @@ static void ukr_neon(int k, const float *a, const float *b, ptrdiff_t ldb,
     }
 }
 
-/* Blocks come from the cache model (gemm_blocking.c); the values here are
- * what a 64 KiB L1 / 1 MiB L2 core (Neoverse N1/V1 class) would get. */
-const fnn_gemm_arch fnn_gemm_neon = {MR, NR, 4, 384, 1536, 1344, ukr_neon, fnn_pack_t_ref};
+/* Blocks come from the cache model (gemm_blocking.c); these hand values are
+ * unused, kept equal to what the model gives a Neoverse N1 (64 KiB 4-way L1,
+ * 1 MiB 8-way L2, 32 MiB L3 shared by 64 cores). */
+const fnn_gemm_arch fnn_gemm_neon = {MR, NR, 4, 336, 384, 576, ukr_neon, fnn_pack_t_ref};
 #endif

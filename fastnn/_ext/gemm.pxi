@@ -58,6 +58,7 @@ cdef extern from "gemm_kernels.h" nogil:
     int fnn_cache_cpuid(fnn_caches *cs)
     int fnn_cache_sysfs(fnn_caches *cs, const char *root)
     const fnn_caches *fnn_caches_detected()
+    void fnn_cache_defaults(fnn_caches *cs)
     void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
                               int *kc, int *mc, int *nc)
     int fnn_gemm_set_blocking(int kc, int mc, int nc)
@@ -77,17 +78,26 @@ cdef dict _caches_dict(const fnn_caches *cs):
             "l3": _cache_dict(&cs.l3), "source": CACHE_SOURCES[cs.source]}
 
 
-def cache_info(str source="detected"):
+def cache_info(str source="detected", str root=None):
     """Caches as a dict per level: 'detected' (what the GEMM uses: cpuid, then
-    sysfs, then defaults), or only 'cpuid' / 'sysfs' (None if unavailable)."""
+    sysfs, then defaults), or only 'cpuid' / 'sysfs' / 'defaults' (None if
+    unavailable). root: a sysfs cache directory other than cpu0's (tests)."""
     cdef fnn_caches cs
+    cdef bytes broot
     if source == "detected":
         return _caches_dict(fnn_caches_detected())
     if source == "cpuid":
         return _caches_dict(&cs) if fnn_cache_cpuid(&cs) else None
+    if source == "defaults":
+        fnn_cache_defaults(&cs)
+        return _caches_dict(&cs)
     if source == "sysfs":
-        return _caches_dict(&cs) if fnn_cache_sysfs(&cs, NULL) else None
-    raise ValueError(f"cache_info: source must be 'detected', 'cpuid' or 'sysfs', got {source!r}")
+        if root is None:
+            return _caches_dict(&cs) if fnn_cache_sysfs(&cs, NULL) else None
+        broot = root.encode()
+        return _caches_dict(&cs) if fnn_cache_sysfs(&cs, broot) else None
+    raise ValueError("cache_info: source must be 'detected', 'cpuid', 'sysfs' or 'defaults', "
+                     f"got {source!r}")
 
 
 cdef void _fill_cache(fnn_cache *c, level):
