@@ -164,9 +164,8 @@ FNN_INLINE float gelu_tanh_grad_v(float v)
 {
     float a = 2.0f * (GELU_K * (v + GELU_C * (v * v * v)));
     float e = fnn_exp_neg(-fabsf(a));
-    float r = 1.0f / (1.0f + e);
-    float s = a >= 0.0f ? r : e * r;
-    float sc = a >= 0.0f ? e * r : r;           /* 1 - s */
+    float s = fnn_sigmoid_e(a, e);
+    float sc = fnn_sigmoid_e(-a, e);            /* 1 - s, from the same e */
     /* s (1 - s) is exactly 0 beyond |x| ~ 10; clamping keeps x^2 finite there
      * so 0 * inf cannot make a NaN. */
     float c = v < -100.0f ? -100.0f : (v > 100.0f ? 100.0f : v);

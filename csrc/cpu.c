@@ -63,11 +63,7 @@ void fnn_set_num_threads(int n)
 
 int fnn_get_num_threads(void)
 {
-#ifdef _OPENMP
-    return fnn_forked_single() ? 1 : g_threads;
-#else
-    return 1;
-#endif
+    return g_threads;
 }
 /* ------------------------------------------------------------------------
  * Cache detection (for the GEMM blocking model, csrc/gemm_blocking.c).

@@ -38,10 +38,7 @@ int fnn_have_openmp(void);
  * on one thread). For measurement. */
 double fnn_get_par_flops(void);
 void fnn_set_par_flops(double flops);
-/* 1 in a child forked after the parent ran a threaded kernel: libgomp's
- * thread pool does not survive fork, so the child runs single-threaded. */
-int fnn_forked_single(void);
-/* Frees the scratch arenas of the calling thread and of its OpenMP workers. */
+/* Frees the scratch arenas of the calling thread and of the pool workers. */
 void fnn_ws_release(void);
 /* Bytes held by all live threads' arenas; arena allocations since start. */
 size_t fnn_ws_bytes(void);
@@ -288,7 +285,7 @@ void fnn_clamp_inplace(int count, float *const *x, const ptrdiff_t *n, float lo,
 
 /* Machine microbenchmarks (python -m fastnn bench). */
 
-/* Seconds (wall) for `nthreads` OpenMP threads each running `iters` rounds of
+/* Seconds (wall) for `nthreads` pool threads each running `iters` rounds of
  * independent multiply-add chains on the `isa` path; every round does
  * fnn_bench_peak_flops_per_iter(isa) flops per thread. *threads_used gets the
  * thread count the runtime gave. Returns < 0 if the ISA is not available. */

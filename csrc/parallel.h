@@ -11,12 +11,13 @@
  *    is a function of its own range does not depend on the thread count
  *    (kernels split rows or columns, never a reduction dimension; sums over
  *    threads go through fnn_parallel_sum's fixed blocks);
- *  - getting fewer threads than asked (the OpenMP runtime may): the parts
- *    are still the same, the threads given take them in turn;
+ *  - getting fewer threads than asked: the parts are fixed by the call, and
+ *    whichever threads are free claim them (a late or busy worker costs
+ *    nothing: the caller runs the part itself);
  *  - errors: a body returns FNN_OK or an error code (FNN_ENOMEM when its
  *    workspace could not grow); the call returns the largest code seen;
- *  - fork safety: a child forked after the parent ran a threaded kernel
- *    (libgomp's pool does not survive fork) runs single-threaded.
+ *  - fork safety: the child of a fork() starts with an empty pool and makes
+ *    its workers again on first use.
  *
  * Work is counted in flops, or "flop equivalents" for kernels that are not
  * GEMMs: the time one GEMM flop takes (~1/60 ns on one AVX-512 core), so an
@@ -36,11 +37,15 @@
  * whose parent ran a threaded kernel). */
 int fnn_threads_for(double flops);
 
-/* fn(ctx, me, have) on `nthreads` threads (clamped to [1, thread count]):
- * `have` is the number the runtime gave (<= nthreads), `me` in [0, have).
- * FTZ/DAZ is on inside fn. Returns the largest value an fn returned. The one
- * OpenMP parallel region of csrc/ (bench.c and gemm.c call it directly to
- * choose their own thread count and split). */
+/* fn(ctx, part, parts) for every part in [0, parts), parts = nthreads
+ * clamped to [1, thread count], each part exactly once, with FTZ/DAZ on.
+ * The parts run on fastnn's worker pool (parallel.c): the calling thread
+ * claims parts itself and workers claim what is left when they wake, so
+ * several parts may run one after the other on one thread (always so when
+ * the call comes from inside a part, or while another thread's call holds
+ * the pool). A part must never wait for another part. Returns the largest
+ * value an fn returned. The one parallel construct of csrc/ (gemm.c and
+ * bench.c call it directly to choose their own split). */
 typedef int (*fnn_region_fn)(void *ctx, int me, int have);
 int fnn_parallel_region(int nthreads, fnn_region_fn fn, void *ctx);
 

@@ -2,9 +2,9 @@
  *
  * Each thread that asks gets a small record with two buffers (its own
  * scratch and the region it shares with its workers), registered under a
- * pthread key whose destructor frees them when the thread ends: OpenMP
- * workers of a finished application thread and short-lived Python threads
- * give their memory back. Buffers grow to the largest request rounded up to
+ * pthread key whose destructor frees them when the thread ends: short-lived
+ * Python threads give their memory back (the pool workers of parallel.c
+ * live as long as the process; fnn_ws_release frees theirs). Buffers grow to the largest request rounded up to
  * 64 KiB and are otherwise kept. Large buffers come straight from mmap so
  * that freeing one returns it to the system (malloc would keep it in a
  * per-thread arena); under AddressSanitizer they come from posix_memalign so
@@ -126,20 +126,18 @@ void *fnn_ws_shared(size_t bytes)
     return a ? buf_get(&a->shared, bytes) : NULL;
 }
 
-static int release_own(void *ctx, int me, int have)
+void fnn_ws_release_self(void)
 {
-    (void)ctx; (void)me; (void)have;
     if (tl_arena) {
         buf_free(&tl_arena->own);
         buf_free(&tl_arena->shared);
     }
-    return 0;
 }
 
 void fnn_ws_release(void)
 {
-    release_own(NULL, 0, 1);
-    fnn_parallel_region(fnn_get_num_threads(), release_own, NULL);
+    fnn_ws_release_self();
+    fnn_pool_release_workspaces();
 }
 
 size_t fnn_ws_bytes(void)

@@ -21,6 +21,11 @@
 void *fnn_ws_thread(size_t bytes);
 void *fnn_ws_shared(size_t bytes);
 
+/* Frees the calling thread's arenas (fnn_ws_release also asks every pool
+ * worker to free its own: fnn_pool_release_workspaces, parallel.c). */
+void fnn_ws_release_self(void);
+void fnn_pool_release_workspaces(void);
+
 /* fnn_ws_release, fnn_ws_bytes, fnn_ws_allocs: fastnn.h (public). Release
  * frees the calling thread's arenas and those of the workers of its parallel
  * region (each worker frees its own); other application threads' arenas are

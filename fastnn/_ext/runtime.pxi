@@ -6,7 +6,6 @@ cdef extern from "fastnn.h" nogil:
     int FNN_EINDEX
     double fnn_get_par_flops()
     void fnn_set_par_flops(double flops)
-    int fnn_forked_single()
     void fnn_ws_release()
     size_t fnn_ws_bytes()
     size_t fnn_ws_allocs()
@@ -37,6 +36,66 @@ cdef extern from *:
     const char *FNN_CC_VERSION
 
 ISA_NAMES = ("ref", "avx2", "avx512")
+
+
+# ------------------------------------------------ the trust boundary --
+# Every wrapper checks what it hands to C through these: a wrong call from
+# Python raises TypeError (not an array, wrong dtype) or ValueError (layout,
+# size, read-only output), never reaches C with a bad pointer.
+
+cdef dict _DTYPE_NAMES = {cnp.NPY_FLOAT32: "float32", cnp.NPY_FLOAT64: "float64",
+                          cnp.NPY_INT64: "int64", cnp.NPY_INT32: "int32",
+                          cnp.NPY_UINT32: "uint32", cnp.NPY_UINT8: "uint8"}
+
+
+cdef cnp.ndarray _arr(object a, str name, int typenum, Py_ssize_t size=-1, bint out=False,
+                      int ndim=-1, bint contig=True):
+    """a, checked: an ndarray of dtype `typenum`, C-contiguous (if contig),
+    with `size` elements and `ndim` dimensions (when >= 0), writeable (if out)."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{name}: expected a numpy {_DTYPE_NAMES[typenum]} array, "
+                        f"got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != typenum:
+        raise TypeError(f"{name}: expected dtype {_DTYPE_NAMES[typenum]}, got {arr.dtype}")
+    if ndim >= 0 and cnp.PyArray_NDIM(arr) != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {(<object>arr).shape}")
+    if contig and not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"{name}: must be C-contiguous")
+    if size >= 0 and cnp.PyArray_SIZE(arr) != size:
+        raise ValueError(f"{name}: expected {size} elements, got shape {(<object>arr).shape}")
+    if out and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name}: is read-only")
+    return arr
+
+
+cdef void *_ptr(object a, str name, int typenum, Py_ssize_t size=-1, bint out=False,
+                bint opt=False, int ndim=-1) except? NULL:
+    """Data pointer of a checked array (_arr); None gives NULL when opt."""
+    if a is None and opt:
+        return NULL
+    return cnp.PyArray_DATA(_arr(a, name, typenum, size, out, ndim))
+
+
+cdef inline float *_f32(object a, str name, Py_ssize_t size=-1, bint out=False,
+                        bint opt=False) except? NULL:
+    return <float *>_ptr(a, name, cnp.NPY_FLOAT32, size, out, opt)
+
+
+cdef inline double *_f64(object a, str name, Py_ssize_t size=-1, bint out=False,
+                         bint opt=False) except? NULL:
+    return <double *>_ptr(a, name, cnp.NPY_FLOAT64, size, out, opt)
+
+
+cdef inline Py_ssize_t _size(object a, str name, int typenum) except -1:
+    """Element count of a checked (any-shape, C-contiguous) array."""
+    return cnp.PyArray_SIZE(_arr(a, name, typenum))
+
+
+cdef inline int _as_int(Py_ssize_t v, str name) except -1:
+    if v < 0 or v > 2147483647:
+        raise ValueError(f"{name}: {v} does not fit the kernel's int")
+    return <int>v
 
 
 cdef inline int check_status(int status) except -1:
@@ -98,10 +157,6 @@ def workspace_bytes():
 
 def workspace_allocations():
     return fnn_ws_allocs()
-
-
-def forked_single_threaded():
-    return bool(fnn_forked_single())
 
 
 def get_parallel_flops():
