@@ -874,9 +874,12 @@ def test_blocking_override_in_process(isa, rng):
 def _env_python(code, **env):
     e = {k: v for k, v in os.environ.items() if not k.startswith("FASTNN_")}
     e.update(env)
-    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+    # the child imports the same fastnn as this process (a checkout's in-place
+    # build, an installed package, tools/asan.sh's instrumented one)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    e["PYTHONPATH"] = pkg_parent + os.pathsep + e.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+                          timeout=60, cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_fastnn_gemm_blocking_env():
