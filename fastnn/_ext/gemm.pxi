@@ -71,3 +71,95 @@ def gemm_blocking():
     cdef int mr, nr, kc, mc, nc
     fnn_gemm_blocking(&mr, &nr, &kc, &mc, &nc)
     return {"mr": mr, "nr": nr, "kc": kc, "mc": mc, "nc": nc}
+
+
+cdef extern from "gemm_kernels.h" nogil:
+    ctypedef struct fnn_cache:
+        long size
+        int ways, line, sets, shared
+    ctypedef struct fnn_caches:
+        fnn_cache l1d, l2, l3
+        int source
+    int fnn_cache_cpuid(fnn_caches *cs)
+    int fnn_cache_sysfs(fnn_caches *cs, const char *root)
+    const fnn_caches *fnn_caches_detected()
+    void fnn_cache_defaults(fnn_caches *cs)
+    void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
+                              int *kc, int *mc, int *nc)
+    int fnn_gemm_set_blocking(int kc, int mc, int nc)
+    const char *fnn_gemm_blocking_source()
+    const char *fnn_gemm_kernel_name()
+
+CACHE_SOURCES = ("defaults", "cpuid", "sysfs")
+
+
+cdef dict _cache_dict(const fnn_cache *c):
+    return {"size": c.size, "ways": c.ways, "line": c.line, "sets": c.sets,
+            "shared": c.shared}
+
+
+cdef dict _caches_dict(const fnn_caches *cs):
+    return {"l1d": _cache_dict(&cs.l1d), "l2": _cache_dict(&cs.l2),
+            "l3": _cache_dict(&cs.l3), "source": CACHE_SOURCES[cs.source]}
+
+
+def cache_info(str source="detected", str root=None):
+    """Caches as a dict per level: 'detected' (what the GEMM uses: cpuid, then
+    sysfs, then defaults), or only 'cpuid' / 'sysfs' / 'defaults' (None if
+    unavailable). root: a sysfs cache directory other than cpu0's (tests)."""
+    cdef fnn_caches cs
+    cdef bytes broot
+    if source == "detected":
+        return _caches_dict(fnn_caches_detected())
+    if source == "cpuid":
+        return _caches_dict(&cs) if fnn_cache_cpuid(&cs) else None
+    if source == "defaults":
+        fnn_cache_defaults(&cs)
+        return _caches_dict(&cs)
+    if source == "sysfs":
+        if root is None:
+            return _caches_dict(&cs) if fnn_cache_sysfs(&cs, NULL) else None
+        broot = root.encode()
+        return _caches_dict(&cs) if fnn_cache_sysfs(&cs, broot) else None
+    raise ValueError("cache_info: source must be 'detected', 'cpuid', 'sysfs' or 'defaults', "
+                     f"got {source!r}")
+
+
+cdef void _fill_cache(fnn_cache *c, level):
+    size, ways, line, shared = level
+    c.size = size
+    c.ways = ways
+    c.line = line
+    c.sets = size // (ways * line) if size and ways and line else 0
+    c.shared = shared
+
+
+def gemm_block_model(l1, l2, l3, int mr, int nr):
+    """The blocking model (gemm_blocking.c) on a described machine: each level
+    is (size_bytes, ways, line_bytes, cpus_sharing); l3 size 0 = no L3.
+    Returns (kc, mc, nc). For tests and docs; needs no such CPU."""
+    cdef fnn_caches cs
+    cdef int kc, mc, nc
+    _fill_cache(&cs.l1d, l1)
+    _fill_cache(&cs.l2, l2)
+    _fill_cache(&cs.l3, l3)
+    cs.source = 0
+    fnn_gemm_block_model(&cs, mr, nr, 4, &kc, &mc, &nc)
+    return kc, mc, nc
+
+
+def gemm_kernel_name():
+    """The GEMM micro-kernel in use, e.g. 'avx512 8x48' or 'neon 8x12'."""
+    return fnn_gemm_kernel_name().decode()
+
+
+def gemm_blocking_source():
+    """Where the blocking of the path in use comes from: 'model', 'tuned' or
+    'FASTNN_GEMM_BLOCKING'."""
+    return fnn_gemm_blocking_source().decode()
+
+
+def set_gemm_blocking(int kc, int mc, int nc):
+    """Override the blocking of every path (0, 0, 0 restores the default).
+    Returns 0, or -1 if out of range."""
+    return fnn_gemm_set_blocking(kc, mc, nc)
