@@ -13,17 +13,29 @@ The architecture is rebuilt from each module's constructor arguments
 layers and any class passed to :func:`register_module`. No pickle anywhere.
 Writes are atomic: a temporary file in the same directory is written,
 fsync'ed and renamed over the target, so a crash never leaves a torn file
-where the last good checkpoint was."""
+where the last good checkpoint was. The writer holds an exclusive lock
+(``flock``) on its temporary file until the rename; a later save to the same
+directory removes the temporaries of writers that died (their lock is gone)
+and never one a live writer still holds. The checkpoint gets the permissions
+a plain ``open()`` would give: those of the file it replaces, else 0666 minus
+the umask."""
 import io as _io
 import json
 import os
-import tempfile
+import secrets
+import stat
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:        # Windows: no flock; stale temporaries are left alone
+    fcntl = None
+
 from .nn.module import Module
 
-__all__ = ["save", "load", "load_checkpoint", "register_module", "CheckpointError"]
+__all__ = ["save", "load", "load_checkpoint", "register_module", "remove_stale_temporaries",
+           "CheckpointError"]
 
 FORMAT = "fastnn"
 VERSION = 1
@@ -46,15 +58,22 @@ def register_module(cls):
     return cls
 
 
-def _lookup(name):
+def _known(name):
+    """The class a checkpoint naming ``name`` rebuilds: a registered class or
+    one of fastnn.nn's; None if there is none. Never imports anything."""
     if name in _registry:
         return _registry[name]
     from . import nn
     cls = getattr(nn, name, None)
-    if isinstance(cls, type) and issubclass(cls, Module):
-        return cls
-    raise CheckpointError(f"load: unknown module class {name!r}; register it with "
-                          "fastnn.io.register_module")
+    return cls if isinstance(cls, type) and issubclass(cls, Module) else None
+
+
+def _lookup(name):
+    cls = _known(name) if isinstance(name, str) else None
+    if cls is None:
+        raise CheckpointError(f"load: unknown module class {name!r}; register it with "
+                              "fastnn.io.register_module")
+    return cls
 
 
 def _encode(v, where):
@@ -87,7 +106,16 @@ def _decode(v):
 
 def _config(module):
     args, kwargs = module._init_args
-    name = type(module).__name__
+    cls = type(module)
+    name = cls.__name__
+    known = _known(name)
+    if known is not cls:
+        other = ("" if known is None else
+                 f" (that name is taken by {known.__module__}.{known.__qualname__})")
+        raise TypeError(f"save: {cls.__module__}.{cls.__qualname__} is not a fastnn layer nor a "
+                        f"registered module class{other}, so load could not rebuild it: decorate "
+                        f"the class with @fastnn.io.register_module (or call "
+                        f"fastnn.io.register_module({name})) in the code that saves and loads it")
     return {"class": name, "args": [_encode(a, name) for a in args],
             "kwargs": {k: _encode(v, name) for k, v in kwargs.items()}}
 
@@ -153,17 +181,27 @@ def save(model, path, optimizer=None, extra=None):
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=directory)
+    remove_stale_temporaries(directory)
+    fd, tmp = _new_temporary(directory)
+    f = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _keep_mode(fd, path)
+        f = os.fdopen(fd, "wb")
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+        if fcntl is None:
+            f.close()                      # Windows cannot rename an open file
+        os.replace(tmp, path)              # still locked: no cleaner can take it first
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        if f is not None:
+            f.close()                      # releases the lock
+        else:
+            os.close(fd)
     try:                                   # make the rename itself durable
         dfd = os.open(directory, os.O_RDONLY)
         try:
@@ -173,6 +211,79 @@ def save(model, path, optimizer=None, extra=None):
     except OSError:
         pass
     return path
+
+
+_TMP_PREFIX, _TMP_SUFFIX = ".fastnn-", ".tmp"
+
+
+def _new_temporary(directory):
+    """(fd, name) of a new temporary file in ``directory``, created as a plain
+    open() would create it (mode 0666 minus the umask) and locked (LOCK_EX)
+    by this process until it is closed."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(directory, f"{_TMP_PREFIX}{secrets.token_hex(8)}{_TMP_SUFFIX}")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if fcntl is None:
+            return fd, tmp
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:     # a cleaner may have locked and removed it before we could lock it
+            if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _keep_mode(fd, path):
+    """Replacing an existing file keeps its permission bits, as writing to it
+    with open() would."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return                             # a new file: the umask applied at creation
+    if hasattr(os, "fchmod"):
+        try:
+            os.fchmod(fd, mode)
+        except OSError:
+            pass
+
+
+def remove_stale_temporaries(directory):
+    """Remove the ``.fastnn-*.tmp`` files in ``directory`` left by saves that
+    died (killed, crashed, power cut) before renaming them. A file is removed
+    only if its lock can be taken at once: a live writer holds the lock on its
+    temporary until the rename, so its file is never touched (on any host
+    sharing the file system, where the file system supports flock). Returns
+    the names removed; without fcntl (Windows) it does nothing."""
+    removed = []
+    if fcntl is None:
+        return removed
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)):
+            continue
+        full = os.path.join(directory, name)
+        try:        # O_RDWR: flock over NFS is a write lock, which needs a writable fd
+            fd = os.open(full, os.O_RDWR | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(fd), os.lstat(full)):   # still the file we locked
+                os.unlink(full)
+                removed.append(name)
+        except OSError:
+            pass                           # a live writer holds it, or it is already gone
+        finally:
+            os.close(fd)
+    return removed
 
 
 def load_checkpoint(path):

@@ -109,17 +109,24 @@ def _better(mode, monitor):
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for
-    ``patience`` evaluations (the classic early-stopping meta-algorithm).
+    ``patience`` evaluations in a row (the classic early-stopping
+    meta-algorithm, Keras's semantics): with patience 2 and the best score at
+    epoch 5, training stops at the end of epoch 7; patience 0 stops at the
+    first evaluation without improvement. ``mode`` 'min' or 'max' ('auto':
+    'max' for names with acc/auc/f1, else 'min'); an improvement is a score
+    below ``best - min_delta`` ('min') or above ``best + min_delta`` ('max').
 
     Evaluations happen every epoch, or every ``every_n_steps`` optimizer
     steps when given (the trainer then evaluates the validation data at those
     steps). The best parameters seen are kept (a copy of the state dict) and,
     with ``restore_best_weights``, put back at the end. ``best_step``,
     ``best_epoch`` and ``best_score`` report where the best model was; they are
-    also stored in ``History.best``."""
+    also stored in ``History.best``, with ``stopped_epoch`` (None if it never
+    stopped). ``verbose``: print (to stderr) the epoch it stopped at and the
+    best score."""
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
-                 restore_best_weights=True, every_n_steps=None):
+                 restore_best_weights=True, every_n_steps=None, verbose=False):
         if patience < 0 or int(patience) != patience:
             raise ValueError(f"EarlyStopping: patience must be a non-negative integer, got {patience!r}")
         if min_delta < 0:
@@ -130,6 +137,7 @@ class EarlyStopping(Callback):
         self.mode = _better(mode, monitor)
         self.restore_best_weights = restore_best_weights
         self.every_n_steps = every_n_steps
+        self.verbose = verbose
         self._reset()
 
     def _reset(self):
@@ -160,9 +168,16 @@ class EarlyStopping(Callback):
             self.wait = 0
         else:
             self.wait += 1
-            if self.wait > self.patience:
+            if self.wait >= self.patience:
                 self.trainer.stop_training = True
                 self.stopped_epoch = logs.get("epoch")
+                if self.verbose:
+                    at = f"step {step}" if logs.get("_source") == "step" else f"epoch {self.stopped_epoch}"
+                    print(f"early stopping at {at}: no {self.monitor} improvement in "
+                          f"{self.wait} evaluations; best {self.monitor} {self.best_score:.4f} "
+                          f"at epoch {self.best_epoch} (step {self.best_step})"
+                          + ("; restoring its weights" if self.restore_best_weights else ""),
+                          file=sys.stderr)
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_state is not None:
@@ -213,6 +228,7 @@ class ProgressBar(Callback):
     def on_train_begin(self, logs=None):
         self.out = self.stream or sys.stderr
         self.tty = hasattr(self.out, "isatty") and self.out.isatty()
+        self.of = f"/{logs['epochs']}" if logs and logs.get("epochs") else ""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.perf_counter()
@@ -231,16 +247,51 @@ class ProgressBar(Callback):
         rate = logs["seen"] / el if el > 0 else 0.0
         eta = el / done * (total - done)
         fill = int(self.width * done / total)
-        self.out.write(f"\repoch {self.epoch} [{'=' * fill}{' ' * (self.width - fill)}] "
-                       f"{done}/{total} {rate:,.0f} samples/s ETA {eta:4.1f}s "
+        self.out.write(f"\repoch {self.epoch}{self.of} [{'=' * fill}{' ' * (self.width - fill)}] "
+                       f"{done}/{total} {rate:,.0f} samples/s ETA {eta:4.1f} s "
                        f"loss {logs['running_loss']:.4f}")
         self.out.flush()
 
     def on_epoch_end(self, epoch, logs=None):
-        parts = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                         for k, v in logs.items() if k != "epoch")
-        self.out.write(("\r\033[K" if self.tty else "") + f"epoch {epoch}: {parts}\n")
+        self.out.write(("\r\033[K" if self.tty else "") + _epoch_line(epoch, logs, self.of) + "\n")
         self.out.flush()
+
+
+def _format_seconds(t):
+    """A duration with its unit and three significant digits or so:
+    '43.2 s', '2.13 s', '13.2 ms', '870 us'."""
+    if t >= 10:
+        return f"{t:.1f} s"
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t * 1e6:.3g} us"
+
+
+_LABELS = {"loss": "loss", "accuracy": "train acc", "val_loss": "val loss",
+           "val_accuracy": "val acc"}
+
+
+def _epoch_line(epoch, logs, of=""):
+    """One epoch's log as a line whose every number is labelled:
+    'epoch 3/20  loss 0.1234  train acc 97.12%  val loss 0.1100  val acc 96.80%  lr 0.1  2.13 s'."""
+    parts = [f"epoch {epoch}{of}"]
+    for k, v in logs.items():
+        if k in ("epoch", "time"):
+            continue
+        name = _LABELS.get(k, k.replace("_", " "))
+        if k.endswith("accuracy") and isinstance(v, float):
+            parts.append(f"{name} {100 * v:.2f}%")
+        elif k == "lr":
+            parts.append(f"lr {v:.3g}")
+        elif isinstance(v, float):
+            parts.append(f"{name} {v:.4f}")
+        else:
+            parts.append(f"{name} {v}")
+    if "time" in logs:
+        parts.append(_format_seconds(logs["time"]))
+    return "  ".join(parts)
 
 
 class LearningRateScheduler(Callback):
@@ -402,7 +453,7 @@ class Trainer:
         if step_evals and val is None:
             raise ValueError("Trainer.fit: EarlyStopping(every_n_steps=...) needs validation data")
         try:
-            self._emit("on_train_begin", {})
+            self._emit("on_train_begin", {"epochs": int(epochs)})
             for epoch in range(1, int(epochs) + 1):
                 self._emit("on_epoch_begin", epoch, {})
                 logs = self._train_epoch(loader, epoch, val, step_evals)

@@ -1,5 +1,6 @@
 """python -m fastnn train / info, and the accuracy records the report renders."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -64,3 +65,135 @@ def test_info_and_usage():
     assert r.returncode == 0 and json.loads(r.stdout)["isa"] in ("ref", "avx2", "avx512")
     r = run("nonsense")
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+# ------------------------------------------------ usage errors and help --
+
+def cli(*args):
+    """Run the command line in this process: (exit status, stdout, stderr)."""
+    from fastnn.__main__ import main
+    import contextlib
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--batch-size", "x"], "argument --batch-size: expected an integer, got 'x'"),
+    (["--epochs", "0"], "argument --epochs: must be >= 1"),
+    (["--epochs", "2.5"], "argument --epochs: expected an integer"),
+    (["--lr", "0"], "argument --lr: must be > 0"),
+    (["--lr", "nan"], "argument --lr: must be > 0"),
+    (["--lr", "inf"], "argument --lr: must be > 0"),
+    (["--momentum", "-0.1"], "argument --momentum: must be >= 0"),
+    (["--weight-decay", "-1"], "argument --weight-decay: must be >= 0"),
+    (["--max-norm", "0"], "argument --max-norm: must be > 0"),
+    (["--dropout", "1"], "argument --dropout: must be >= 0 and < 1"),
+    (["--input-dropout", "-0.2"], "argument --input-dropout: must be >= 0 and < 1"),
+    (["--val-split", "1.0"], "argument --val-split: must be >= 0 and < 1"),
+    (["--label-smoothing", "1.5"], "argument --label-smoothing: must be >= 0 and <= 1"),
+    (["--warmup", "-1"], "argument --warmup: must be >= 0"),
+    (["--early-stopping", "-1"], "argument --early-stopping: must be >= 0"),
+    (["--threads", "0"], "argument --threads: must be >= 1"),
+    (["--seed", "-3"], "argument --seed: must be >= 0"),
+    (["--model", "512,,256"], "argument --model: expected a preset"),
+    (["--model", "512,0"], "argument --model: expected a preset"),
+    (["--model", ""], "argument --model: expected a preset"),
+    (["--data-dir", "."], "argument --data-dir: --dataset digits does not read a directory"),
+    (["--dataset", "idx"], "--dataset idx needs --data-dir"),
+    (["--early-stopping", "2"], "argument --early-stopping: needs --val-split"),
+    (["--val-split", "0.0001"], "argument --val-split: 0.0001 of 1437 training samples leaves 0"),
+    (["--warmup", "2", "--schedule", "onecycle"], "does not combine with --schedule onecycle"),
+    (["--optimizer", "adam", "--momentum", "0.5"], "--optimizer adam has no momentum"),
+    (["--goal", "<1%"], "argument --goal: needs --record"),
+])
+def test_bad_values_are_usage_errors(args, message):
+    code, out, err = cli("train", *args)
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("usage: ") and message in lines[1], err
+
+
+def test_usage_error_has_no_traceback():
+    r = run("train", "--batch-size", "0")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == [
+        "usage: python -m fastnn train [options]",
+        "python -m fastnn train: error: argument --batch-size: must be >= 1, got 0"]
+
+
+def test_help_describes_commands_and_defaults():
+    code, out, _ = cli("--help")
+    assert code == 0
+    for command in ("info", "train", "bench"):
+        assert re.search(rf"^  {command} +\w+ .+", out, re.M), out     # a sentence each
+    assert "COMMAND --help" in out and "train --dataset mnist" in out    # examples
+    code, out, _ = cli("train", "--help")
+    assert code == 0
+    out = " ".join(out.split())                  # argparse wraps to the terminal's width
+    for default in ("(default: digits)", "(default: mlp)", "(default: sgd)", "(default: 0.9)",
+                    "(default: 0.0)", "(default: 30 on digits, 10 on mnist/idx)",
+                    "train-images-idx3-ubyte"):
+        assert default in out, default
+    assert "(default: None)" not in out
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"fastnn {fastnn.__version__}"
+    code, _, err = cli("nonsense")
+    assert code == 2 and "invalid choice: 'nonsense'" in err
+    code, _, err = cli()
+    assert code == 2 and "commands:" in err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX pipes")
+def test_closed_pipe_ends_quietly():
+    """`python -m fastnn bench --list | head` must not end in BrokenPipeError:
+    the reader is gone before we write (deterministic: its end is closed)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([sys.executable, "-m", "fastnn", "bench", "--list"], stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 141 and p.stderr == ""
+
+
+def test_epoch_lines_label_every_number_and_time_has_a_unit():
+    code, out, err = cli("train", "--epochs", "2", "--val-split", "0.2", "--early-stopping", "5")
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 2
+    assert re.fullmatch(r"epoch 2/2  loss \d\.\d{4}  train acc \d+\.\d\d%  val loss \d\.\d{4}  "
+                        r"val acc \d+\.\d\d%  lr 0\.1  \d+(\.\d+)? (s|ms|us)", lines[1]), lines[1]
+    m = re.search(r"train time (\d+(?:\.\d+)?) (s|ms|us) \((\d+(?:\.\d+)?) (s|ms|us)/epoch", out)
+    assert m and float(m.group(1)) > 0 and float(m.group(3)) > 0, out     # never "0.0s"
+    assert "early stopping: did not stop early; best val_loss" in out
+
+
+def _write_idx(path, arr):
+    import struct
+    head = bytes([0, 0, 8, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    path.write_bytes(head + arr.astype(np.uint8).tobytes())
+
+
+def test_idx_dataset_reads_any_mnist_format_directory(tmp_path):
+    x, y = fastnn.datasets.load_digits(flatten=False)        # 8x8 digits as an "MNIST"
+    img = np.rint(x.reshape(-1, 8, 8) * 255)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", img[:1400])
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", y[:1400])
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", img[1400:])
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", y[1400:])
+    code, out, err = cli("train", "--dataset", "idx", "--data-dir", str(tmp_path), "--epochs",
+                         "3", "--batch-size", "32", "--lr", "0.1", "--quiet")
+    assert code == 0, err
+    assert "idx: 1400 train / 397 test | 19,210 parameters" in err    # 64 inputs, 10 classes
+    assert float(out.split("test accuracy ")[1].split("%")[0]) > 80
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    code, out, err = cli("train", "--dataset", "idx", "--data-dir", str(tmp_path), "--quiet")
+    assert code == 2 and "t10k-labels-idx1-ubyte" in err.splitlines()[-1]

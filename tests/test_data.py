@@ -195,6 +195,16 @@ def test_dataloader_rejects_bad_arguments():
         DataLoader(np.float32(1.0))
 
 
+def test_dataloader_of_an_xy_tuple_says_to_pass_two_arguments():
+    x, y = _data(n=10)
+    with pytest.raises(TypeError, match=r"DataLoader\(x, y, batch_size=.*\(10, 6\) and \(10,\)"):
+        DataLoader((x, y), batch_size=4)      # the torch TensorDataset habit
+    xb, yb = next(iter(DataLoader(x, y, batch_size=4)))   # the fastnn way
+    assert xb.shape == (4, 6) and yb.shape == (4,)
+    rows = DataLoader([x[0], x[1]], batch_size=2, shuffle=False)   # a list of rows is data
+    np.testing.assert_array_equal(next(iter(rows)), x[:2])
+
+
 # ------------------------------------------------------------- Standardizer --
 
 def test_standardizer_matches_float64_reference():

@@ -185,7 +185,7 @@ def test_optimizer_mismatch_raises(tmp_path):
         fastnn.load(p, optimizer=optim.Adam(m.parameters()), model=m)
 
 
-def test_unregistered_class_raises_and_register_fixes(tmp_path):
+def test_unregistered_class_fails_at_save_and_register_fixes(tmp_path):
     class Twice(nn.Module):
         def __init__(self, k=2.0):
             self.k = k
@@ -198,12 +198,165 @@ def test_unregistered_class_raises_and_register_fixes(tmp_path):
 
     m = nn.Sequential(nn.Linear(3, 2), Twice(3.0))
     p = tmp_path / "t.npz"
-    fastnn.save(m, p)
-    with pytest.raises(CheckpointError, match="Twice"):
-        fastnn.load(p)
+    with pytest.raises(TypeError, match=r"Twice.*register_module"):
+        fastnn.save(m, p)
+    assert os.listdir(tmp_path) == []          # nothing written, no litter
     fastnn.io.register_module(Twice)
+    fastnn.save(m, p)
     m2 = fastnn.load(p)
     assert m2[1].k == 3.0
+
+    class Linear(Twice):                       # shadows a fastnn layer's name
+        pass
+    with pytest.raises(TypeError, match="name is taken by fastnn"):
+        fastnn.save(Linear(1.0), p)
+
+
+def _with_class_name(src, dst, name):
+    arrays = dict(np.load(src).items())
+    header = json.loads(arrays["__fastnn__"].tobytes())
+    header["model"]["args"][0]["__module__"]["class"] = name
+    arrays["__fastnn__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(dst, **arrays)
+    return dst
+
+
+def test_load_never_imports_what_the_file_names(tmp_path, monkeypatch):
+    (tmp_path / "fastnn_evil_probe.py").write_text(
+        "import fastnn\nclass Evil(fastnn.nn.Module):\n    pass\n"
+        "open(__file__ + '.imported', 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    m = make_model()
+    fastnn.save(m, tmp_path / "m.npz")
+    for name in ("fastnn_evil_probe.Evil", "fastnn_evil_probe:Evil", "Evil", "os.system",
+                 "__import__", "Module.__subclasses__"):
+        bad = _with_class_name(tmp_path / "m.npz", tmp_path / "bad.npz", name)
+        with pytest.raises(CheckpointError, match="unknown module class"):
+            fastnn.load(bad)
+    assert "fastnn_evil_probe" not in sys.modules
+    assert not (tmp_path / "fastnn_evil_probe.py.imported").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "umask"), reason="no umask")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_checkpoint_permissions_follow_umask_like_open(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        fastnn.save(make_model(), tmp_path / "m.npz")
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "m.npz").st_mode & 0o777
+    assert mode == 0o666 & ~umask == os.stat(tmp_path / "plain").st_mode & 0o777
+
+
+@pytest.mark.skipif(not hasattr(os, "chmod") or os.name == "nt", reason="POSIX modes")
+def test_overwriting_keeps_the_files_mode(tmp_path):
+    p = tmp_path / "m.npz"
+    fastnn.save(make_model(), p)
+    os.chmod(p, 0o640)
+    fastnn.save(make_model(), p)               # as open(p, "w") would: the mode stays
+    assert os.stat(p).st_mode & 0o777 == 0o640
+
+
+def _readline(proc, timeout=60):
+    """The child's next stdout line, or '' if it says nothing for ``timeout`` s."""
+    import select
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
+def _temps(d):
+    return sorted(f for f in os.listdir(d) if f.startswith(".fastnn-") and f.endswith(".tmp"))
+
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()          # hold the lock until the parent closes our stdin
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no fcntl.flock on Windows")
+def test_save_removes_dead_writers_temporaries_not_live_ones(tmp_path):
+    dead = tmp_path / ".fastnn-0123456789abcdef.tmp"
+    dead.write_bytes(b"x" * 1000)              # nobody holds its lock: a crashed save
+    live = tmp_path / ".fastnn-fedcba9876543210.tmp"
+    other = tmp_path / "fastnn-notes.tmp"      # not ours: never touched
+    other.write_text("keep")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(live)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert _readline(holder).strip() == "locked"
+        fastnn.save(make_model(), tmp_path / "m.npz")
+        assert _temps(tmp_path) == [live.name]       # the live writer's file survives
+        assert other.exists()
+    finally:
+        holder.stdin.close()                     # the writer finishes: lock released
+        holder.kill()
+        holder.wait(timeout=30)
+    assert fastnn.io.remove_stale_temporaries(tmp_path) == [live.name]
+    assert _temps(tmp_path) == [] and other.exists()
+
+
+_SAVE_AND_HANG = """
+import os, sys, time
+import fastnn
+from fastnn import nn
+def hang(fd):                # the save has written the data and is about to fsync
+    print("writing", flush=True)
+    time.sleep(120)
+os.fsync = hang
+fastnn.save(nn.Sequential(nn.Linear(300, 200)), sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no fcntl.flock or kill -9 on Windows")
+def test_killed_save_leaves_litter_the_next_save_cleans(tmp_path):
+    import signal
+    target = tmp_path / "ck.npz"
+    fastnn.save(make_model(), target)
+    before = target.read_bytes()
+    here = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    writer = subprocess.Popen([sys.executable, "-c", _SAVE_AND_HANG, str(target)],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert _readline(writer).strip() == "writing"
+        (litter,) = _temps(tmp_path)
+        assert os.path.getsize(tmp_path / litter) > 200_000
+        fastnn.save(make_model(), tmp_path / "other.npz")    # a live writer: left alone
+        assert _temps(tmp_path) == [litter]
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    assert writer.returncode == -signal.SIGKILL
+    assert _temps(tmp_path) == [litter] and target.read_bytes() == before
+    fastnn.load(target)
+    fastnn.save(make_model(), tmp_path / "other.npz")        # the writer is dead: cleaned
+    assert _temps(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no fcntl.flock on Windows")
+def test_a_cleaner_racing_the_writer_never_breaks_a_save(tmp_path, monkeypatch):
+    """The window between creating the temporary and locking it: a cleaner
+    that removes the file then makes the writer start over with a new one."""
+    real_open, calls = os.open, []
+
+    def open_then_clean(path, flags, *a):
+        fd = real_open(path, flags, *a)
+        if flags & os.O_CREAT and not calls:
+            calls.append(path)
+            assert fastnn.io.remove_stale_temporaries(tmp_path)   # takes our new file
+        return fd
+    monkeypatch.setattr(os, "open", open_then_clean)
+    fastnn.save(make_model(), tmp_path / "m.npz")
+    monkeypatch.undo()
+    assert calls and _temps(tmp_path) == []
+    fastnn.load(tmp_path / "m.npz")
 
 
 def test_load_checkpoint_exposes_header(tmp_path):

@@ -1,6 +1,8 @@
 """Trainer, History and callbacks, on small synthetic problems."""
 import io
 import json
+import os
+import re
 
 import numpy as np
 import pytest
@@ -73,10 +75,67 @@ def test_early_stopping_restores_best_weights_and_reports_step():
     assert len(h.epochs) < 60, "never stopped: a noisy problem at lr 0.5 should overfit"
     best_epoch = min(snapshots, key=lambda e: snapshots[e][0])
     assert es.best_epoch == best_epoch and h.best["epoch"] == best_epoch
-    assert len(h.epochs) == best_epoch + es.patience + 1
+    assert len(h.epochs) == best_epoch + es.patience     # Keras: patience evaluations, not +1
+    assert es.stopped_epoch == h.best["stopped_epoch"] == len(h.epochs)
     for p, saved in zip(m.parameters(), snapshots[best_epoch][1]):
         np.testing.assert_array_equal(p.data, saved)
     assert h.best["step"] == best_epoch * len(range(0, 200, 16))
+
+
+class _Stub:
+    """Just enough of a Trainer for a callback driven by hand."""
+    def __init__(self):
+        self.stop_training = False
+        self.model = mlp()
+        self.history = History()
+
+
+def _drive(es, scores):
+    """Feed the scores as one evaluation per epoch; the epoch it stopped at."""
+    es.trainer = _Stub()
+    es.on_train_begin()
+    for epoch, v in enumerate(scores, 1):
+        es.on_evaluate(epoch * 10, {"val_loss": v, "val_accuracy": v, "epoch": epoch,
+                                    "_source": "epoch"})
+        if es.trainer.stop_training:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("patience, stop", [(0, 3), (1, 3), (2, 4), (3, 5), (4, None)])
+def test_early_stopping_waits_exactly_patience_evaluations(patience, stop):
+    scores = [1.0, 0.8, 0.9, 0.85, 0.81, 0.7]   # best at epoch 2, then 3 without improvement
+    es = EarlyStopping("val_loss", patience=patience)
+    assert _drive(es, scores) == stop
+    if stop is not None:
+        assert es.stopped_epoch == stop and es.best_epoch == 2 and es.best_score == 0.8
+    else:
+        assert es.best_epoch == 6
+
+
+def test_early_stopping_min_delta_and_mode():
+    # 0.79 beats 0.8 by less than min_delta: not an improvement
+    es = EarlyStopping("val_loss", patience=2, min_delta=0.05)
+    assert _drive(es, [1.0, 0.8, 0.79, 0.78, 0.5]) == 4 and es.best_epoch == 2
+    es = EarlyStopping("val_loss", patience=2, min_delta=0.005)
+    assert _drive(es, [1.0, 0.8, 0.79, 0.78, 0.5]) is None and es.best_epoch == 5
+    # 'auto' picks max for accuracies: 0.9 at epoch 2 stays best
+    es = EarlyStopping("val_accuracy", patience=1)
+    assert es.mode == "max" and _drive(es, [0.5, 0.9, 0.8]) == 3 and es.best_score == 0.9
+    es = EarlyStopping("val_loss", patience=1, mode="max")
+    assert _drive(es, [0.5, 0.9, 0.8]) == 3 and es.best_epoch == 2
+    es = EarlyStopping("val_loss", patience=1)         # NaN never counts as an improvement
+    assert _drive(es, [0.5, float("nan"), 0.4]) == 2
+
+
+def test_early_stopping_verbose_says_where_it_stopped(capsys):
+    es = EarlyStopping("val_loss", patience=2, verbose=True)
+    assert _drive(es, [1.0, 0.8, 0.9, 0.85]) == 4
+    err = capsys.readouterr().err
+    assert "early stopping at epoch 4" in err and "best val_loss 0.8000 at epoch 2" in err
+    es = EarlyStopping("val_loss", patience=2)            # quiet by default
+    _drive(es, [1.0, 0.8, 0.9, 0.85])
+    assert capsys.readouterr().err == ""
 
 
 def test_early_stopping_every_n_steps():
@@ -105,7 +164,13 @@ def test_model_checkpoint_and_csv_logger(tmp_path):
     best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
     log = CSVLogger(tmp_path / "log.csv")
     t = make_trainer(m, callbacks=[ck, best, log])
-    t.fit(x, y, epochs=3, validation_split=0.2, verbose=False)
+    old = os.umask(0o027)
+    try:
+        t.fit(x, y, epochs=3, validation_split=0.2, verbose=False)
+    finally:
+        os.umask(old)
+    if os.name != "nt":                      # open()'s permissions, not a temp file's 0600
+        assert os.stat(tmp_path / "ck-01.npz").st_mode & 0o777 == 0o640
     assert sorted(p.name for p in tmp_path.glob("ck-*.npz")) == ["ck-01.npz", "ck-02.npz", "ck-03.npz"]
     m3 = fastnn.load(tmp_path / "ck-03.npz")
     for a, b in zip(m.parameters(), m3.parameters()):
@@ -138,7 +203,43 @@ def test_progress_bar_plain_lines_when_not_a_tty():
     t = make_trainer(mlp(), callbacks=[ProgressBar(stream=out)])
     t.fit(x, y, epochs=2, batch_size=16, verbose=True)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("epoch 1:") and "loss" in lines[0]
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2  loss ")
+    assert re.fullmatch(r"epoch 2/2  loss \d\.\d{4}  train acc \d+\.\d\d%  lr 0\.1  "
+                        r"[\d.]+ (s|ms|us)", lines[1]), lines[1]
+
+
+def test_epoch_line_labels_every_number():
+    from fastnn.train import _epoch_line, _format_seconds
+    line = _epoch_line(3, {"loss": 0.12341, "accuracy": 0.97123, "val_loss": 0.2,
+                           "val_accuracy": 0.968, "lr": 0.05, "time": 2.134}, "/20")
+    assert line == ("epoch 3/20  loss 0.1234  train acc 97.12%  val loss 0.2000  "
+                    "val acc 96.80%  lr 0.05  2.13 s")
+    assert [_format_seconds(t) for t in (0.0132, 0.00087, 0.4, 43.21)] == \
+        ["13.2 ms", "870 us", "400 ms", "43.2 s"]
+
+
+def test_pytorch_habits_get_fastnn_hints():
+    x, y = blobs(n=8)
+    crit = nn.CrossEntropyLoss()
+    loss = crit(mlp()(x), y)
+    # still a real float: arithmetic, formatting, comparison, JSON
+    assert isinstance(loss, float) and loss > 0 and f"{loss:.2f}" == f"{float(loss):.2f}"
+    assert json.loads(json.dumps({"l": loss}))["l"] == float(loss) == loss.item()
+    with pytest.raises(TypeError, match=r"criterion.backward\(\)"):
+        loss.backward()
+
+    class MLP(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.fc(x)
+    m = MLP()
+    m(x)
+    with pytest.raises(NotImplementedError, match=r"MLP.backward .*implements backward.*Sequential"):
+        m.backward(np.ones((8, 3), np.float32))
+    with pytest.raises(NotImplementedError, match=r"Module.forward .*Sequential"):
+        nn.Module()(x)
 
 
 def test_lr_scheduler_callback_and_grad_monitor():

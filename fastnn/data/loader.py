@@ -86,6 +86,12 @@ class DataLoader:
 
     def __init__(self, x, y=None, batch_size=1, shuffle=True, drop_last=False, seed=None,
                  transform=None):
+        if (isinstance(x, tuple) and y is None and len(x) == 2
+                and all(isinstance(a, np.ndarray) for a in x)):
+            raise TypeError(f"{_WHO}: got one (x, y) tuple; pass the arrays as two arguments, "
+                            f"DataLoader(x, y, batch_size=..., shuffle=...) -- there is no "
+                            f"TensorDataset wrapper in fastnn (got arrays of shapes "
+                            f"{x[0].shape} and {x[1].shape})")
         x = as_f32(x, _WHO, "x")
         if x.ndim == 0:
             raise ValueError(f"{_WHO}: x must have a sample axis (shape (N, ...)), got a scalar")

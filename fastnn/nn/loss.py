@@ -128,6 +128,28 @@ def _not_finite(who, total):
     raise ValueError(f"{who}: the loss is not finite ({total})")
 
 
+# ------------------------------------------------- the value returned --
+
+class LossValue(float):
+    """The float a 'mean'/'sum' loss returns: a plain Python float for
+    arithmetic, formatting, comparison and JSON, plus ``item()`` (the float
+    itself) and a ``backward`` that explains fastnn's protocol to hands used
+    to PyTorch's autograd."""
+    __slots__ = ()
+
+    def item(self):
+        return float(self)
+
+    def backward(self, *args, **kwargs):
+        raise TypeError(
+            "loss.backward(): a fastnn loss value is a plain float with no autograd graph behind it: "
+            "call the criterion's backward for dL/d(output), then the model's, e.g.\n"
+            "    loss = criterion(model(x), y)\n"
+            "    optimizer.zero_grad()\n"
+            "    model.backward(criterion.backward())\n"
+            "    optimizer.step()")
+
+
 # ----------------------------------------------------------------- base --
 
 class _Loss(Module):
@@ -182,10 +204,8 @@ class _Loss(Module):
 
     def _finish(self, total, per_sample, denom):
         """The value forward returns: float for mean/sum, float32 array for none."""
-        if self.reduction == "mean":
-            return total / denom
-        if self.reduction == "sum":
-            return total
+        if self.reduction != "none":
+            return LossValue(total / denom if self.reduction == "mean" else total)
         return per_sample.astype(np.float32)
 
     def backward(self, grad_out=None):

@@ -128,10 +128,18 @@ class Module:
 
     # -- the computation -------------------------------------------------
     def forward(self, x):
-        raise NotImplementedError(f"{type(self).__name__}.forward")
+        raise NotImplementedError(
+            f"{type(self).__name__}.forward is not defined: a fastnn Module subclass defines "
+            f"forward(x) and backward(grad_out), or composes existing modules "
+            f"(e.g. nn.Sequential(nn.Linear(...), nn.ReLU(), ...))")
 
     def backward(self, grad_out):
-        raise NotImplementedError(f"{type(self).__name__}.backward")
+        raise NotImplementedError(
+            f"{type(self).__name__}.backward is not defined: fastnn has no autograd, so a custom "
+            f"Module either implements backward(grad_out) -- return dL/d(input) and add into its "
+            f"parameters' .grad, calling its sub-modules' backward in reverse order -- or is "
+            f"built from existing modules whose backward is provided (nn.Sequential(...), "
+            f"nn.Residual(...))")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
