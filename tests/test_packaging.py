@@ -7,11 +7,13 @@ source tree (a few seconds: no compiling). Building the wheel compiles the
 whole extension (about a minute on 2 cores), so that test runs only in CI
 (CI=true, as .ci/run sets it) or with FASTNN_TEST_WHEEL=1."""
 import importlib.metadata
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import zipfile
 
@@ -130,3 +132,53 @@ def test_unbuilt_source_tree_says_what_to_run(tmp_path):
         assert "build_ext --inplace" in msg
         if hidden:                  # without PYTHONPATH it depends on what this venv installed
             assert f"The installed fastnn in {BUILT} is hidden behind it." in msg
+
+
+@pytest.fixture
+def setup_py():
+    """setup.py's helpers, imported without running setup()."""
+    _need(("Cython", 3), ("setuptools", 77))
+    path = os.path.join(ROOT, "setup.py")
+    if not os.path.exists(path):
+        pytest.skip("not run from a source tree")
+    spec = importlib.util.spec_from_file_location("fastnn_setup", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+    cc = new_compiler()
+    customize_compiler(cc)
+    if cc.compiler_type != "unix":
+        pytest.skip("the probes are tested with a Unix compiler")
+    return mod, cc
+
+
+def test_compiler_probe_names_what_is_missing(setup_py, tmp_path):
+    mod, cc = setup_py
+    py_include = sysconfig.get_paths()["include"]
+    mod.check_compiler(cc, [py_include])                    # this machine builds
+    fake = tmp_path / "include"
+    fake.mkdir()
+    (fake / "Python.h").write_text("#error no Python headers here\n")
+    with pytest.raises(Exception, match=r"works but cannot find Python\.h.*python3-dev"):
+        mod.check_compiler(cc, [str(fake)])
+    cc.set_executables(compiler_so=[str(tmp_path / "no-such-cc")])
+    with pytest.raises(Exception, match=r"the C compiler .*no-such-cc does not work.*apt-get install gcc"):
+        mod.check_compiler(cc, [py_include])
+
+
+def test_parallel_compile_builds_every_file_and_reports_errors(setup_py, tmp_path):
+    mod, cc = setup_py
+    srcs = []
+    for i in range(5):
+        srcs.append(str(tmp_path / f"f{i}.c"))
+        with open(srcs[-1], "w") as f:
+            f.write("".join(f"int f{i}_{j}(int x) {{ return x + {j}; }}\n" for j in range(1 + i)))
+    mod.compile_in_parallel(cc, 2)
+    objs = cc.compile(srcs, output_dir=str(tmp_path / "obj"))
+    assert len(objs) == 5 and all(os.path.getsize(o) > 0 for o in objs)
+    with open(srcs[2], "a") as f:
+        f.write("this is not C\n")
+    with pytest.raises(Exception, match=r"f2\.c") as err:        # distutils' CompileError
+        cc.compile(srcs, output_dir=str(tmp_path / "obj2"))
+    assert type(err.value).__name__ == "CompileError"
