@@ -5,7 +5,7 @@ tree says what to run.
 The sdist tests build with `python -m build --no-isolation` from a copy of the
 source tree (a few seconds: no compiling). Building the wheel compiles the
 whole extension (about a minute on 2 cores), so that test runs only in CI
-(CI=true, as .ci/run sets it) or with FASTNN_TEST_WHEEL=1."""
+(CI=true, as CI sets it for .ci/run) or with FASTNN_TEST_WHEEL=1."""
 import importlib.metadata
 import importlib.util
 import os
