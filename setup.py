@@ -118,8 +118,8 @@ class BuildExt(build_ext):
         if san:
             cflags += [f"-fsanitize={san}", "-fno-omit-frame-pointer", "-g"]
             ldflags += [f"-fsanitize={san}"]
-        elif os.environ.get("FASTNN_DEBUG") != "1":
-            cflags.append("-g0")    # Python's own CFLAGS carry -g: 6.3 MB of DWARF otherwise
+        else:   # Python's own CFLAGS usually carry -g: a 6.3 MB extension instead of 1.6 MB
+            cflags.append("-g" if os.environ.get("FASTNN_DEBUG") == "1" else "-g0")
         compiler_name = getattr(cc, "compiler_so", ["cc"])[0]
         for ext in self.extensions:
             ext.extra_compile_args = cflags
