@@ -18,38 +18,26 @@
  * memcpy or plain loads and stores, so it keeps every bit of the input
  * (NaN payloads, -0.0, denormals); arithmetic runs with flush-to-zero.
  */
-#include "fastnn.h"
+#include "isa.h"
+#include "parallel.h"
+#include "reduce.h"
+#include "workspace.h"
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
-/* The warp's two hot loops are force-inlined into three builds, for the
- * baseline, for AVX2 and for AVX-512 (by function attribute, as rng.c), and
- * picked at run time by fnn_get_isa(). The coordinate pass vectorises to
- * the full width; the tap loads are paired 8-byte loads in all three (the
- * compiler's hardware gathers measured 2x slower than scalar loads). Only
- * integer ops and correctly rounded float + - * (no contraction) are used,
- * so the three give bitwise equal results. */
-#if defined(__GNUC__) || defined(__clang__)
-#define FNN_INLINE __attribute__((always_inline))
-#else
-#define FNN_INLINE
-#endif
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-#define AUG_X86_VARIANTS 1
-#define T256 __attribute__((target("avx2")))
-#define T512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2")))
-#endif
+/* The warp's two hot loops are compiled per ISA path (isa.h). The
+ * coordinate pass vectorises to the full width; the tap loads are paired
+ * 8-byte loads in all three (the compiler's hardware gathers measured 2x
+ * slower than scalar loads). Only integer ops and correctly rounded float
+ * + - * (no contraction) are used, so the three give bitwise equal results. */
 
-/* Elements per thread below which a kernel stays on one thread (a parallel
- * region costs a few microseconds): copies move ~2-4 elements per ns, the
- * bilinear warp ~0.5. */
-#define AUG_COPY_THREAD_MIN 32768.0
-#define AUG_COLOR_THREAD_MIN 16384.0
-#define AUG_WARP_THREAD_MIN 4096.0
+/* Work per element in streaming-element units (parallel.h): copies move
+ * ~2-4 elements per ns, brightness/contrast half that, the bilinear warp
+ * ~0.5. */
+#define AUG_COPY_COST 1.0
+#define AUG_COLOR_COST 2.0
+#define AUG_WARP_COST 8.0
 
 #define AUG_PI 3.14159265358979323846
 
@@ -78,43 +66,33 @@ static void fill_floats(float *p, ptrdiff_t n, float v)
         p[k] = v;
 }
 
-/* Run body(ctx, i0, i1, scratch) over samples [0, N), split into nt
- * contiguous ranges. Each worker owns `scratch_bytes` of scratch (NULL when
- * 0). Returns FNN_ENOMEM if a worker could not get its scratch. */
+/* Run body(ctx, i0, i1, scratch) over samples [0, N) with fnn_parallel_for;
+ * each part gets `scratch_bytes` of its thread's workspace (NULL when 0).
+ * Returns FNN_ENOMEM if a thread's workspace could not grow. */
 typedef void (*sample_fn)(void *ctx, ptrdiff_t i0, ptrdiff_t i1, void *scratch);
 
-static int run_samples(ptrdiff_t N, double work, double threshold,
-                       size_t scratch_bytes, sample_fn body, void *ctx)
+typedef struct {
+    size_t scratch_bytes;
+    sample_fn body;
+    void *ctx;
+} samples_job;
+
+static int samples_part(void *c, ptrdiff_t i0, ptrdiff_t i1, int part)
 {
-    int nt = fnn_threads_for(work, threshold);
-    if ((ptrdiff_t)nt > N)
-        nt = N > 0 ? (int)N : 1;
-    int failed = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
-#endif
-    {
-        int me = 0, have = 1;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
-        have = omp_get_num_threads();
-#endif
-        unsigned s = fnn_ftz_enter();
-        void *scratch = scratch_bytes ? fnn_aligned_alloc(scratch_bytes) : NULL;
-        if (scratch_bytes && !scratch) {
-            failed = 1;
-        } else {
-            /* if the runtime gave fewer threads, each takes several ranges */
-            for (int t = me; t < nt; t += have) {
-                ptrdiff_t i0 = N * t / nt, i1 = N * (t + 1) / nt;
-                if (i0 < i1)
-                    body(ctx, i0, i1, scratch);
-            }
-        }
-        fnn_aligned_free(scratch);
-        fnn_ftz_leave(s);
-    }
-    return failed ? FNN_ENOMEM : FNN_OK;
+    const samples_job *J = c;
+    (void)part;
+    void *scratch = NULL;
+    if (J->scratch_bytes && !(scratch = fnn_ws_thread(J->scratch_bytes)))
+        return FNN_ENOMEM;
+    J->body(J->ctx, i0, i1, scratch);
+    return FNN_OK;
+}
+
+static int run_samples(ptrdiff_t N, double elems, double cost, size_t scratch_bytes,
+                       sample_fn body, void *ctx)
+{
+    samples_job J = {scratch_bytes, body, ctx};
+    return fnn_parallel_for(N, 1, elems * cost * FNN_COST_ELEM, samples_part, &J);
 }
 
 /* One plane: dst (Ho, Wo)[r, c] = src (H, W)[r + oy, c + ox], or fill where
@@ -184,7 +162,7 @@ void fnn_aug_shift(uint64_t seed, ptrdiff_t N, int C, int H, int W,
 {
     shift_ctx c = {seed, C, H, W, Ho, Wo, x, y, oy_lo, ox_lo, oy_n, ox_n, fill, offsets};
     double work = (double)N * C * ((double)Ho * Wo);
-    run_samples(N, work, AUG_COPY_THREAD_MIN, 0, shift_body, &c);
+    run_samples(N, work, AUG_COPY_COST, 0, shift_body, &c);
 }
 
 /* --------------------------------------------------------------- flip -- */
@@ -229,7 +207,7 @@ void fnn_aug_hflip(uint64_t seed, ptrdiff_t N, ptrdiff_t rows, int W,
                    const float *x, float *y, double p, uint8_t *flipped)
 {
     flip_ctx c = {seed, rows, W, x, y, p, flipped};
-    run_samples(N, (double)N * rows * W, AUG_COPY_THREAD_MIN, 0, flip_body, &c);
+    run_samples(N, (double)N * rows * W, AUG_COPY_COST, 0, flip_body, &c);
 }
 
 /* -------------------------------------------------------------- color -- */
@@ -244,20 +222,6 @@ typedef struct {
     float lo, hi;
     double *params;
 } color_ctx;
-
-/* Sum of x (n) in double, eight interleaved partial sums added in a fixed
- * order (the same on every thread count and ISA). */
-static double sum_f64(const float *x, ptrdiff_t n)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    ptrdiff_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += (double)x[k + j];
-    for (int j = 0; k < n; k++, j++)
-        acc[j] += (double)x[k];
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
 
 static void color_body(void *vc, ptrdiff_t i0, ptrdiff_t i1, void *scratch)
 {
@@ -276,7 +240,7 @@ static void color_body(void *vc, ptrdiff_t i0, ptrdiff_t i1, void *scratch)
         /* y = k (b x) + (1 - k) mean(b x) = a x + t */
         const float a = (float)(b * k);
         if (k != 1.0) {
-            const float t = (float)((1.0 - k) * b * (sum_f64(src, D) / (double)D));
+            const float t = (float)((1.0 - k) * b * (fnn_sum_f64(src, D) / (double)D));
             for (ptrdiff_t j = 0; j < D; j++)
                 dst[j] = a * src[j] + t;
         } else if (a != 1.0f) {
@@ -300,7 +264,7 @@ void fnn_aug_color(uint64_t seed, ptrdiff_t N, ptrdiff_t D, const float *x,
                    double c_hi, int clamp, float lo, float hi, double *params)
 {
     color_ctx c = {seed, D, x, y, b_lo, b_hi, c_lo, c_hi, clamp, lo, hi, params};
-    run_samples(N, (double)N * D, AUG_COLOR_THREAD_MIN, 0, color_body, &c);
+    run_samples(N, (double)N * D, AUG_COLOR_COST, 0, color_body, &c);
 }
 
 /* ------------------------------------------------------------- affine -- */
@@ -341,7 +305,7 @@ typedef struct {
 #include <immintrin.h>
 
 /* [a[0] a[1] b[0] b[1]]: two unaligned 8-byte loads */
-static inline FNN_INLINE __m128 load_pairs(const float *a, const float *b)
+FNN_INLINE __m128 load_pairs(const float *a, const float *b)
 {
     __m128 lo = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(const void *)a));
     return _mm_loadh_pi(lo, (const __m64 *)(const void *)b);
@@ -351,7 +315,7 @@ static inline FNN_INLINE __m128 load_pairs(const float *a, const float *b)
 /* One sample's warp: src (C, H, W) -> dst (C, H, W), sampling x at
  * in = (m0 u + m1 v + m2, m3 u + m4 v + m5) for the output pixel with centred
  * coordinates (u, v). */
-static inline FNN_INLINE void warp_body(const float *restrict src, float *restrict dst,
+FNN_INLINE int warp_body(const float *restrict src, float *restrict dst,
                                         int C, int H, int W, const warp_scratch *ws,
                                         const float *m)
 {
@@ -413,32 +377,13 @@ static inline FNN_INLINE void warp_body(const float *restrict src, float *restri
             d[p] = (1.0f - ay) * top + ay * bot;
         }
     }
+    return 0;
 }
-
-typedef void (*warp_fn)(const float *, float *, int, int, int, const warp_scratch *,
-                        const float *);
 
 #define WARP_ARGS const float *src, float *dst, int C, int H, int W, const warp_scratch *ws, \
                   const float *m
 #define WARP_CALL src, dst, C, H, W, ws, m
-
-static void warp_ref(WARP_ARGS) { warp_body(WARP_CALL); }
-#ifdef AUG_X86_VARIANTS
-T256 static void warp_avx2(WARP_ARGS) { warp_body(WARP_CALL); }
-T512 static void warp_avx512(WARP_ARGS) { warp_body(WARP_CALL); }
-#endif
-
-static warp_fn pick_warp(void)
-{
-#ifdef AUG_X86_VARIANTS
-    switch (fnn_get_isa()) {
-    case FNN_ISA_AVX512: return warp_avx512;
-    case FNN_ISA_AVX2: return warp_avx2;
-    default: break;
-    }
-#endif
-    return warp_ref;
-}
+FNN_ISA_CLONES(int, warp, (WARP_ARGS), (WARP_CALL))
 
 typedef struct {
     uint64_t seed;
@@ -448,7 +393,7 @@ typedef struct {
     double deg_lo, deg_hi, s_lo, s_hi, tx_max, ty_max;
     float fill;
     double *params;
-    warp_fn warp;
+    int (*warp)(WARP_ARGS);
 } affine_ctx;
 
 static void affine_body(void *vc, ptrdiff_t i0, ptrdiff_t i1, void *scratch)
@@ -520,9 +465,9 @@ int fnn_aug_affine(uint64_t seed, ptrdiff_t N, int C, int H, int W,
                    float fill, double *params)
 {
     affine_ctx c = {seed, C, H, W, x, y, deg_lo, deg_hi, s_lo, s_hi, tx_max,
-                    ty_max, fill, params, pick_warp()};
+                    ty_max, fill, params, FNN_ISA_PICK(warp)};
     size_t plane = (size_t)H * (size_t)W;
     size_t scratch = ((size_t)(H + 2 * PAD) * (size_t)(W + 2 * PAD) + 5 * plane) * 4;
-    return run_samples(N, (double)N * C * (double)plane, AUG_WARP_THREAD_MIN,
+    return run_samples(N, (double)N * C * (double)plane, AUG_WARP_COST,
                        scratch, affine_body, &c);
 }

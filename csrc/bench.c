@@ -14,7 +14,8 @@
  * them; 3 * n * sizeof(float) bytes per pass (write-allocate not counted,
  * as in STREAM). */
 #define _DEFAULT_SOURCE 1 /* clock_gettime, posix_memalign, madvise */
-#include "fastnn.h"
+#include "isa.h"
+#include "parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,11 +23,7 @@
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#if defined(__x86_64__) || defined(_M_X64)
-#define FNN_BENCH_X86 1
+#ifdef FNN_MULTI_ISA
 #include <immintrin.h>
 #endif
 
@@ -62,11 +59,11 @@ static float peak_ref(long iters)
     return s;
 }
 
-#ifdef FNN_BENCH_X86
+#ifdef FNN_MULTI_ISA
 /* AVX2+FMA: 12 chains of 8 lanes (16 ymm registers: 12 accumulators, the
  * two constants and one spare). */
 #define AVX2_CHAINS 12
-__attribute__((target("avx2,fma"))) static float peak_avx2(long iters)
+FNN_TARGET_AVX2 static float peak_avx2(long iters)
 {
     const __m256 m = _mm256_set1_ps(PEAK_M), c = _mm256_set1_ps(PEAK_C);
     __m256 a0 = _mm256_set1_ps(0.00f), a1 = _mm256_set1_ps(0.01f);
@@ -99,7 +96,7 @@ __attribute__((target("avx2,fma"))) static float peak_avx2(long iters)
 
 /* AVX-512: 16 chains of 16 lanes (32 zmm registers). */
 #define AVX512_CHAINS 16
-__attribute__((target("avx512f"))) static float peak_avx512(long iters)
+FNN_TARGET_AVX512 static float peak_avx512(long iters)
 {
     const __m512 m = _mm512_set1_ps(PEAK_M), c = _mm512_set1_ps(PEAK_C);
     __m512 a0 = _mm512_set1_ps(0.00f), a1 = _mm512_set1_ps(0.01f);
@@ -139,7 +136,7 @@ __attribute__((target("avx512f"))) static float peak_avx512(long iters)
 double fnn_bench_peak_flops_per_iter(int isa)
 {
     switch (isa) {
-#ifdef FNN_BENCH_X86
+#ifdef FNN_MULTI_ISA
     case FNN_ISA_AVX512: return 2.0 * AVX512_CHAINS * 16;
     case FNN_ISA_AVX2: return 2.0 * AVX2_CHAINS * 8;
 #endif
@@ -148,37 +145,47 @@ double fnn_bench_peak_flops_per_iter(int isa)
     }
 }
 
+#define MAX_SLOTS 256
+
+typedef struct {
+    int isa;
+    long iters;
+    int used;
+    float r[MAX_SLOTS];
+} peak_job;
+
+static int peak_worker(void *ctx, int me, int have)
+{
+    peak_job *J = ctx;
+    float r;
+    switch (J->isa) {
+#ifdef FNN_MULTI_ISA
+    case FNN_ISA_AVX512: r = peak_avx512(J->iters); break;
+    case FNN_ISA_AVX2: r = peak_avx2(J->iters); break;
+#endif
+    default: r = peak_ref(J->iters); break;
+    }
+    if (me < MAX_SLOTS)
+        J->r[me] = r;
+    if (me == 0)
+        J->used = have;
+    return 0;
+}
+
 double fnn_bench_peak(int isa, int nthreads, long iters, int *threads_used)
 {
     if (isa < FNN_ISA_REF || isa > fnn_cpu_best_isa() || iters < 1)
         return -1.0;
-    if (nthreads < 1)
-        nthreads = 1;
-    int used = 1;
-    float sink = 0.0f;
+    peak_job J = {isa, iters, 1, {0}};
     double t0 = now_seconds();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) reduction(+ : sink)
-#endif
-    {
-#ifdef _OPENMP
-#pragma omp single nowait
-        used = omp_get_num_threads();
-#endif
-        float r;
-        switch (isa) {
-#ifdef FNN_BENCH_X86
-        case FNN_ISA_AVX512: r = peak_avx512(iters); break;
-        case FNN_ISA_AVX2: r = peak_avx2(iters); break;
-#endif
-        default: r = peak_ref(iters); break;
-        }
-        sink += r;
-    }
+    fnn_parallel_region(nthreads, peak_worker, &J);
     double t = now_seconds() - t0;
+    float sink = 0.0f;
+    for (int i = 0; i < J.used && i < MAX_SLOTS; i++)
+        sink += J.r[i];
     g_sink = sink;
     if (threads_used)
-        *threads_used = used;
+        *threads_used = J.used;
     return t;
 }
 
@@ -200,12 +207,37 @@ static float *big_alloc(size_t n)
     return p;
 }
 
+typedef struct {
+    float *a, *b, *c;
+    ptrdiff_t len;
+    int first_touch;
+} triad_job;
+
+/* The same static partition for the first touch and the timed passes. */
+static int triad_worker(void *ctx, int me, int have)
+{
+    const triad_job *J = ctx;
+    const ptrdiff_t lo = J->len * me / have, hi = J->len * (me + 1) / have;
+    float *a = J->a;
+    const float *b = J->b, *c = J->c;
+    if (J->first_touch) {
+        for (ptrdiff_t i = lo; i < hi; i++) {
+            J->a[i] = 0.0f;
+            J->b[i] = 1.0f;
+            J->c[i] = 2.0f;
+        }
+    } else {
+        const float s = 0.5f;
+        for (ptrdiff_t i = lo; i < hi; i++)
+            a[i] = b[i] + s * c[i];
+    }
+    return 0;
+}
+
 double fnn_bench_triad(size_t n, int nthreads, int reps)
 {
     if (n < 1 || reps < 1)
         return -1.0;
-    if (nthreads < 1)
-        nthreads = 1;
     float *a = big_alloc(n), *b = big_alloc(n), *c = big_alloc(n);
     if (!a || !b || !c) {
         free(a);
@@ -214,24 +246,13 @@ double fnn_bench_triad(size_t n, int nthreads, int reps)
         return -2.0;
     }
     const ptrdiff_t len = (ptrdiff_t)n;
-    /* First touch with the same static partition as the timed loop. */
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-#endif
-    for (ptrdiff_t i = 0; i < len; i++) {
-        a[i] = 0.0f;
-        b[i] = 1.0f;
-        c[i] = 2.0f;
-    }
-    const float s = 0.5f;
+    triad_job J = {a, b, c, len, 1};
+    fnn_parallel_region(nthreads, triad_worker, &J);
+    J.first_touch = 0;
     double best = INFINITY;
     for (int r = 0; r < reps; r++) {
         double t0 = now_seconds();
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-#endif
-        for (ptrdiff_t i = 0; i < len; i++)
-            a[i] = b[i] + s * c[i];
+        fnn_parallel_region(nthreads, triad_worker, &J);
         double t = now_seconds() - t0;
         if (t < best)
             best = t;

@@ -28,18 +28,21 @@ void fnn_set_num_threads(int n);     /* n >= 1 */
 int fnn_get_num_threads(void);
 int fnn_have_openmp(void);
 
-/* Threads a kernel uses for `work` units of work (e.g. flops or elements):
- * 1 below `threshold` per thread, never more than fnn_get_num_threads(). */
-int fnn_threads_for(double work, double threshold);
+/* ------------------------------------------- parallel.c, workspace.c -- */
 
-/* Flush-to-zero / denormals-are-zero for the calling thread while a kernel
- * runs: fnn_ftz_enter returns the previous state for fnn_ftz_leave. */
-unsigned fnn_ftz_enter(void);
-void fnn_ftz_leave(unsigned saved);
+/* The runtime every kernel runs on (csrc/parallel.h, isa.h, fmath.h,
+ * reduce.h, workspace.h hold its private parts). */
+#define FNN_EINDEX 2   /* a class index outside [0, C) (loss kernels) */
 
-/* 64-byte aligned allocation (NULL on failure). */
-void *fnn_aligned_alloc(size_t bytes);
-void fnn_aligned_free(void *p);
+/* Work per extra thread, in flops (default 2e6, measured: a call below twice
+ * this runs on one thread). For measurement. */
+double fnn_get_par_flops(void);
+void fnn_set_par_flops(double flops);
+/* Frees the scratch arenas of the calling thread and of the pool workers. */
+void fnn_ws_release(void);
+/* Bytes held by all live threads' arenas; arena allocations since start. */
+size_t fnn_ws_bytes(void);
+size_t fnn_ws_allocs(void);
 
 /* --------------------------------------------------------------- gemm.c -- */
 
@@ -120,7 +123,7 @@ void fnn_dropout_backward(const float *dy /* (n,) */,
 void fnn_gaussian_noise_forward(uint64_t seed, const float *x /* (n,) */,
                                 float *y /* (n,) */, size_t n, float std);
 
-/* --------------------------------------------------------------- loss.c -- */
+/* ------------------------------------------- loss.c, loss_xent.c, loss_reg.c -- */
 
 /* Losses over float32 inputs; per-sample losses and their sums in float64,
  * summed in a fixed order (results do not depend on the thread count).
@@ -130,19 +133,23 @@ void fnn_gaussian_noise_forward(uint64_t seed, const float *x /* (n,) */,
  * in the forward kernels: the gradient is then not computed (fused forward +
  * backward when given). A forward kernel's total is NaN or infinite when an
  * input is, or a target is outside its domain (callers check only then).
- * Targets are int64 class indices in [0, C); weight (C) or NULL. */
+ * Targets are int64 class indices in [0, C); weight (C) or NULL. A kernel
+ * with class-index targets checks every index first and returns FNN_EINDEX
+ * (computing nothing, *total NaN) if one is outside [0, C); otherwise every
+ * kernel returns FNN_OK (FNN_ENOMEM: the block partials could not be
+ * allocated). Forward kernels store the loss sum in *total. */
 
 /* Cross-entropy on logits x (N,C) with class-index targets (N) and label
  * smoothing s: q = (1-s) onehot(y) w_y + s/C w. Writes row_loss (N), the row
  * maxima row_max (N) and softmax coefficients row_coef (N) the backward
- * needs; returns sum of row_loss. grad (N,C) = scale (softmax sum(q) - q). */
-double fnn_cross_entropy_forward(int N, int C, const float *x /* (N,C) */,
+ * needs; *total = sum of row_loss. grad (N,C) = scale (softmax sum(q) - q). */
+int fnn_cross_entropy_forward(int N, int C, const float *x /* (N,C) */,
                                  const int64_t *target /* (N) */,
                                  const float *weight /* (C) or NULL */, float smoothing,
                                  double scale, float *grad /* (N,C) or NULL */,
                                  float *row_max /* (N) */, double *row_coef /* (N) */,
-                                 double *row_loss /* (N) */);
-void fnn_cross_entropy_backward(int N, int C, const float *x /* (N,C) */,
+                                 double *row_loss /* (N) */, double *total);
+int fnn_cross_entropy_backward(int N, int C, const float *x /* (N,C) */,
                                 const int64_t *target /* (N) */,
                                 const float *weight /* (C) or NULL */, float smoothing,
                                 const float *row_max /* (N) */, const double *row_coef /* (N) */,
@@ -151,13 +158,13 @@ void fnn_cross_entropy_backward(int N, int C, const float *x /* (N,C) */,
 
 /* Same with probability targets prob (N,C): q = w ((1-s) prob + s/C). A
  * negative probability makes its row's loss NaN. */
-double fnn_cross_entropy_prob_forward(int N, int C, const float *x /* (N,C) */,
+int fnn_cross_entropy_prob_forward(int N, int C, const float *x /* (N,C) */,
                                       const float *prob /* (N,C) */,
                                       const float *weight /* (C) or NULL */, float smoothing,
                                       double scale, float *grad /* (N,C) or NULL */,
                                       float *row_max /* (N) */, double *row_coef /* (N) */,
-                                      double *row_loss /* (N) */);
-void fnn_cross_entropy_prob_backward(int N, int C, const float *x /* (N,C) */,
+                                      double *row_loss /* (N) */, double *total);
+int fnn_cross_entropy_prob_backward(int N, int C, const float *x /* (N,C) */,
                                      const float *prob /* (N,C) */,
                                      const float *weight /* (C) or NULL */, float smoothing,
                                      const float *row_max /* (N) */,
@@ -167,32 +174,32 @@ void fnn_cross_entropy_prob_backward(int N, int C, const float *x /* (N,C) */,
 
 /* Negative log-likelihood of log-probabilities x (N,C): row_loss = -w_y x_y;
  * grad = -scale w_y onehot(y). */
-double fnn_nll_forward(int N, int C, const float *x /* (N,C) */, const int64_t *target /* (N) */,
+int fnn_nll_forward(int N, int C, const float *x /* (N,C) */, const int64_t *target /* (N) */,
                        const float *weight /* (C) or NULL */, double scale,
-                       float *grad /* (N,C) or NULL */, double *row_loss /* (N) */);
-void fnn_nll_backward(int N, int C, const int64_t *target /* (N) */,
+                       float *grad /* (N,C) or NULL */, double *row_loss /* (N) */, double *total);
+int fnn_nll_backward(int N, int C, const int64_t *target /* (N) */,
                       const float *weight /* (C) or NULL */, double scale,
                       const float *row_scale /* (N) or NULL */, float *grad /* (N,C) */);
 
 /* Multi-class hinge: row_loss = w_y/C sum_{j!=y} max(0, margin - x_y + x_j)^p,
  * p in {1, 2}. */
-double fnn_multi_margin_forward(int N, int C, const float *x /* (N,C) */,
+int fnn_multi_margin_forward(int N, int C, const float *x /* (N,C) */,
                                 const int64_t *target /* (N) */,
                                 const float *weight /* (C) or NULL */, int p, float margin,
                                 double scale, float *grad /* (N,C) or NULL */,
-                                double *row_loss /* (N) */);
-void fnn_multi_margin_backward(int N, int C, const float *x /* (N,C) */,
+                                double *row_loss /* (N) */, double *total);
+int fnn_multi_margin_backward(int N, int C, const float *x /* (N,C) */,
                                const int64_t *target /* (N) */,
                                const float *weight /* (C) or NULL */, int p, float margin,
                                double scale, const float *row_scale /* (N) or NULL */,
                                float *grad /* (N,C) */);
 
 /* Squared error over n elements: *total = sum (x-y)^2, elem_loss = (x-y)^2,
- * grad = 2 (x-y) scale. Returns FNN_OK or FNN_ENOMEM. */
+ * grad = 2 (x-y) scale. */
 int fnn_mse_forward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
                     double scale, float *grad /* (n) or NULL */,
                     float *elem_loss /* (n) or NULL */, double *total);
-void fnn_mse_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+int fnn_mse_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
                       double scale, const float *elem_scale /* (n) or NULL */,
                       float *grad /* (n) */);
 
@@ -200,17 +207,17 @@ void fnn_mse_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (
  * pos_weight (C) applied along the last axis (element k uses pos_weight[k %
  * C]) or NULL: loss = (1-y) x + l softplus(-x), l = 1 + (pos_weight-1) y,
  * grad = scale (l sigmoid(x) - pos_weight y); grad is not written when
- * elem_loss is given. Returns FNN_OK or FNN_ENOMEM. */
+ * elem_loss is given. */
 int fnn_bce_logits_forward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
                            const float *pos_weight /* (C) or NULL */, ptrdiff_t C,
                            double scale, float *grad /* (n) or NULL */,
                            float *elem_loss /* (n) or NULL */, double *total);
-void fnn_bce_logits_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
+int fnn_bce_logits_backward(ptrdiff_t n, const float *x /* (n) */, const float *y /* (n) */,
                              const float *pos_weight /* (C) or NULL */, ptrdiff_t C,
                              double scale, const float *elem_scale /* (n) or NULL */,
                              float *grad /* (n) */);
 
-/* -------------------------------------------------------------- optim.c -- */
+/* ------------------------------------- optim.c, optim_adam.c, optim_clip.c -- */
 
 /* Regularization folded into every fused update, per element, in this order:
  *   g = maximize ? -g : g;  g += weight_decay * p;  g += l1 * sign(p);
@@ -278,7 +285,7 @@ void fnn_clamp_inplace(int count, float *const *x, const ptrdiff_t *n, float lo,
 
 /* Machine microbenchmarks (python -m fastnn bench). */
 
-/* Seconds (wall) for `nthreads` OpenMP threads each running `iters` rounds of
+/* Seconds (wall) for `nthreads` pool threads each running `iters` rounds of
  * independent multiply-add chains on the `isa` path; every round does
  * fnn_bench_peak_flops_per_iter(isa) flops per thread. *threads_used gets the
  * thread count the runtime gave. Returns < 0 if the ISA is not available. */

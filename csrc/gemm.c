@@ -5,19 +5,38 @@
  * MR x NR tile with NR along the vector lanes. Loops, outermost first:
  *   threads: C is cut into tm x tn rectangles on MR/NR boundaries; each thread
  *            runs the whole sequential algorithm on its own rectangle, with
- *            its own packing buffers (no barriers; K is never split, so every
- *            element is summed in the same order whatever the thread count).
+ *            its own packing buffers from its workspace (workspace.h; no
+ *            barriers; K is never split, so every element is summed in the
+ *            same order whatever the thread count). The threads come from
+ *            parallel.h's fnn_parallel_region (FTZ, fewer threads than asked).
  *   pc over K by KC    -- alpha/beta on the first block, bias/ReLU on the last
  *   ic over M by MC    -- pack the A block (MC x KC) into MR-row panels
  *   jc over N by NC    -- pack the B block (KC x NC) into NR-column panels (L2)
  *   ir over MC by MR   -- the A micro-panel stays in L1
  *   jr over NC by NR   -- B micro-panels stream from L2; micro-kernel
+ * KC, MC and NC come from gemm_blocking.c (the cache model, or hand-tuned
+ * values where the model measured slower). The loop order is pc -> ic -> jc,
+ * not BLIS's jc -> pc -> ic: the packing traffic is the same and the two
+ * measured equal (see gemm_blocking.c).
  */
 #include "gemm_kernels.h"
+#include "parallel.h"
+#include "workspace.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
+
+#ifdef FNN_HAVE_NEON_KERNEL
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+static int neon_available(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+    return have;
+}
 #endif
 
 static const fnn_gemm_arch *arch_in_use(void)
@@ -29,13 +48,38 @@ static const fnn_gemm_arch *arch_in_use(void)
     default: break;
     }
 #endif
+#ifdef FNN_HAVE_NEON_KERNEL
+    /* Advanced SIMD is part of every aarch64 Linux ABI; still asked of the
+     * kernel (HWCAP_ASIMD), so a build run where it is masked stays correct. */
+    if (fnn_get_isa() == FNN_ISA_REF && neon_available())
+        return &fnn_gemm_neon;
+#endif
     return &fnn_gemm_ref;
+}
+
+const char *fnn_gemm_kernel_name(void)
+{
+    const fnn_gemm_arch *g = arch_in_use();
+#ifdef FNN_HAVE_X86_KERNELS
+    if (g == &fnn_gemm_avx512) return "avx512 8x48";
+    if (g == &fnn_gemm_avx2) return "avx2 6x16";
+#endif
+#ifdef FNN_HAVE_NEON_KERNEL
+    if (g == &fnn_gemm_neon) return "neon 8x12";
+#endif
+    return "ref 4x8";
 }
 
 void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc)
 {
     const fnn_gemm_arch *g = arch_in_use();
-    *mr = g->mr; *nr = g->nr; *kc = g->kc; *mc = g->mc; *nc = g->nc;
+    fnn_gemm_blocks b = fnn_gemm_blocks_for(g);
+    *mr = g->mr; *nr = g->nr; *kc = b.kc; *mc = b.mc; *nc = b.nc;
+}
+
+const char *fnn_gemm_blocking_source(void)
+{
+    return fnn_gemm_blocks_for(arch_in_use()).source;
 }
 
 static inline float epi_value(float acc, const float *c, int i, int j,
@@ -118,6 +162,8 @@ typedef struct {
     const float *bias;
     int bias_mode, relu;
     int pack_b;                    /* 0: read full B panels in place */
+    int pack_a;                    /* 0: the kernel reads A in place */
+    fnn_gemm_blocks bl;            /* kc, mc, nc (gemm_blocking.c) */
 } gemm_args;
 
 static inline const float *a_at(const gemm_args *g, int i, int p)
@@ -154,9 +200,9 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
     const int MR = ar->mr, NR = ar->nr;
     /* Equal blocks rather than full blocks and a sliver: K = 784 with KC = 256
      * runs as 4 x 196, not 3 x 256 + 16. Same for the M and N blocks. */
-    const int KC = balanced(g->K, ar->kc, 8);
-    const int MC = balanced(m1 - m0, ar->mc, MR);
-    const int NC = balanced(n1 - n0, ar->nc, NR);
+    const int KC = balanced(g->K, g->bl.kc, 8);
+    const int MC = balanced(m1 - m0, g->bl.mc, MR);
+    const int NC = balanced(n1 - n0, g->bl.nc, NR);
     for (int pc = 0; pc < g->K; pc += KC) {
         int kc = g->K - pc < KC ? g->K - pc : KC;
         int last = pc + kc == g->K;
@@ -164,7 +210,8 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
         for (int ic = m0; ic < m1; ic += MC) {
             int mc = m1 - ic < MC ? m1 - ic : MC;
-            pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
+            if (g->pack_a)
+                pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
             for (int jc = n0; jc < n1; jc += NC) {
                 int nc = n1 - jc < NC ? n1 - jc : NC;
                 for (int jr = 0; jr < nc; jr += NR) {
@@ -191,28 +238,18 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                         }
                         ep.bias = g->bias_mode == FNN_BIAS_COL ? g->bias + j
                                 : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;
-                        ar->kernel(kc, ap, bp, ldb, g->C + (ptrdiff_t)i * g->ldc + j,
-                                   g->ldc, mr, nr, &ep);
+                        float *c = g->C + (ptrdiff_t)i * g->ldc + j;
+                        if (g->pack_a)
+                            ar->kernel(kc, ap, bp, ldb, c, g->ldc, mr, nr, &ep);
+                        else
+                            ar->kernel_sa(kc, a_at(g, i, pc), g->trans_a ? 1 : g->lda,
+                                          g->trans_a ? g->lda : 1, bp, ldb, c, g->ldc,
+                                          mr, nr, &ep);
                     }
                 }
             }
         }
     }
-}
-
-/* Packing buffers: one per thread, grown on demand, kept for the process
- * (OpenMP worker threads persist, so a training loop allocates once). */
-static _Thread_local float *tl_buf;
-static _Thread_local size_t tl_cap;
-
-static float *thread_buffer(size_t floats)
-{
-    if (floats > tl_cap) {
-        fnn_aligned_free(tl_buf);
-        tl_buf = fnn_aligned_alloc(floats * sizeof(float));
-        tl_cap = tl_buf ? floats : 0;
-    }
-    return tl_buf;
 }
 
 /* Split nt threads into tm x tn over (M, N). Each thread packs the A rows
@@ -221,7 +258,7 @@ static float *thread_buffer(size_t floats)
  * Model a thread's time in cycles -- FMAs at ~32 lanes/cycle plus ~1 cycle per
  * packed element -- and take the cheapest split. */
 static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
-                          int *tm, int *tn)
+                          int mc, int *tm, int *tn)
 {
     int mp = (M + ar->mr - 1) / ar->mr, np = (N + ar->nr - 1) / ar->nr;
     double best = -1.0;
@@ -234,7 +271,7 @@ static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
             continue;
         double rows = (double)((mp + a - 1) / a) * ar->mr;
         double cols = (double)((np + b - 1) / b) * ar->nr;
-        double mblocks = (double)(((int)rows + ar->mc - 1) / ar->mc);
+        double mblocks = (double)(((int)rows + mc - 1) / mc);
         double cost = rows * cols * K / 32.0 + rows * K + cols * K * mblocks;
         if (best < 0 || cost < best) {
             best = cost; *tm = a; *tn = b;
@@ -249,6 +286,32 @@ static void part(int t, int n, int len, int sz, int *lo, int *hi)
     int u0 = (int)((long long)units * t / n), u1 = (int)((long long)units * (t + 1) / n);
     *lo = u0 * sz < len ? u0 * sz : len;
     *hi = u1 * sz < len ? u1 * sz : len;
+}
+
+typedef struct {
+    const fnn_gemm_arch *ar;
+    const gemm_args *g;
+    int M, N, tm, tn;
+    size_t afl, bfl;         /* floats of the A and B packing buffers */
+} gemm_job;
+
+/* Rectangles me, me + have, ... of the tm x tn split, each with this
+ * thread's packing buffers. */
+static int gemm_worker(void *ctx, int me, int have)
+{
+    const gemm_job *J = ctx;
+    const fnn_gemm_arch *ar = J->ar;
+    float *buf = fnn_ws_thread((J->afl + J->bfl) * sizeof(float));
+    if (!buf)
+        return FNN_ENOMEM;
+    for (int t = me; t < J->tm * J->tn; t += have) {
+        int m0, m1, n0, n1;
+        part(t / J->tn, J->tm, J->M, ar->mr, &m0, &m1);
+        part(t % J->tn, J->tn, J->N, ar->nr, &n0, &n1);
+        if (m0 < m1 && n0 < n1)
+            gemm_rect(ar, J->g, m0, m1, n0, n1, buf, buf + J->afl);
+    }
+    return FNN_OK;
 }
 
 /* K == 0 or alpha == 0: no product, only the epilogue. */
@@ -275,7 +338,12 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
     const fnn_gemm_arch *ar = arch_in_use();
     gemm_args g = {trans_a, trans_b, K, alpha, beta, A, B, lda, ldb, ldc, C,
-                   bias, bias_mode, relu, 1};
+                   bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar)};
+    /* Small N (the output layer: 10 classes): every A element is used by one
+     * micro-kernel call only, so packing A would copy all of it for no reuse;
+     * the kernel reads it in place instead. Same sums, same order. */
+    if (N <= ar->nr && ar->kernel_sa)
+        g.pack_a = 0;
     /* op(B) already row-major and either small or used by few rows of A
      * (packing would cost more than the reuse saves): full panels are read in
      * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */
@@ -283,40 +351,13 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         g.pack_b = 0;
 
     double flops = 2.0 * M * N * K;
-    int nt = fnn_threads_for(flops, 1.0e6);
-    int tm = 1, tn = 1;
-    split_threads(nt, M, N, K, ar, &tm, &tn);
-    nt = tm * tn;
-    int kc = K < ar->kc ? K : ar->kc;
-    int mcap = M < ar->mc ? M : ar->mc;
-    int ncap = N < ar->nc ? N : ar->nc;
-    size_t afl = (size_t)(mcap + ar->mr) * kc;
-    size_t bfl = (size_t)(ncap + ar->nr) * kc;
-    int failed = 0;
-
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
-#endif
-    {
-        int me = 0, have = 1;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
-        have = omp_get_num_threads(); /* the runtime may give fewer than nt */
-#endif
-        float *buf = thread_buffer(afl + bfl);
-        if (!buf) {
-            failed = 1;
-        } else {
-            unsigned s = fnn_ftz_enter();
-            for (int t = me; t < nt; t += have) {
-                int m0, m1, n0, n1;
-                part(t / tn, tm, M, ar->mr, &m0, &m1);
-                part(t % tn, tn, N, ar->nr, &n0, &n1);
-                if (m0 < m1 && n0 < n1)
-                    gemm_rect(ar, &g, m0, m1, n0, n1, buf, buf + afl);
-            }
-            fnn_ftz_leave(s);
-        }
-    }
-    return failed ? FNN_ENOMEM : FNN_OK;
+    int nt = fnn_threads_for(flops);
+    gemm_job J = {ar, &g, M, N, 1, 1, 0, 0};
+    split_threads(nt, M, N, K, ar, g.bl.mc, &J.tm, &J.tn);
+    int kc = K < g.bl.kc ? K : g.bl.kc;
+    int mcap = M < g.bl.mc ? M : g.bl.mc;
+    int ncap = N < g.bl.nc ? N : g.bl.nc;
+    J.afl = (size_t)(mcap + ar->mr) * kc;
+    J.bfl = (size_t)(ncap + ar->nr) * kc;
+    return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
 }

@@ -3,25 +3,25 @@
  * transposing pack that the AVX2 and AVX-512 paths share. Compiled for AVX2
  * by function attribute only: reached only when cpu.c finds AVX2+FMA. */
 #include "gemm_kernels.h"
+#include "isa.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #define MR 6
 #define NR 16
-#define T256 __attribute__((target("avx2,fma")))
 
 /* Lanes [0, n) set, as a maskload/maskstore mask. */
-T256 static inline __m256i lanes(int n)
+FNN_TARGET_AVX2 static inline __m256i lanes(int n)
 {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
 /* mrv rows x nv vectors (of 8 floats); the last vector stores nr - 8*(nv-1) lanes. */
-T256 static inline __attribute__((always_inline)) void
-tile(const int mrv, const int nv, int k, const float *a, const float *b,
-     ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
 {
     __m256 acc[MR][2];
     _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
@@ -32,11 +32,11 @@ tile(const int mrv, const int nv, int k, const float *a, const float *b,
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
             bv[v] = _mm256_loadu_ps(b + 8 * v);
         _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
+            __m256 ai = _mm256_broadcast_ss(a + i * rsa);
             _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
                 acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
         }
-        a += MR;
+        a += csa;
         b += ldb;
     }
     const __m256 alpha = _mm256_set1_ps(ep->alpha), beta = _mm256_set1_ps(ep->beta);
@@ -64,12 +64,23 @@ tile(const int mrv, const int nv, int k, const float *a, const float *b,
     }
 }
 
-#define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, b, ldb, c, ldc, nr, ep); break;
+#define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, rsa, csa, b, ldb, c, ldc, nr, ep); break;
 #define ROW(m) CASE(m, 1) CASE(m, 2)
 
-T256 static void ukr_avx2(int k, const float *a, const float *b, ptrdiff_t ldb,
-                          float *c, ptrdiff_t ldc, int mr, int nr,
-                          const fnn_epi *ep)
+FNN_TARGET_AVX2 static void ukr_avx2(int k, const float *a, const float *b, ptrdiff_t ldb,
+        float *c, ptrdiff_t ldc, int mr, int nr, const fnn_epi *ep)
+{
+    const ptrdiff_t rsa = 1, csa = MR;      /* packed A panel */
+    switch (mr * 4 + (nr + 7) / 8) {
+    ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)
+    default: break;
+    }
+}
+
+/* A read in place: op(A)(i, p) at a[i*rsa + p*csa] (the small-N path). */
+FNN_TARGET_AVX2 static void ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+        const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mr, int nr,
+        const fnn_epi *ep)
 {
     switch (mr * 4 + (nr + 7) / 8) {
     ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)
@@ -79,7 +90,7 @@ T256 static void ukr_avx2(int k, const float *a, const float *b, ptrdiff_t ldb,
 
 /* dst[p*ldd + i] = src[i*lds + p]: 8 rows x 8 columns per in-register
  * transpose; a block of fewer than 8 rows uses masked loads/stores. */
-T256 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
+FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
                           float *dst, int ldd)
 {
     const int k8 = k & ~7;
@@ -125,5 +136,5 @@ T256 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
 }
 
 /* KC: A micro-panel 6x256 (6 KB) in L1; NC: B block 256x1024 (1 MB) in L2. */
-const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2};
+const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2, ukr_avx2_sa};
 #endif

@@ -5,17 +5,17 @@
  * and nothing outside C is touched. Compiled for AVX-512 by function
  * attribute only: reached only when cpu.c finds AVX-512. */
 #include "gemm_kernels.h"
+#include "isa.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #define MR 8
 #define NR 48
-#define T512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,avx2")))
 
-T512 static inline __attribute__((always_inline)) void
-tile(const int mrv, const int nv, int k, const float *a, const float *b,
-     ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
+FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
 {
     __m512 acc[MR][3];
     _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
@@ -26,11 +26,11 @@ tile(const int mrv, const int nv, int k, const float *a, const float *b,
         _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_ps(b + 16 * v);
         _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
+            __m512 ai = _mm512_set1_ps(a[i * rsa]);
             _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++)
                 acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
-        a += MR;
+        a += csa;
         b += ldb;
     }
     const __m512 alpha = _mm512_set1_ps(ep->alpha), beta = _mm512_set1_ps(ep->beta);
@@ -55,12 +55,23 @@ tile(const int mrv, const int nv, int k, const float *a, const float *b,
     }
 }
 
-#define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, b, ldb, c, ldc, nr, ep); break;
+#define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, rsa, csa, b, ldb, c, ldc, nr, ep); break;
 #define ROW(m) CASE(m, 1) CASE(m, 2) CASE(m, 3)
 
-T512 static void ukr_avx512(int k, const float *a, const float *b, ptrdiff_t ldb,
-                            float *c, ptrdiff_t ldc, int mr, int nr,
-                            const fnn_epi *ep)
+FNN_TARGET_AVX512 static void ukr_avx512(int k, const float *a, const float *b, ptrdiff_t ldb,
+        float *c, ptrdiff_t ldc, int mr, int nr, const fnn_epi *ep)
+{
+    const ptrdiff_t rsa = 1, csa = MR;      /* packed A panel */
+    switch (mr * 4 + (nr + 15) / 16) {
+    ROW(8) ROW(7) ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)
+    default: break;
+    }
+}
+
+/* A read in place: op(A)(i, p) at a[i*rsa + p*csa] (the small-N path). */
+FNN_TARGET_AVX512 static void ukr_avx512_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+        const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mr, int nr,
+        const fnn_epi *ep)
 {
     switch (mr * 4 + (nr + 15) / 16) {
     ROW(8) ROW(7) ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)
@@ -71,5 +82,5 @@ T512 static void ukr_avx512(int k, const float *a, const float *b, ptrdiff_t ldb
 /* KC: A micro-panel 8x384 (12 KB) stays in L1; NC: B block 384x672 (1 MB)
  * in the 2 MB L2; MC: A block 1536x384 (2.3 MB). With the k-loop unrolled by
  * 4, measured best of KC 256/384/512 x NC 480/672/960 on large squares. */
-const fnn_gemm_arch fnn_gemm_avx512 = {MR, NR, 16, 384, 1536, 672, ukr_avx512, fnn_pack_t_avx2};
+const fnn_gemm_arch fnn_gemm_avx512 = {MR, NR, 16, 384, 1536, 672, ukr_avx512, fnn_pack_t_avx2, ukr_avx512_sa};
 #endif

@@ -23,6 +23,12 @@ typedef void (*fnn_ukr_fn)(int k, const float *a, const float *b, ptrdiff_t ldb,
                            float *c, ptrdiff_t ldc, int mr, int nr,
                            const fnn_epi *ep);
 
+/* The same with A read where it lies: op(A)(i, p) at a[i*rsa + p*csa] for
+ * i < mr (never beyond); same FMAs in the same order as the packed kernel. */
+typedef void (*fnn_ukr_sa_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                              int mr, int nr, const fnn_epi *ep);
+
 /* Transposing pack: dst[p*ldd + i] = src[i*lds + p] for i < rows, p < k. */
 typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
                               float *dst, int ldd);
@@ -30,9 +36,12 @@ typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
 typedef struct {
     int mr, nr;          /* register tile */
     int vl;              /* vector length: B panels are read in VL-float steps */
-    int kc, mc, nc;      /* cache blocks: K (L1 panels), M (L3 block), N (L2 block) */
+    /* Hand-tuned cache blocks: K (L1 panels), M (L3 block), N (L2 block);
+     * used where gemm_blocking.c's model is not trusted (see there). */
+    int kc, mc, nc;
     fnn_ukr_fn kernel;
     fnn_pack_t_fn pack_t;
+    fnn_ukr_sa_fn kernel_sa;  /* NULL: A is always packed */
 } fnn_gemm_arch;
 
 /* Scalar epilogue over an (mr,nr) tile held in acc with row stride ldt; the
@@ -43,6 +52,35 @@ void fnn_gemm_store_tile(const float *acc, int ldt, float *c, ptrdiff_t ldc,
 void fnn_pack_t_ref(int rows, int k, const float *src, ptrdiff_t lds,
                     float *dst, int ldd);
 
+/* The blocks the driver uses for `ar` (gemm_blocking.c): an override from
+ * fnn_gemm_set_blocking, else the model on the detected caches, else the
+ * hand-tuned values (see gemm_blocking.c for which applies where). */
+typedef struct { int kc, mc, nc; const char *source; } fnn_gemm_blocks;
+fnn_gemm_blocks fnn_gemm_blocks_for(const fnn_gemm_arch *ar);
+const char *fnn_gemm_blocking_source(void);     /* of the path in use */
+
+/* ------------------------------------------ caches (cpu.c, for the model) */
+typedef struct {
+    long size;           /* bytes; 0 = level absent or unknown */
+    int ways, line, sets;
+    int shared;          /* logical CPUs sharing it (cpuid; sysfs as fallback) */
+} fnn_cache;
+enum { FNN_CACHE_DEFAULT = 0, FNN_CACHE_CPUID = 1, FNN_CACHE_SYSFS = 2 };
+typedef struct { fnn_cache l1d, l2, l3; int source; } fnn_caches;
+
+int fnn_cache_cpuid(fnn_caches *cs);                    /* 1 if cpuid told */
+int fnn_cache_sysfs(fnn_caches *cs, const char *root);  /* NULL: cpu0's */
+void fnn_cache_defaults(fnn_caches *cs);
+const fnn_caches *fnn_caches_detected(void);  /* cpuid, sysfs, defaults */
+
+/* The analytical model (pure): blocks for an MR x NR kernel of `elem`-byte
+ * floats on caches `cs` (l3.size 0: no L3). Returns kc, mc, nc. */
+void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
+                          int *kc, int *mc, int *nc);
+/* Override for every path (FASTNN_GEMM_BLOCKING); all zero restores the
+ * default. Returns 0, or -1 if a value is out of range (nothing changed). */
+int fnn_gemm_set_blocking(int kc, int mc, int nc);
+
 extern const fnn_gemm_arch fnn_gemm_ref;
 #if defined(__x86_64__) || defined(_M_X64)
 #define FNN_HAVE_X86_KERNELS 1
@@ -51,5 +89,12 @@ void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
                      float *dst, int ldd);
 extern const fnn_gemm_arch fnn_gemm_avx512;
 #endif
+#if defined(__aarch64__)
+#define FNN_HAVE_NEON_KERNEL 1
+extern const fnn_gemm_arch fnn_gemm_neon;
+#endif
+
+/* "avx512 8x48", "avx2 6x16", "neon 8x12" or "ref 4x8": the kernel in use. */
+const char *fnn_gemm_kernel_name(void);
 
 #endif

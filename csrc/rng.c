@@ -24,38 +24,12 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "fmath.h"
+#include "parallel.h"
 
-/* Every loop below is plain C the compiler vectorises. Each kernel body is
- * force-inlined into three wrappers, compiled for the baseline, for AVX2 and
- * for AVX-512 by function attribute (as gemm_avx*.c), and picked at run time
- * by fnn_get_isa(). Only integer ops and correctly rounded float ops (+ - * /
- * sqrt, no contraction) are used, so all three give bitwise equal results. */
-#if defined(__GNUC__) || defined(__clang__)
-#define FNN_INLINE __attribute__((always_inline))
-#else
-#define FNN_INLINE
-#endif
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-#define RNG_X86_VARIANTS 1
-#define T256 __attribute__((target("avx2")))
-#define T512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2")))
-#define VARIANTS(name)                                                        \
-    static void name##_ref(void *c, size_t i0, size_t i1)                     \
-    { name##_body(c, i0, i1); }                                               \
-    T256 static void name##_avx2(void *c, size_t i0, size_t i1)               \
-    { name##_body(c, i0, i1); }                                               \
-    T512 static void name##_avx512(void *c, size_t i0, size_t i1)             \
-    { name##_body(c, i0, i1); }
-#define PICK(name) pick(name##_ref, name##_avx2, name##_avx512)
-#else
-#define VARIANTS(name)                                                        \
-    static void name##_ref(void *c, size_t i0, size_t i1)                     \
-    { name##_body(c, i0, i1); }
-#define PICK(name) name##_ref
-#endif
+/* Every loop below is plain C the compiler vectorises, compiled per ISA path
+ * (isa.h). Only integer ops and correctly rounded float ops (+ - * / sqrt,
+ * no contraction) are used, so all three give bitwise equal results. */
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -66,7 +40,6 @@
 #define TILE (4 * TILE_BLOCKS)
 
 /* Elements per thread below which a kernel stays on one thread. */
-#define RNG_THREAD_MIN 16384.0
 
 void fnn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
                        uint32_t out[4])
@@ -91,7 +64,7 @@ void fnn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
 /* Words of blocks [b0, b0 + nb), nb <= TILE_BLOCKS + 1, interleaved: w[4*b + k]
  * is word k of block b0 + b. The counter's high words are (b0 + b) >> 32 and
  * 0, 0. */
-static inline FNN_INLINE void philox_tile(uint64_t seed, uint64_t b0, int nb, uint32_t *w)
+FNN_INLINE void philox_tile(uint64_t seed, uint64_t b0, int nb, uint32_t *w)
 {
     /* nb <= TILE_BLOCKS + 1: a tile that starts mid-block spans one more */
     uint32_t c0[TILE_BLOCKS + 1], c1[TILE_BLOCKS + 1], c2[TILE_BLOCKS + 1],
@@ -125,7 +98,7 @@ static inline FNN_INLINE void philox_tile(uint64_t seed, uint64_t b0, int nb, ui
 
 /* Stream values j in [j0, j0 + n) as words: the tile that holds them starts
  * at word 4 * (j0 / 4); returns the index of j0 inside that tile's buffer. */
-static inline FNN_INLINE int tile_words(uint64_t seed, uint64_t j0, size_t n, uint32_t *w)
+FNN_INLINE int tile_words(uint64_t seed, uint64_t j0, size_t n, uint32_t *w)
 {
     uint64_t b0 = j0 >> 2;
     uint64_t b1 = (j0 + n + 3) >> 2;
@@ -135,25 +108,23 @@ static inline FNN_INLINE int tile_words(uint64_t seed, uint64_t j0, size_t n, ui
 
 /* ------------------------------------------------ float transcendentals -- */
 
-static inline FNN_INLINE uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline FNN_INLINE float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 /* -2 ln(u) for u in (0, 1], given also omu = 1 - u computed without
  * cancellation: u = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(t),
  * t = (m-1)/(m+1), |t| <= 0.1716 (series to t^9). For e == 0 (u near 1,
  * where float u has lost the low bits of 1 - u) m - 1 is taken as -omu. */
-static inline FNN_INLINE float minus2log(float u, float omu)
+FNN_INLINE float minus2log(float u, float omu)
 {
-    uint32_t bits = f2u(u);
+    uint32_t bits = fnn_f2u(u);
     int32_t e = (int32_t)(bits >> 23) - 127;
     /* mantissa above sqrt(2) (bits 0x3504F3): use m/2 and e+1; integer
      * masks rather than float compares and selects keep the loop branch-free
      * (vectorisable without -fno-trapping-math) */
     uint32_t big = (uint32_t)0 - (uint32_t)((bits & 0x007FFFFFu) > 0x003504F3u);
-    float m = u2f((bits & 0x007FFFFFu) | (0x3F800000u - (big & 0x00800000u)));
+    float m = fnn_u2f((bits & 0x007FFFFFu) | (0x3F800000u - (big & 0x00800000u)));
     e += (int32_t)(big & 1u);
     uint32_t near1 = (uint32_t)0 - (uint32_t)(e == 0);
-    float num = u2f((f2u(-omu) & near1) | (f2u(m - 1.0f) & ~near1));
+    float num = fnn_u2f((fnn_f2u(-omu) & near1) | (fnn_f2u(m - 1.0f) & ~near1));
     float t = num / (m + 1.0f);
     float t2 = t * t;
     float p = 1.0f / 9.0f;
@@ -171,7 +142,7 @@ static inline FNN_INLINE float minus2log(float u, float omu)
 /* sin and cos of 2 pi k / 2^24 for an integer k in [0, 2^24): the quadrant
  * q = round(k / 2^22) is taken in integers, the rest a = 2 pi f with
  * |f| <= 1/8 turn goes through Taylor polynomials (|a| <= pi/4). */
-static inline FNN_INLINE void sincos_turn24(int32_t k, float *s_out, float *c_out)
+FNN_INLINE void sincos_turn24(int32_t k, float *s_out, float *c_out)
 {
     int32_t q = (k + (1 << 21)) >> 22;            /* 0..4 */
     float f = (float)(k - (q << 22));             /* [-2^21, 2^21], exact */
@@ -193,18 +164,18 @@ static inline FNN_INLINE void sincos_turn24(int32_t k, float *s_out, float *c_ou
     /* rotate by q quarter turns, (sin, cos)(a + q pi/2), with bit masks:
      * odd q swaps sin and cos; q = 2, 3 negates sin; q = 1, 2 negates cos */
     uint32_t swap = (uint32_t)0 - ((uint32_t)q & 1u);
-    uint32_t su = f2u(s), cu = f2u(c);
+    uint32_t su = fnn_f2u(s), cu = fnn_f2u(c);
     uint32_t sr = (cu & swap) | (su & ~swap);
     uint32_t cr = (su & swap) | (cu & ~swap);
     sr ^= ((uint32_t)q & 2u) << 30;
     cr ^= (((uint32_t)q + 1u) & 2u) << 30;
-    *s_out = u2f(sr);
-    *c_out = u2f(cr);
+    *s_out = fnn_u2f(sr);
+    *c_out = fnn_u2f(cr);
 }
 
 /* Box-Muller on the words of one tile: z[2p], z[2p+1] from w[2p], w[2p+1]
  * for pairs p in [0, npairs). */
-static inline FNN_INLINE void box_muller(const uint32_t *w, int npairs, float *z)
+FNN_INLINE void box_muller(const uint32_t *w, int npairs, float *z)
 {
     for (int p = 0; p < npairs; p++) {
         uint32_t a = w[2 * p], b = w[2 * p + 1];
@@ -223,51 +194,13 @@ static inline FNN_INLINE void box_muller(const uint32_t *w, int npairs, float *z
 
 /* ------------------------------------------------------------ threading -- */
 
-/* Thread t of nt gets elements [*i0, *i1) of n, cut on TILE boundaries. */
-static void part(int t, int nt, size_t n, size_t *i0, size_t *i1)
+/* [0, n) in parts on TILE boundaries; `cost` streaming elements each (one
+ * Philox block makes four words: a word costs about two). */
+static void run_parallel(size_t n, double cost, int (*body)(void *, ptrdiff_t, ptrdiff_t, int),
+                         void *ctx)
 {
-    size_t tiles = (n + TILE - 1) / TILE;
-    size_t a = tiles * (size_t)t / (size_t)nt, b = tiles * (size_t)(t + 1) / (size_t)nt;
-    *i0 = a * TILE < n ? a * TILE : n;
-    *i1 = b * TILE < n ? b * TILE : n;
+    fnn_parallel_for((ptrdiff_t)n, TILE, (double)n * cost * 2.0 * FNN_COST_ELEM, body, ctx);
 }
-
-/* Run body(ctx, i0, i1) over [0, n) cut into per-thread ranges. */
-typedef void (*range_fn)(void *ctx, size_t i0, size_t i1);
-
-static void run_parallel(size_t n, double cost, range_fn body, void *ctx)
-{
-    int nt = fnn_threads_for((double)n * cost, RNG_THREAD_MIN);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int me = 0, have = 1;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
-        have = omp_get_num_threads();
-#endif
-        unsigned s = fnn_ftz_enter();
-        for (int t = me; t < nt; t += have) {
-            size_t i0, i1;
-            part(t, nt, n, &i0, &i1);
-            if (i0 < i1)
-                body(ctx, i0, i1);
-        }
-        fnn_ftz_leave(s);
-    }
-}
-
-#ifdef RNG_X86_VARIANTS
-static range_fn pick(range_fn ref, range_fn avx2, range_fn avx512)
-{
-    switch (fnn_get_isa()) {
-    case FNN_ISA_AVX512: return avx512;
-    case FNN_ISA_AVX2: return avx2;
-    default: return ref;
-    }
-}
-#endif
 
 /* --------------------------------------------------------------- fills -- */
 
@@ -277,8 +210,10 @@ typedef struct {
     float mean, std;
 } fill_ctx;
 
-static inline FNN_INLINE void bits_body(void *vc, size_t i0, size_t i1)
+FNN_INLINE int bits_body(void *vc, ptrdiff_t lo_, ptrdiff_t hi_, int part_)
 {
+    const size_t i0 = (size_t)lo_, i1 = (size_t)hi_;
+    (void)part_;
     fill_ctx *c = vc;
     uint32_t *out = c->out;
     uint32_t w[TILE + 4];
@@ -287,18 +222,21 @@ static inline FNN_INLINE void bits_body(void *vc, size_t i0, size_t i1)
         int at = tile_words(c->seed, c->offset + i, n, w);
         memcpy(out + i, w + at, n * sizeof(uint32_t));
     }
+    return 0;
 }
 
-VARIANTS(bits)
+FNN_RANGE_CLONES(bits)
 
 void fnn_rng_bits(uint64_t seed, uint64_t offset, uint32_t *out, size_t n)
 {
     fill_ctx c = {seed, offset, out, 0.0f, 0.0f};
-    run_parallel(n, 1.0, PICK(bits), &c);
+    run_parallel(n, 1.0, FNN_ISA_PICK(bits), &c);
 }
 
-static inline FNN_INLINE void uniform_body(void *vc, size_t i0, size_t i1)
+FNN_INLINE int uniform_body(void *vc, ptrdiff_t lo_, ptrdiff_t hi_, int part_)
 {
+    const size_t i0 = (size_t)lo_, i1 = (size_t)hi_;
+    (void)part_;
     fill_ctx *c = vc;
     float *out = c->out;
     uint32_t w[TILE + 4];
@@ -310,18 +248,21 @@ static inline FNN_INLINE void uniform_body(void *vc, size_t i0, size_t i1)
         for (size_t k = 0; k < n; k++)
             dst[k] = (float)(int32_t)(src[k] >> 8) * (1.0f / 16777216.0f);
     }
+    return 0;
 }
 
-VARIANTS(uniform)
+FNN_RANGE_CLONES(uniform)
 
 void fnn_rng_uniform(uint64_t seed, uint64_t offset, float *out, size_t n)
 {
     fill_ctx c = {seed, offset, out, 0.0f, 0.0f};
-    run_parallel(n, 1.0, PICK(uniform), &c);
+    run_parallel(n, 1.0, FNN_ISA_PICK(uniform), &c);
 }
 
-static inline FNN_INLINE void normal_body(void *vc, size_t i0, size_t i1)
+FNN_INLINE int normal_body(void *vc, ptrdiff_t lo_, ptrdiff_t hi_, int part_)
 {
+    const size_t i0 = (size_t)lo_, i1 = (size_t)hi_;
+    (void)part_;
     fill_ctx *c = vc;
     float *out = c->out;
     const float mean = c->mean, std = c->std;
@@ -336,15 +277,16 @@ static inline FNN_INLINE void normal_body(void *vc, size_t i0, size_t i1)
         for (size_t k = 0; k < n; k++)
             dst[k] = mean + std * src[k];
     }
+    return 0;
 }
 
-VARIANTS(normal)
+FNN_RANGE_CLONES(normal)
 
 void fnn_rng_normal(uint64_t seed, uint64_t offset, float *out, size_t n,
                     float mean, float std)
 {
     fill_ctx c = {seed, offset, out, mean, std};
-    run_parallel(n, 4.0, PICK(normal), &c);
+    run_parallel(n, 4.0, FNN_ISA_PICK(normal), &c);
 }
 
 void fnn_rng_normal_naive(uint64_t seed, uint64_t offset, float *out, size_t n,
@@ -388,8 +330,10 @@ static uint32_t keep_threshold(double p)
     return t >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)t;
 }
 
-static inline FNN_INLINE void dropout_body(void *vc, size_t i0, size_t i1)
+FNN_INLINE int dropout_body(void *vc, ptrdiff_t lo_, ptrdiff_t hi_, int part_)
 {
+    const size_t i0 = (size_t)lo_, i1 = (size_t)hi_;
+    (void)part_;
     drop_ctx *c = vc;
     const uint32_t thr = c->thr;
     const float scale = c->scale;
@@ -407,20 +351,23 @@ static inline FNN_INLINE void dropout_body(void *vc, size_t i0, size_t i1)
             y[k] = x[k] * (keep ? scale : 0.0f);   /* inf, NaN stay NaN */
         }
     }
+    return 0;
 }
 
-VARIANTS(dropout)
+FNN_RANGE_CLONES(dropout)
 
 void fnn_dropout_forward(uint64_t seed, const float *x, float *y,
                          uint8_t *mask, size_t n, double p)
 {
     drop_ctx c = {seed, x, y, mask, NULL, NULL, keep_threshold(p),
                   (float)(1.0 / (1.0 - p))};
-    run_parallel(n, 1.0, PICK(dropout), &c);
+    run_parallel(n, 1.0, FNN_ISA_PICK(dropout), &c);
 }
 
-static inline FNN_INLINE void dropout_back_body(void *vc, size_t i0, size_t i1)
+FNN_INLINE int dropout_back_body(void *vc, ptrdiff_t lo_, ptrdiff_t hi_, int part_)
 {
+    const size_t i0 = (size_t)lo_, i1 = (size_t)hi_;
+    (void)part_;
     drop_ctx *c = vc;
     const float scale = c->scale;
     const uint8_t *m = c->mask;
@@ -428,16 +375,17 @@ static inline FNN_INLINE void dropout_back_body(void *vc, size_t i0, size_t i1)
     float *dx = c->dx;
     for (size_t k = i0; k < i1; k++)
         dx[k] = dy[k] * (m[k] ? scale : 0.0f);
+    return 0;
 }
 
-VARIANTS(dropout_back)
+FNN_RANGE_CLONES(dropout_back)
 
 void fnn_dropout_backward(const float *dy, const uint8_t *mask, float *dx,
                           size_t n, double p)
 {
     drop_ctx c = {0, NULL, NULL, (uint8_t *)mask, dy, dx, 0,
                   (float)(1.0 / (1.0 - p))};
-    run_parallel(n, 0.25, PICK(dropout_back), &c);
+    run_parallel(n, 0.25, FNN_ISA_PICK(dropout_back), &c);
 }
 
 /* -------------------------------------------------------- Gaussian noise -- */
@@ -449,8 +397,10 @@ typedef struct {
     float std;
 } noise_ctx;
 
-static inline FNN_INLINE void noise_body(void *vc, size_t i0, size_t i1)
+FNN_INLINE int noise_body(void *vc, ptrdiff_t lo_, ptrdiff_t hi_, int part_)
 {
+    const size_t i0 = (size_t)lo_, i1 = (size_t)hi_;
+    (void)part_;
     noise_ctx *c = vc;
     const float std = c->std;
     uint32_t w[TILE + 4];
@@ -464,13 +414,14 @@ static inline FNN_INLINE void noise_body(void *vc, size_t i0, size_t i1)
         for (size_t k = 0; k < n; k++)
             y[k] = x[k] + std * z[k];
     }
+    return 0;
 }
 
-VARIANTS(noise)
+FNN_RANGE_CLONES(noise)
 
 void fnn_gaussian_noise_forward(uint64_t seed, const float *x, float *y,
                                 size_t n, float std)
 {
     noise_ctx c = {seed, x, y, std};
-    run_parallel(n, 4.0, PICK(noise), &c);
+    run_parallel(n, 4.0, FNN_ISA_PICK(noise), &c);
 }

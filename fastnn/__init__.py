@@ -6,6 +6,7 @@ from .runtime import (available_isas, get_isa, get_num_threads, info,  # noqa: F
 from .runtime import _init_from_env
 from . import data, datasets, nn, ops, optim  # noqa: F401
 from .io import load, save  # noqa: F401
+from .nn.module import is_grad_enabled, no_grad  # noqa: F401
 from .train import Trainer  # noqa: F401
 from . import ensemble, functional, train  # noqa: F401
 

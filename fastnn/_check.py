@@ -7,14 +7,15 @@ import numbers
 import numpy as np
 
 F32 = np.dtype(np.float32)
-_INT_MAX = 2**31 - 1
-_F32_MAX = float(np.finfo(np.float32).max)
+INT_MAX = _INT_MAX = 2**31 - 1                   # the kernels' int dimensions
+F32_MAX = _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def real(who, name, v, finite=True):
+def real(who, name, v, finite=True, lo=None, hi=None):
     """A real hyper-parameter as a Python float the kernels can take as
     float32. Never NaN; with ``finite`` it must also fit float32, otherwise
-    +-inf is allowed (and values beyond float32 range become +-inf)."""
+    +-inf is allowed (and values beyond float32 range become +-inf).
+    ``lo``/``hi``: inclusive bounds, checked when given."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__} {v!r}")
     v = float(v)
@@ -24,6 +25,22 @@ def real(who, name, v, finite=True):
         raise ValueError(f"{who}: {name} must not be NaN")
     if abs(v) > _F32_MAX:
         v = math.copysign(math.inf, v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"in [{lo}, {hi}]" if lo is not None and hi is not None else (
+            f">= {lo}" if lo is not None else f"<= {hi}")
+        raise ValueError(f"{who}: {name} must be {rng}, got {v}")
+    return v
+
+
+def int_in(who, name, v, lo, hi=None):
+    """An integer (not a bool) in [lo, hi] (hi None: no upper bound):
+    TypeError for a non-integer, ValueError out of range."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{who}: {name} must be an integer, got {type(v).__name__} {v!r}")
+    v = int(v)
+    if v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{who}: {name} must be {rng}, got {v}")
     return v
 
 
@@ -31,6 +48,50 @@ def positive_int(who, name, v):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f"{who}: {name} must be a positive integer, got {v!r}")
     return int(v)
+
+
+def is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def int_arg(who, name, v, lo):
+    """An integer >= lo (not a bool); ValueError otherwise."""
+    if not is_int(v) or v < lo:
+        want = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+        raise ValueError(f"{who}: {name} must be {want}, got {v!r}")
+    return int(v)
+
+
+def _range_text(lo, hi, lo_open, hi_open):
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo}"
+    return f"{'<' if hi_open else '<='} {hi}"
+
+
+def real_arg(who, name, v, lo=None, hi=None, lo_open=False, hi_open=False):
+    """A finite real within the given (open or closed) bounds; ValueError
+    naming the caller and argument otherwise (the schedulers' convention)."""
+    ok = is_real(v) and math.isfinite(v)
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None:
+        ok = v < hi if hi_open else v <= hi
+    if not ok:
+        raise ValueError(f"{who}: {name} must be a finite number "
+                         f"{_range_text(lo, hi, lo_open, hi_open)}, got {v!r}")
+    return float(v)
+
+
+def bool_arg(who, name, v):
+    if not isinstance(v, (bool, int)) or v not in (0, 1):
+        raise ValueError(f"{who}: {name} must be True or False, got {v!r}")
+    return bool(v)
 
 
 def as_f32(x, who, name, ndim=None):
@@ -57,6 +118,30 @@ def as_f32(x, who, name, ndim=None):
     if any(d > _INT_MAX for d in x.shape):
         raise ValueError(f"{who}: {name} has a dimension over 2**31-1: shape {x.shape}")
     return x
+
+
+def is_plain_f32(x):
+    """Fast path: a C-contiguous float32 ndarray needs no checks."""
+    return type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous
+
+
+def contig(who, x, name="x"):
+    """x as a C-contiguous float32 array of any shape (0-d stays 0-d)."""
+    if type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous:
+        return x
+    x = as_f32(x, who, name)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def grad_like(who, grad_out, shape):
+    """grad_out as a C-contiguous float32 array of the forward output's shape."""
+    if not (type(grad_out) is np.ndarray and grad_out.dtype == F32
+            and grad_out.flags.c_contiguous):
+        grad_out = contig(who, grad_out, "grad_out")
+    if grad_out.shape != shape:
+        raise ValueError(f"{who}: grad_out has shape {grad_out.shape}, expected {shape} "
+                         f"(the shape of the forward output)")
+    return grad_out
 
 
 def _rows_usable(x):

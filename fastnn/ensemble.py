@@ -14,8 +14,8 @@ class Bagging:
     class probabilities (softmax of their outputs).
 
     ``make_model()`` returns a fresh Module; ``make_optimizer(model)`` an
-    optimizer for it; ``loss`` is shared (a loss object is stateless between
-    calls). Each member's bootstrap indices and initialisation come from
+    optimizer for it; ``loss`` is shared (the members train one after the
+    other, and a loss keeps nothing from one step to the next). Each member's bootstrap indices and initialisation come from
     fastnn's seeded generator, so ``fastnn.manual_seed`` makes the ensemble
     reproducible."""
 

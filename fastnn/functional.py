@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ._check import F32, as_f32, positive_int as _positive_int, real as _real
+from ._check import F32, contig as _contig, positive_int as _positive_int, real as _real
 from ._ext import _C
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softplus", "hardtanh", "elu",
@@ -18,14 +18,6 @@ __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softplus", "hardtanh", "elu
 
 
 # -- validation shared with fastnn.nn.activation ---------------------------------
-
-def _contig(who, x, name="x"):
-    """x as a C-contiguous float32 array (any shape)."""
-    if type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous:
-        return x
-    x = as_f32(x, who, name)
-    return x if x.flags.c_contiguous else np.ascontiguousarray(x)   # (keeps 0-d as 0-d)
-
 
 def _inplace_target(who, x):
     """The array an in-place activation overwrites: must be a writeable

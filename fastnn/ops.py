@@ -1,7 +1,7 @@
 """Functional API over the C kernels: numpy arrays in, numpy arrays out."""
 import numpy as np
 
-from ._check import as_f32, check_out
+from ._check import F32_MAX as _F32_MAX, as_f32, check_out
 from ._ext import _C
 
 __all__ = ["matmul"]
@@ -61,7 +61,6 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     return out
 
 
-_F32_MAX = float(np.finfo(np.float32).max)
 _TooHardError = getattr(np, "exceptions", np).TooHardError     # numpy < 1.25: np.TooHardError
 
 

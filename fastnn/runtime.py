@@ -9,7 +9,8 @@ from ._ext import _C
 
 __all__ = ["set_num_threads", "get_num_threads", "set_isa", "get_isa",
            "available_isas", "manual_seed", "initial_seed", "generator",
-           "next_seed", "info", "default_num_threads"]
+           "next_seed", "info", "default_num_threads", "release_workspace",
+           "workspace_bytes"]
 
 
 def _cgroup_cpu_limit():
@@ -128,14 +129,51 @@ def info():
     d = {"version": __version__, "cpu": _cpu_model(), "machine": platform.machine(),
          "isa": get_isa(), "best_isa": _C.best_isa(), "available_isas": list(available_isas()),
          "num_threads": get_num_threads(), "default_num_threads": default_num_threads(),
-         "gemm_blocking": _C.gemm_blocking(), "numpy": np.__version__,
+         "gemm_blocking": _C.gemm_blocking(), "gemm_blocking_source": _C.gemm_blocking_source(),
+         "gemm_kernel": _C.gemm_kernel_name(), "caches": _C.cache_info(),
+         "workspace_bytes": workspace_bytes(),
+         "parallel_flops_per_thread": _C.get_parallel_flops(), "numpy": np.__version__,
          "python": platform.python_version()}
     d.update(_C.build_info())
     return d
 
 
+def _gemm_blocking_from_env():
+    """FASTNN_GEMM_BLOCKING=kc,mc,nc overrides the GEMM cache blocking of every
+    kernel path (for experiments; mc and nc are rounded up to the register
+    tile). Unset or empty: the blocking model of csrc/gemm_blocking.c."""
+    env = os.environ.get("FASTNN_GEMM_BLOCKING", "").strip()
+    if not env:
+        return
+    try:
+        kc, mc, nc = (int(v) for v in env.split(","))
+    except ValueError:
+        kc = mc = nc = -1
+    if _C.set_gemm_blocking(kc, mc, nc) != 0:
+        raise ValueError("FASTNN_GEMM_BLOCKING must be three integers kc,mc,nc with "
+                         f"8 <= kc <= 4096, 1 <= mc <= 16384, 1 <= nc <= 16384; got {env!r}")
+
+
+def release_workspace():
+    """Free the C kernels' scratch memory (GEMM packing buffers, augmentation
+    and reduction scratch) held by the calling thread and its worker threads.
+
+    Scratch grows to the largest call seen and is then reused, so a training
+    loop allocates nothing per step; call this after a one-off huge product
+    to give the memory back. The next call that needs scratch allocates it
+    again. Other threads keep theirs until they end (a thread's scratch is
+    freed when the thread exits)."""
+    _C.release_workspace()
+
+
+def workspace_bytes():
+    """Bytes of scratch memory the C kernels hold, over all live threads."""
+    return _C.workspace_bytes()
+
+
 def _init_from_env():
     _C.set_num_threads(default_num_threads())
+    _gemm_blocking_from_env()
     isa = os.environ.get("FASTNN_ISA")
     if isa:
         set_isa(isa)

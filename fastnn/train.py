@@ -326,9 +326,13 @@ class GradientNormMonitor(Callback):
     def on_after_backward(self, step):
         if step % self.every:
             return
-        norms = {name: float(np.sqrt(np.dot(p.grad.ravel().astype(np.float64),
-                                            p.grad.ravel().astype(np.float64))))
-                 for name, p in self.trainer.model.named_parameters()}
+        from .nn.module import flat_grads
+        named = list(self.trainer.model.named_parameters())
+        sq = {}
+        for a, spans in zip(*flat_grads([p for _, p in named])):   # the flat buffer, one pass
+            a2 = np.square(a.ravel(), dtype=np.float64)
+            sq.update((id(p), float(a2[lo:hi].sum())) for p, lo, hi in spans)
+        norms = {name: float(np.sqrt(sq.get(id(p), 0.0))) for name, p in named}
         self.records.append((step, norms))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -442,8 +446,6 @@ class Trainer:
         if verbose and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
         saved_callbacks, self.callbacks = self.callbacks, callbacks
-        saved_input_grad = self.model.input_grad
-        object.__setattr__(self.model, "input_grad", False)   # dL/d(data) is never used
         for cb in self.callbacks:
             cb.trainer = self
         self.stop_training = False
@@ -471,7 +473,6 @@ class Trainer:
             self._emit("on_train_end", {})
         finally:
             self.callbacks = saved_callbacks
-            object.__setattr__(self.model, "input_grad", saved_input_grad)
         return self.history
 
     def _step_scheduler(self, logs):
@@ -554,7 +555,7 @@ class Trainer:
         the Dropout layers are switched to training mode and the k passes'
         outputs (probabilities when ``proba``) are averaged."""
         from .data import DataLoader
-        from .nn import Dropout
+        from .nn import Dropout, no_grad
         if mc_samples is not None and (int(mc_samples) != mc_samples or mc_samples < 1):
             raise ValueError(f"Trainer.predict: mc_samples must be a positive integer, got {mc_samples!r}")
         was_training = self.model.training
@@ -571,7 +572,8 @@ class Trainer:
                 k = int(mc_samples or 1)
                 acc = None
                 for _ in range(k):
-                    o = self.model.forward(xb).astype(np.float64)
+                    with no_grad():                # MC-dropout passes keep no masks
+                        o = self.model.forward(xb).astype(np.float64)
                     if proba:
                         o = _softmax(o)
                     acc = o if acc is None else acc + o

@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from fastnn import no_grad
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST_DIR = os.environ.get("FASTNN_MNIST_DIR",
                            os.path.join(ROOT, "..", "shared", "data", "mnist"))
@@ -41,11 +43,13 @@ def check_module_grads(module, x, rtol=2e-2, atol=2e-3, eps=1e-3, seed=0):
     w = rng.standard_normal(np.shape(y)).astype(np.float32)
 
     def loss():
-        return np.sum(w.astype(np.float64) * module.forward(x).astype(np.float64))
+        with no_grad():
+            return np.sum(w.astype(np.float64) * module.forward(x).astype(np.float64))
 
     module.zero_grad()
+    module.clear_contexts()
     module.forward(x)
-    dx = module.backward(w.copy())
+    dx = module.backward(w.copy(), input_grad=True)
     analytic = {name: p.grad.copy() for name, p in module.named_parameters()}
     np.testing.assert_allclose(dx, numeric_grad(loss, x, eps), rtol=rtol, atol=atol,
                                err_msg=f"{type(module).__name__}: d/dx")

@@ -141,7 +141,7 @@ def test_elementwise_matches_float64(name):
     assert y.dtype == F32 and y.shape == x.shape
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(y, f(x64), rtol=FWD_RTOL.get(name, 2e-6), atol=1e-37)
-    dx = m.backward(g)
+    dx = m.backward(g, input_grad=True)
     assert dx.dtype == F32 and dx.shape == x.shape
     # backward may use the cached float32 output (1 - y^2 etc.), so allow an
     # absolute error of a few float32 ulps of 1 on the derivative
@@ -183,7 +183,7 @@ def test_elementwise_any_shape(shape):
         y = m.forward(x)
         assert y.shape == x.shape
         np.testing.assert_allclose(y, ELEMENTWISE[name][1](x.astype(np.float64)), rtol=2e-6)
-        assert m.backward(np.ones(shape, F32)).shape == x.shape
+        assert m.backward(np.ones(shape, F32), input_grad=True).shape == x.shape
 
 
 def test_noncontiguous_and_int_inputs():
@@ -213,7 +213,7 @@ def test_large_inputs_finite(name):
     with np.errstate(all="ignore"):
         y = m.forward(x)
         assert np.all(np.isfinite(y)), (name, x[~np.isfinite(y)])
-        dx = m.backward(np.ones_like(x))
+        dx = m.backward(np.ones_like(x), input_grad=True)
         assert np.all(np.isfinite(dx)), (name, x[~np.isfinite(dx)])
         # where float64 is comfortably representable, also right
         ok = np.abs(x) <= 1e4
@@ -273,7 +273,7 @@ def test_softmax_matches_float64(log, shape, dim):
         np.testing.assert_allclose(y, s, rtol=2e-6, atol=1e-30)
         ref = s * (g64 - (g64 * s).sum(axis=ax, keepdims=True))
     assert y.flags.c_contiguous
-    dx = m.backward(g)
+    dx = m.backward(g, input_grad=True)
     assert dx.shape == x.shape and dx.flags.c_contiguous
     np.testing.assert_allclose(dx, ref, rtol=2e-5, atol=2e-6)
     fn = F.log_softmax if log else F.softmax
@@ -302,7 +302,7 @@ def test_softmax_extremes_and_nan():
     for cls in (nn.Softmax, nn.LogSoftmax):
         m = cls()
         m.forward(x[[0, 1, 2, 4]])
-        assert np.isfinite(m.backward(np.ones((4, 3), F32))).all()
+        assert np.isfinite(m.backward(np.ones((4, 3), F32), input_grad=True)).all()
 
 
 def test_softmax_empty_rows_and_columns():
@@ -311,7 +311,7 @@ def test_softmax_empty_rows_and_columns():
         for cls in (nn.Softmax, nn.LogSoftmax):
             m = cls()
             assert m.forward(x).shape == shape
-            assert m.backward(np.zeros(shape, F32)).shape == shape
+            assert m.backward(np.zeros(shape, F32), input_grad=True).shape == shape
 
 
 def test_softmax_long_rows_sum_to_one():
@@ -335,7 +335,7 @@ def test_maxout(pieces):
     y = m.forward(x)
     np.testing.assert_array_equal(y, maxout64(x, pieces))
     g = rng.standard_normal(y.shape).astype(F32)
-    dx = m.backward(g)
+    dx = m.backward(g, input_grad=True)
     ref = np.zeros_like(x).reshape(11, 13, pieces)
     am = x.reshape(11, 13, pieces).argmax(-1)
     np.put_along_axis(ref, am[..., None], g[..., None], axis=-1)
@@ -352,7 +352,7 @@ def test_maxout_ties_and_nan():
     y = m.forward(x)
     np.testing.assert_array_equal(y[0], [3.0, 2.0])
     assert np.isnan(y[1]).all()
-    dx = m.backward(np.array([[10.0, 20.0], [30.0, 40.0]], F32))
+    dx = m.backward(np.array([[10.0, 20.0], [30.0, 40.0]], F32), input_grad=True)
     np.testing.assert_array_equal(dx, [[0, 10, 0, 0, 20, 0], [30, 0, 0, 0, 40, 0]])
 
 
@@ -368,13 +368,13 @@ def test_inplace(name, ctor):
     g = rng.standard_normal(x.shape).astype(F32)
     ref = ctor(False)
     y_ref = ref.forward(x)
-    dx_ref = ref.backward(g)
+    dx_ref = ref.backward(g, input_grad=True)
     xi = x.copy()
     m = ctor(True)
     y = m.forward(xi)
     assert y is xi
     np.testing.assert_array_equal(xi, y_ref)
-    np.testing.assert_array_equal(m.backward(g), dx_ref)
+    np.testing.assert_array_equal(m.backward(g, input_grad=True), dx_ref)
     # a strided view is written back in place too
     big = np.zeros((6, 18), F32)
     big[:, ::2] = x
@@ -383,7 +383,7 @@ def test_inplace(name, ctor):
     assert m2.forward(view) is view
     np.testing.assert_array_equal(big[:, ::2], y_ref)
     np.testing.assert_array_equal(big[:, 1::2], 0.0)
-    np.testing.assert_array_equal(m2.backward(g), dx_ref)
+    np.testing.assert_array_equal(m2.backward(g, input_grad=True), dx_ref)
     assert "inplace=True" in repr(m)
 
 
@@ -408,12 +408,12 @@ def _run_all(x, g):
     out = []
     for name in NAMES:
         m = make(name)
-        out += [m.forward(x), m.backward(g)]
+        out += [m.forward(x), m.backward(g, input_grad=True)]
     for cls in (nn.Softmax, nn.LogSoftmax):
         m = cls()
-        out += [m.forward(x), m.backward(g)]
+        out += [m.forward(x), m.backward(g, input_grad=True)]
     m = nn.Maxout(4)
-    out += [m.forward(x), m.backward(g[:, : x.shape[1] // 4])]
+    out += [m.forward(x), m.backward(g[:, : x.shape[1] // 4], input_grad=True)]
     return out
 
 
@@ -499,13 +499,14 @@ def test_bad_inputs_raise():
         who = type(m).__name__
         with pytest.raises(TypeError, match=f"{who}: x must be float32, got dtype float64"):
             m.forward(x64)
-        with pytest.raises(RuntimeError, match=f"{who}: backward called before forward"):
-            m.backward(np.ones((2, 4), F32))
+        with pytest.raises(RuntimeError, match=f"{who}.backward: no saved context"):
+            m.backward(np.ones((2, 4), F32), input_grad=True)
         y = m.forward(np.ones((2, 4), F32))
         with pytest.raises(ValueError, match=f"{who}: grad_out has shape \\(3, 4\\), expected"):
-            m.backward(np.ones((3, 4), F32))
+            m.backward(np.ones((3, 4), F32), input_grad=True)
+        m.forward(np.ones((2, 4), F32))
         with pytest.raises(TypeError, match=f"{who}: grad_out must be float32"):
-            m.backward(np.ones(y.shape))
+            m.backward(np.ones(y.shape), input_grad=True)
         with pytest.raises(TypeError, match=f"{who}: x must be a float32 array"):
             m.forward("abc")
     with pytest.raises(TypeError, match="relu: x must be float32"):
@@ -614,7 +615,7 @@ def test_against_torch():
         y = ours.forward(x)
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-6,
                                    err_msg=repr(ours))
-        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-4, atol=1e-5,
+        np.testing.assert_allclose(ours.backward(g, input_grad=True), xt.grad.numpy(), rtol=1e-4, atol=1e-5,
                                    err_msg=repr(ours))
     # maxout as torch's max over groups
     xt = torch.tensor(x, requires_grad=True)
@@ -622,4 +623,4 @@ def test_against_torch():
     yt.backward(torch.tensor(g[:, :6]))
     m = nn.Maxout(4)
     np.testing.assert_array_equal(m.forward(x), yt.detach().numpy())
-    np.testing.assert_array_equal(m.backward(g[:, :6]), xt.grad.numpy())
+    np.testing.assert_array_equal(m.backward(g[:, :6], input_grad=True), xt.grad.numpy())

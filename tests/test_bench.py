@@ -429,8 +429,6 @@ def test_t1_t4_gemm_targets_pass_and_fail():
     assert (s["T1"]["status"], s["T1"]["n"], s["T1"]["worst"]) == ("PASS", 1, pytest.approx(1.0))
     assert s["T1"]["where"] == "matmul/square/1024 @ 1 thr, fastnn[avx512]"
     assert s["T2"]["status"] == "PASS" and s["T2"]["worst"] == pytest.approx(1.1)
-    assert s["T3"]["status"] == "PASS" and s["T3"]["worst"] == pytest.approx(0.90)
-    assert s["T3"]["worst_text"] == "90%" and s["T3"]["threshold_text"] == "85%"
     # T4: both squares (ref / avx2 = 3 and 1)
     assert (s["T4"]["status"], s["T4"]["n"], s["T4"]["worst"]) == ("PASS", 2, pytest.approx(3.0))
     assert ("T1", True) in per_row[("matmul/square/1024", 1)]
@@ -443,7 +441,6 @@ def test_t1_t4_gemm_targets_pass_and_fail():
     s, per_row = targets(bad)
     assert (s["T1"]["status"], s["T1"]["passed"], s["T1"]["n"]) == ("FAIL", 1, 2)
     assert s["T1"]["worst"] == pytest.approx(0.9) and "square/1024" in s["T1"]["where"]
-    assert s["T3"]["status"] == "FAIL" and s["T3"]["worst"] == pytest.approx(0.80)
     assert s["T4"]["status"] == "FAIL" and s["T4"]["worst"] == pytest.approx(5.0)
     assert s["T4"]["where"] == "matmul/square/1024 @ 1 thr, fastnn[ref]"
     assert ("T1", False) in per_row[("matmul/square/1024", 1)]
@@ -470,6 +467,63 @@ def test_t5_t6_thread_scaling():
              square(2048, 2, {"fastnn[avx512]": 2.0, "numpy": 1.0})]
     assert ("matmul/square/2048", "numpy") not in report.thread_scaling(rows)
     assert targets(rows)[0]["T5"]["n"] == 2
+
+
+def test_t3_one_thread_share_of_the_peak_of_the_isa_in_use():
+    n = 1024
+    t = lambda gflops: 2.0 * n ** 3 / (gflops * 1e9)
+    # avx512 peak 200 (1 thread): 180 GFLOP/s = 90%; avx2 (peak 100) at 50% does
+    # not count (not the ISA in use); the 2-thread row and n < 1024 neither
+    rows = [square(n, 1, {"fastnn[avx512]": t(180), "fastnn[avx2]": t(50), "numpy": 1.0}),
+            square(n, 2, {"fastnn[avx512]": t(100), "fastnn[avx2]": t(50), "numpy": 1.0}),
+            square(512, 1, {"fastnn[avx512]": 1.0, "fastnn[avx2]": 1.0, "numpy": 1.0})]
+    s, _ = targets(rows)
+    assert (s["T3"]["status"], s["T3"]["n"]) == ("PASS", 1)
+    assert s["T3"]["worst"] == pytest.approx(0.90) and s["T3"]["worst_text"] == "90%"
+    assert s["T3"]["where"] == "matmul/square/1024 @ 1 thr, fastnn[avx512]"
+    assert s["T3"]["threshold_text"] == "85%"
+    rows[0] = square(n, 1, {"fastnn[avx512]": t(160), "fastnn[avx2]": t(95), "numpy": 1.0})
+    s, _ = targets(rows)
+    assert s["T3"]["status"] == "FAIL" and s["T3"]["worst"] == pytest.approx(0.80)
+    # --isa avx2: the ISA in use is avx2, against its own peak (100)
+    s, _ = targets([square(n, 1, {"fastnn[avx2]": t(90), "fastnn[ref]": t(20)})])
+    assert s["T3"]["status"] == "PASS" and s["T3"]["worst"] == pytest.approx(0.90)
+    assert s["T3"]["where"] == "matmul/square/1024 @ 1 thr, fastnn[avx2]"
+
+
+def test_t6_threshold_and_t13_output_layer():
+    t6 = {x.key: x for x in report.TARGETS}["T6"]
+    assert t6.passes(1.7) is True and t6.passes(1.69) is False
+
+    def out(op, B, ratio, threads=2, N=10):
+        return make_row(f"matmul/output/{op}/b{B}-256x{N}", "matmul-output", threads,
+                        {"fastnn[avx512]": 1.0, "fastnn[avx2]": 3.0, "numpy": ratio},
+                        unit="flop", params={"M": B, "N": N, "K": 256, "op": op})
+    rows = [out("NT", 64, 1.2), out("TN", 128, 1.05, threads=1),
+            out("NN", 64, 0.1, N=16),                         # not N = 10: not a T13 row
+            make_row("matmul/train/NT/b64-1024x256", "matmul-train", 2,
+                     {"fastnn[avx512]": 1.0, "numpy": 0.5}, unit="flop")]   # decoy
+    s, per_row = targets(rows)
+    assert (s["T13"]["status"], s["T13"]["n"], s["T13"]["passed"]) == ("PASS", 2, 2)
+    assert s["T13"]["worst"] == pytest.approx(1.05)
+    assert s["T13"]["where"] == "matmul/output/TN/b128-256x10 @ 1 thr, fastnn[avx512]"
+    assert ("T13", True) in per_row[("matmul/output/NT/b64-256x10", 2)]
+    rows.append(out("TT", 256, 0.9))
+    s, _ = targets(rows)
+    assert s["T13"]["status"] == "FAIL" and s["T13"]["worst"] == pytest.approx(0.9)
+    assert "matmul/output/TT/b256-256x10" in s["T13"]["where"]
+
+
+def test_output_layer_cases_are_registered():
+    from fastnn.benchmark import cases_kernels, harness
+    cases = {c.name: c for c in harness.all_cases()}
+    names = [n for n in cases if n.startswith("matmul/output/")]
+    assert len(names) == 4 * len(cases_kernels.BATCHES) * len(cases_kernels.OUTPUT_INPUTS)
+    c = cases["matmul/output/TT/b64-256x10"]
+    assert c.group == "matmul-output" and c.params["N"] == 10 and c.params["K"] == 256
+    impls = c.setup(("numpy",))
+    impls["fastnn"]()
+    impls["numpy"]()
 
 
 def test_t5_uses_the_best_isa_measured_on_the_squares():
@@ -513,7 +567,7 @@ def _vs_torch_rows(case, group, unit, ratio_at_2, ratio_at_1=0.5):
 
 @pytest.mark.parametrize("key,case,group,unit,threshold", [
     ("T10", "train/mlp-large/b128", "training", "sample", 2.0),
-    ("T11", "train/mlp-small/b64", "training", "sample", 1.5),
+    ("T11", "train/mlp-small/b64", "training", "sample", 2.0),
     ("T12", f"optim/adam/{10 << 20}", "optimizer", "byte", 3.0),
 ])
 def test_t10_t12_vs_torch_at_two_threads(key, case, group, unit, threshold):

@@ -13,6 +13,10 @@ them to. Two kinds of check:
   + |bias|), u = 2**-24.
 """
 import itertools
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -728,3 +732,202 @@ def test_non_finite_or_unrepresentable_scalars_raise(name):
     ops.matmul(a, b, out=out, **{name: np.float32(2.0)})
     ops.matmul(a, b, out=out, **{name: 3})
     ops.matmul(a, b, out=out, **{name: 3.0e38})
+
+
+# ------------------------------------------------------------ aarch64 NEON --
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_aarch64_neon_kernel_under_qemu():
+    """tools/aarch64_check.sh: cross-builds csrc/ for aarch64 (NEON 8x12
+    kernel) and runs tools/gemm_check.c under qemu: every shape against the
+    naive twin, 1 vs 2 threads bitwise, default and tiny blocking."""
+    p = subprocess.run(["bash", os.path.join(ROOT, "tools", "aarch64_check.sh")],
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode == 77:
+        pytest.skip("aarch64 cross toolchain or qemu missing: " + p.stderr.strip())
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "kernel neon 8x12" in p.stdout, p.stdout
+    assert "240 passed, 0 failed" in p.stdout, p.stdout
+
+
+# ------------------------------------------------- caches and the blocking --
+
+def test_cache_detection_sane():
+    d = _C.cache_info()
+    assert d["source"] in ("cpuid", "sysfs", "defaults")
+    for lvl in ("l1d", "l2"):
+        c = d[lvl]
+        assert c["size"] > 0 and c["ways"] > 0 and c["line"] > 0 and c["shared"] > 0, d
+        assert c["sets"] * c["ways"] * c["line"] == c["size"], d
+    assert d["l1d"]["size"] < d["l2"]["size"]
+    assert d["l3"]["size"] == 0 or d["l3"]["size"] >= d["l2"]["size"], d
+    assert fastnn.info()["caches"] == d
+
+
+def test_cpuid_and_sysfs_agree_where_both_exist():
+    cpuid, sysfs = _C.cache_info("cpuid"), _C.cache_info("sysfs")
+    if cpuid is None or sysfs is None:
+        pytest.skip(f"only one source here (cpuid: {cpuid is not None}, sysfs: {sysfs is not None})")
+    for lvl in ("l1d", "l2", "l3"):
+        for k in ("size", "ways", "line"):
+            if sysfs[lvl][k] and cpuid[lvl][k]:
+                assert cpuid[lvl][k] == sysfs[lvl][k], (lvl, k, cpuid[lvl], sysfs[lvl])
+    assert _C.cache_info()["l1d"]["size"] == cpuid["l1d"]["size"]
+
+
+def test_sysfs_reader_on_a_described_tree(tmp_path):
+    def level(idx, lvl, typ, size, ways, line, cpus):
+        d = tmp_path / f"index{idx}"
+        d.mkdir()
+        for name, v in (("level", lvl), ("type", typ), ("size", size),
+                        ("ways_of_associativity", ways), ("coherency_line_size", line),
+                        ("shared_cpu_list", cpus)):
+            (d / name).write_text(f"{v}\n")
+    level(0, 1, "Data", "32K", 8, 64, "0-1")
+    level(1, 1, "Instruction", "32K", 8, 64, "0-1")
+    level(2, 2, "Unified", "512K", 8, 64, "0-1")
+    level(3, 3, "Unified", "32M", 16, 64, "0-7,16-23")
+    d = _C.cache_info("sysfs", root=str(tmp_path))
+    assert d["l1d"] == {"size": 32768, "ways": 8, "line": 64, "sets": 64, "shared": 2}
+    assert d["l2"]["size"] == 512 << 10 and d["l2"]["shared"] == 2
+    assert d["l3"] == {"size": 32 << 20, "ways": 16, "line": 64, "sets": 32768, "shared": 16}
+    assert _C.cache_info("sysfs", root=str(tmp_path / "none")) is None
+    dflt = _C.cache_info("defaults")
+    assert (dflt["l1d"]["size"], dflt["l2"]["size"], dflt["l3"]["size"]) == (32 << 10, 512 << 10, 8 << 20)
+    with pytest.raises(ValueError, match="source"):
+        _C.cache_info("bogus")
+
+
+# (size, ways, line, logical CPUs sharing it)
+ZEN3 = ((32 << 10, 8, 64, 2), (512 << 10, 8, 64, 2), (32 << 20, 16, 64, 16))
+SKX = ((32 << 10, 8, 64, 2), (1 << 20, 16, 64, 2), (38_535_168, 11, 64, 56))
+N1 = ((64 << 10, 4, 64, 1), (1 << 20, 8, 64, 1), (32 << 20, 16, 64, 64))
+THIS_HOST = ((48 << 10, 12, 64, 1), (2 << 20, 16, 64, 1), (480 << 20, 16, 64, 2))
+
+
+@pytest.mark.parametrize("caches,mr,nr,want", [
+    # Zen 3, AVX2 6x16: KC = floor(7 / (1 + 6/16)) ways * 4 KiB / 64 B = 320;
+    # NC = (8 - 1 - 1) ways * 64 KiB / (320 * 4) = 307 -> 304; L3 per core
+    # 4 MiB (16 CPUs / 2 per core): MC = 13 ways * 256 KiB / 1280 -> 2658.
+    (ZEN3, 6, 16, (320, 2658, 304)),
+    (SKX, 8, 48, (128, 1024, 1776)),       # victim L3 < B block: MC from L2 / 2
+    (THIS_HOST, 8, 48, (192, 4096, 2352)),
+    (THIS_HOST, 6, 16, (512, 4092, 896)),
+    (ZEN3, 8, 12, (336, 2528, 288)),         # the NEON tile on Zen 3's caches
+    (N1, 8, 12, (336, 384, 576)),            # Neoverse N1: 64 KiB 4-way L1, 1 MiB L2
+])
+def test_blocking_model_on_described_machines(caches, mr, nr, want):
+    kc, mc, nc = _C.gemm_block_model(*caches, mr, nr)
+    assert (kc, mc, nc) == want
+    assert kc % 8 == 0 and mc % mr == 0 and nc % nr == 0
+    l1, l2, _ = caches
+    # the A micro-panel and the streaming B micro-panel fit L1 (a way spare)
+    assert (mr + nr) * kc * 4 <= l1[0] * (l1[1] - 1) // l1[1]
+    # the packed B block fits L2 beside an A micro-panel
+    assert kc * nc * 4 + mr * kc * 4 <= l2[0]
+
+
+def test_blocking_model_without_l3_and_tiny_caches():
+    kc, mc, nc = _C.gemm_block_model((64 << 10, 4, 64, 1), (1 << 20, 8, 64, 1), (0, 0, 0, 0), 8, 12)
+    assert mc == (1 << 20) // 2 // (kc * 4) // 8 * 8     # no L3: half the L2
+    kc, mc, nc = _C.gemm_block_model((4096, 2, 64, 1), (16384, 2, 64, 1), (0, 0, 0, 0), 6, 16)
+    assert kc >= 64 and mc >= 6 * 8 and nc >= 4 * 16      # the lower bounds hold
+
+
+def test_blocking_source_and_info():
+    d = fastnn.info()
+    assert d["gemm_blocking_source"] in ("model", "tuned", "FASTNN_GEMM_BLOCKING")
+    assert d["gemm_kernel"].split()[0] in ("avx512", "avx2", "ref", "neon")
+    if fastnn.get_isa() != "avx512":
+        caches = d["caches"]
+        model = _C.gemm_block_model(*[(caches[k]["size"], caches[k]["ways"], caches[k]["line"],
+                                       caches[k]["shared"]) for k in ("l1d", "l2", "l3")],
+                                    d["gemm_blocking"]["mr"], d["gemm_blocking"]["nr"])
+        assert d["gemm_blocking_source"] == "model"
+        assert model == tuple(d["gemm_blocking"][k] for k in ("kc", "mc", "nc"))
+
+
+def test_blocking_override_in_process(isa, rng):
+    fastnn.set_isa(isa)
+    bl = dict(fastnn.info()["gemm_blocking"])
+    assert _C.set_gemm_blocking(16, 20, 30) == 0
+    try:
+        got = fastnn.info()["gemm_blocking"]
+        assert fastnn.info()["gemm_blocking_source"] == "FASTNN_GEMM_BLOCKING"
+        assert got["kc"] == 16 and got["mc"] == -(-20 // bl["mr"]) * bl["mr"]
+        assert got["nc"] == -(-30 // bl["nr"]) * bl["nr"]
+        for ta, tb in TRANS:                 # many KC/MC/NC blocks: still exact
+            M, N, K = 3 * got["mc"] + 5, 2 * got["nc"] + 3, 5 * 16 + 7
+            a, b = operands(rng, M, N, K, ta, tb, ints=True)
+            want, _ = reference(a, b, ta, tb)
+            np.testing.assert_array_equal(ops.matmul(a, b, trans_a=ta, trans_b=tb), want)
+        for bad in ((7, 10, 10), (16, 0, 10), (16, 10, 0), (5000, 10, 10), (16, 20000, 10), (-1, -1, -1)):
+            assert _C.set_gemm_blocking(*bad) == -1
+        assert fastnn.info()["gemm_blocking"]["kc"] == 16      # unchanged by a bad value
+    finally:
+        _C.set_gemm_blocking(0, 0, 0)
+    assert fastnn.info()["gemm_blocking"] == bl
+
+
+def _env_python(code, **env):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FASTNN_")}
+    e.update(env)
+    # the child imports the same fastnn as this process (a checkout's in-place
+    # build, an installed package, tools/asan.sh's instrumented one)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    e["PYTHONPATH"] = pkg_parent + os.pathsep + e.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,
+                          timeout=60, cwd=os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_fastnn_gemm_blocking_env():
+    code = "import json, fastnn; d = fastnn.info(); print(json.dumps([d['gemm_blocking'], d['gemm_blocking_source']]))"
+    p = _env_python(code, FASTNN_GEMM_BLOCKING="128,96,480", FASTNN_ISA="avx2"
+                    if "avx2" in fastnn.available_isas() else "ref")
+    assert p.returncode == 0, p.stderr
+    bl, src = json.loads(p.stdout)
+    assert (bl["kc"], src) == (128, "FASTNN_GEMM_BLOCKING")
+    assert bl["mc"] == -(-96 // bl["mr"]) * bl["mr"] and bl["nc"] == -(-480 // bl["nr"]) * bl["nr"]
+    for bad in ("1,2", "a,b,c", "4,100,100", "128,100,100,5", "128,-1,100"):
+        p = _env_python("import fastnn", FASTNN_GEMM_BLOCKING=bad)
+        assert p.returncode != 0 and "FASTNN_GEMM_BLOCKING" in p.stderr and repr(bad) in p.stderr, p.stderr
+
+
+# ----------------------------------------------------------- small shapes --
+
+SMALL = (1, 2, 5, 8, 9, 10, 16, 17)
+
+
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_small_shapes_against_float64(isa, ta, tb, rng):
+    """M, N, K in 1..17 (the output layer's 10 classes, the small-N path that
+    reads A in place, K <= 16, tiny batches), cycling the epilogues."""
+    fastnn.set_isa(isa)
+    for n, (M, N, K) in enumerate(itertools.product(SMALL, SMALL, (1, 3, 10, 16, 17))):
+        if (M * 7 + N * 3 + K) % 3:              # a third of the grid, every size still seen
+            continue
+        a, b = operands(rng, M, N, K, ta, tb)
+        got, kw = run_matmul(rng, a, b, ta, tb, M, N, ALL_EPILOGUES[n % len(ALL_EPILOGUES)])
+        want, tol = reference(a, b, ta, tb, **kw)
+        assert_close(got, want, tol, f"{isa} {M}x{N}x{K} ta={ta} tb={tb} {kw['alpha'], kw['beta']}")
+
+
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_output_layer_shapes_bitwise_on_1_and_2_threads(isa, ta, tb, rng):
+    """Products of a 10-class output layer (N = 10 forward, K = 10 input grad,
+    M = 10 weight grad) and a small batch: right, and the same bits on 1 and 2
+    threads (big enough that 2 threads really run)."""
+    fastnn.set_isa(isa)
+    for M, N, K in ((512, 10, 512), (300, 10, 1000), (256, 1024, 10), (10, 1024, 256),
+                    (16, 1024, 784), (32, 513, 300)):
+        a, b = operands(rng, M, N, K, ta, tb)
+        bias = rng.standard_normal(N).astype(F32)
+        outs = []
+        for t in (1, 2):
+            fastnn.set_num_threads(t)
+            outs.append(ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, relu=True))
+        want, tol = reference(a, b, ta, tb, bias=bias, relu=True)
+        assert_close(outs[0], want, tol, f"{isa} {M}x{N}x{K}")
+        assert_bits_equal(outs[0], outs[1], f"{isa} {M}x{N}x{K} 1 vs 2 threads")

@@ -162,7 +162,7 @@ def test_bad_arguments():
         init.normal_(np.empty((4, 5)))
     with pytest.raises(TypeError, match="uniform_: tensor must be a Parameter"):
         init.uniform_([[1.0, 2.0]])
-    with pytest.raises(ValueError, match="constant_: val must be finite, got nan"):
+    with pytest.raises(ValueError, match="constant_: val must be finite"):
         init.constant_(w, float("nan"))
     with pytest.raises(ValueError, match="uniform_: a must be <= b"):
         init.uniform_(w, 1.0, 0.0)

@@ -66,7 +66,7 @@ def test_linear_forward_backward_reference(n, i, o, bias):
     ref = x.astype(np.float64) @ W.T + (lin.bias.data if bias else 0.0)
     assert y.dtype == np.float32 and y.shape == (n, o)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
-    dx = lin.backward(dy)
+    dx = lin.backward(dy, input_grad=True)
     d64 = dy.astype(np.float64)
     np.testing.assert_allclose(dx, d64 @ W, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(lin.weight.grad, d64.T @ x, rtol=1e-5, atol=1e-5)
@@ -82,7 +82,7 @@ def test_linear_accepts_views_and_lists():
     view = big[::2, 1:4]                       # strided rows, used in place
     np.testing.assert_allclose(lin(view), lin(np.ascontiguousarray(view)), rtol=1e-6)
     np.testing.assert_allclose(lin([[1.0, 2.0, 3.0]]), lin(np.array([[1, 2, 3]], np.float32)))
-    g = lin.backward(rand(1, 2))
+    g = lin.backward(rand(1, 2), input_grad=True)
     assert g.shape == (1, 3)
 
 
@@ -112,6 +112,7 @@ def test_linear_grads_accumulate():
     lin = nn.Linear(6, 4)
     x, dy = rand(5, 6), rand(5, 4, seed=1)
     lin(x)
+    lin(x)
     lin.backward(dy)
     gw, gb = lin.weight.grad.copy(), lin.bias.grad.copy()
     lin.backward(dy)
@@ -125,7 +126,7 @@ def test_linear_frozen_weight_gets_no_grad():
     lin = nn.Linear(3, 2)
     lin.weight.requires_grad = False
     lin(rand(4, 3))
-    dx = lin.backward(rand(4, 2))
+    dx = lin.backward(rand(4, 2), input_grad=True)
     assert np.all(lin.weight.grad == 0) and np.any(lin.bias.grad != 0)
     np.testing.assert_allclose(dx, rand(4, 2).astype(np.float64) @ lin.weight.data, rtol=1e-5)
 
@@ -140,19 +141,23 @@ def test_linear_bad_inputs():
         lin(np.zeros((2, 5), np.float32))
     with pytest.raises(TypeError, match="Linear: x must be float32, got dtype float64"):
         lin(np.zeros((2, 4)))
-    with pytest.raises(RuntimeError, match="Linear: backward called before forward"):
-        nn.Linear(4, 3).backward(np.zeros((2, 3), np.float32))
+    with pytest.raises(RuntimeError, match="Linear.backward: no saved context"):
+        nn.Linear(4, 3).backward(np.zeros((2, 3), np.float32), input_grad=True)
     lin(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match=r"Linear: grad_out has shape \(2, 4\), expected \(2, 3\)"):
-        lin.backward(np.zeros((2, 4), np.float32))
+        lin.backward(np.zeros((2, 4), np.float32), input_grad=True)
+    lin(np.zeros((2, 4), np.float32))
     with pytest.raises(TypeError, match="Linear: grad_out must be float32"):
-        lin.backward(np.zeros((2, 3)))
+        lin.backward(np.zeros((2, 3)), input_grad=True)
     for bad in (0, -1, 2.5, True, "3"):
         with pytest.raises(ValueError, match="Linear: in_features must be a positive integer"):
             nn.Linear(bad, 3)
     with pytest.raises(ValueError, match="Linear: out_features must be a positive integer"):
         nn.Linear(3, 0)
-    lin.weight.data = np.zeros((3, 5), np.float32)       # replaced behind the layer's back
+    with pytest.raises(ValueError, match=r"Parameter.data: cannot assign an array of shape "
+                                         r"\(3, 5\) to a parameter of shape \(3, 4\)"):
+        lin.weight.data = np.zeros((3, 5), np.float32)   # assignment copies: shapes must match
+    lin.weight = nn.Parameter(np.zeros((3, 5)))           # a new Parameter behind the layer's back
     with pytest.raises(ValueError, match=r"Linear: weight must be .* shape \(3, 4\), got shape \(3, 5\)"):
         lin(np.zeros((2, 4), np.float32))
 
@@ -181,7 +186,7 @@ def test_linear_thread_count_bitwise(threads):
         threads(nt)
         lin.zero_grad()
         y = lin(x)
-        dx = lin.backward(dy)
+        dx = lin.backward(dy, input_grad=True)
         out[nt] = (y, dx, lin.weight.grad.copy(), lin.bias.grad.copy())
     for a, b in zip(out[1], out[2]):
         assert a.tobytes() == b.tobytes()
@@ -199,7 +204,7 @@ def test_linear_matches_torch():
     yt = t(xt)
     yt.backward(torch.from_numpy(dy))
     np.testing.assert_allclose(lin(x), yt.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(lin.backward(dy), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lin.backward(dy, input_grad=True), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(lin.weight.grad, t.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(lin.bias.grad, t.bias.grad.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -212,7 +217,7 @@ def test_flatten():
     y = f(x)
     assert y.shape == (2, 60) and np.shares_memory(y, x)
     np.testing.assert_array_equal(y, x.reshape(2, 60))
-    g = f.backward(rand(2, 60))
+    g = f.backward(rand(2, 60), input_grad=True)
     assert g.shape == (2, 3, 4, 5)
     assert nn.Flatten(0)(x).shape == (120,)
     assert nn.Flatten(1, 2)(x).shape == (2, 12, 5)
@@ -225,7 +230,7 @@ def test_flatten():
         nn.Flatten()(np.zeros(3, np.float32))
     f(x)
     with pytest.raises(ValueError, match="Flatten: grad_out has shape"):
-        f.backward(np.zeros((2, 59), np.float32))
+        f.backward(np.zeros((2, 59), np.float32), input_grad=True)
     with pytest.raises(TypeError, match="Flatten: start_dim must be an integer"):
         nn.Flatten(1.5)
 
@@ -233,7 +238,7 @@ def test_flatten():
 def test_identity():
     x = rand(3, 2)
     m = nn.Identity(54, unused_argument=0.1)
-    assert m(x) is x and m.backward(x) is x
+    assert m(x) is x and m.backward(x, input_grad=True) is x
     assert repr(m) == "Identity()"
 
 
@@ -248,7 +253,7 @@ def test_sequential_gradcheck():
 def test_sequential_order():
     log = []
     seq = nn.Sequential(Recorder("a", log), Recorder("b", log), Recorder("c", log))
-    seq.backward(seq(rand(2, 2)))
+    seq.backward(seq(rand(2, 2)), input_grad=True)
     assert log == [("f", "a"), ("f", "b"), ("f", "c"), ("b", "c"), ("b", "b"), ("b", "a")]
 
 
@@ -321,7 +326,7 @@ def test_residual_reference():
     x, dy = rand(5, 4), rand(5, 4, seed=1)
     W = block.weight.data.astype(np.float64)
     np.testing.assert_allclose(res(x), x @ W.T + block.bias.data + x, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(res.backward(dy), dy @ W + dy, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.backward(dy, input_grad=True), dy @ W + dy, rtol=1e-5, atol=1e-6)
     assert repr(res).startswith("Residual(\n  (block): Linear(")
 
 
@@ -365,9 +370,10 @@ def test_dropout_backward_uses_the_forward_mask():
     mask = d.mask.astype(bool)
     scale = np.float32(1 / 0.6)
     np.testing.assert_array_equal(y, np.where(mask, x * scale, 0))
-    dx = d.backward(dy)
+    dx = d.backward(dy, input_grad=True)
     np.testing.assert_array_equal(dx, np.where(mask, dy * scale, 0))
-    np.testing.assert_array_equal(d.backward(dy), dx)       # backward again: same mask
+    with pytest.raises(RuntimeError, match="Dropout.backward: no saved context"):
+        d.backward(dy)                                    # the context was consumed
 
 
 def test_dropout_new_mask_each_call_and_seed_reproducible():
@@ -391,7 +397,7 @@ def test_dropout_thread_count_bitwise(threads):
         fastnn.manual_seed(5)
         d = nn.Dropout(0.3)
         y = d(x)
-        out[nt] = (y, d.backward(x), d(x))
+        out[nt] = (y, d.backward(x, input_grad=True), d(x))
     for a, b in zip(out[1], out[2]):
         assert a.tobytes() == b.tobytes()
 
@@ -399,13 +405,15 @@ def test_dropout_thread_count_bitwise(threads):
 def test_dropout_eval_p0_p1():
     x = rand(8, 9)
     d = nn.Dropout(0.5).eval()
-    assert d(x) is x and d.backward(x) is x
+    assert d(x) is x
+    with pytest.raises(RuntimeError, match="Dropout.backward: no saved context"):
+        d.backward(x)                                     # eval mode saves nothing
     d0 = nn.Dropout(0.0)
-    assert d0(x) is x and d0.backward(x) is x
+    assert d0(x) is x and d0.backward(x, input_grad=True) is x
     d1 = nn.Dropout(1.0)
     y = d1(x)
     assert y.shape == x.shape and np.all(y == 0)
-    assert np.all(d1.backward(x) == 0)
+    assert np.all(d1.backward(x, input_grad=True) == 0)
     assert nn.Dropout(0.2).p == 0.2 and repr(nn.Dropout(0.2)) == "Dropout(p=0.2)"
     assert nn.Dropout().p == 0.5
 
@@ -419,15 +427,15 @@ def test_dropout_bad_arguments():
     with pytest.raises(TypeError, match="Dropout: p must be a real number"):
         nn.Dropout("0.5")
     d = nn.Dropout(0.5)
-    with pytest.raises(RuntimeError, match="Dropout: backward called before forward"):
-        d.backward(np.zeros(3, np.float32))
+    with pytest.raises(RuntimeError, match="Dropout.backward: no saved context"):
+        d.backward(np.zeros(3, np.float32), input_grad=True)
     d.p = 2.0
     with pytest.raises(ValueError, match="Dropout: p must be in"):
         d(np.zeros(3, np.float32))
     d.p = 0.5
     d(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"Dropout: grad_out has shape \(3, 2\), expected \(2, 3\)"):
-        d.backward(np.zeros((3, 2), np.float32))
+        d.backward(np.zeros((3, 2), np.float32), input_grad=True)
     with pytest.raises(TypeError, match="Dropout: x must be float32"):
         d(np.zeros(3))
 
@@ -453,7 +461,7 @@ def test_gaussian_noise():
     assert abs(noise.std() - 0.5) < 0.005
     assert abs(np.corrcoef(noise.ravel(), x.ravel())[0, 1]) < 0.01
     dy = rand(400, 500, seed=1)
-    np.testing.assert_array_equal(g.backward(dy), dy)
+    np.testing.assert_array_equal(g.backward(dy, input_grad=True), dy)
     assert not np.array_equal(g(x), y)               # fresh noise per call
     fastnn.manual_seed(0)
     np.testing.assert_array_equal(g(x), y)           # reproducible from the seed
@@ -471,7 +479,7 @@ def test_gaussian_noise_bad_arguments_and_threads(threads):
     g = nn.GaussianNoise(1.0)
     g(np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match="GaussianNoise: grad_out has shape"):
-        g.backward(np.zeros((4,), np.float32))
+        g.backward(np.zeros((4,), np.float32), input_grad=True)
     x = rand(500, 500)
     out = []
     for nt in (1, 2):
@@ -492,7 +500,7 @@ def test_mlp_with_dropout_trains_end_to_end():
         model.zero_grad()
         y = model(x)
         losses.append(float(np.mean((y - t) ** 2)))
-        model.backward((2 * (y - t) / len(x)).astype(np.float32))
+        model.backward((2 * (y - t) / len(x)).astype(np.float32), input_grad=True)
         for p in model.parameters():
             p.data -= 0.1 * p.grad
     model.eval()
@@ -500,9 +508,9 @@ def test_mlp_with_dropout_trains_end_to_end():
 
 
 def test_sequential_skips_the_data_gradient_when_not_wanted():
-    """input_grad=False: leading parameter-free layers are skipped, the first
-    Linear computes dW/db but no dX, and the parameter gradients are the
-    same as with the full backward."""
+    """A backward from user code returns None: leading parameter-free layers
+    only drop their contexts, the first Linear computes dW/db but no dX, and
+    the parameter gradients are the same as with input_grad=True."""
     import fastnn
     from fastnn import nn
     rng = np.random.default_rng(0)
@@ -512,21 +520,20 @@ def test_sequential_skips_the_data_gradient_when_not_wanted():
     m = nn.Sequential(nn.Dropout(0.3), nn.Linear(12, 8), nn.Linear(8, 3))
     fastnn.manual_seed(5)
     m.forward(x)
-    dx = m.backward(g)
+    dx = m.backward(g, input_grad=True)
     assert dx.shape == x.shape
     full = [p.grad.copy() for p in m.parameters()]
     m.zero_grad()
-    m.input_grad = False
     fastnn.manual_seed(5)
     m.forward(x)
     assert m.backward(g) is None
     for a, p in zip(full, m.parameters()):
         np.testing.assert_array_equal(a, p.grad)
-    m.input_grad = True
+    assert all(not mod._contexts for mod in m.modules())     # the Dropout's was dropped
     m.zero_grad()
     fastnn.manual_seed(5)
     m.forward(x)
-    np.testing.assert_array_equal(m.backward(g), dx)
+    np.testing.assert_array_equal(m.backward(g, input_grad=True), dx)
 
 
 def test_lazy_zero_grad_reads_as_zero_and_overwrites_instead_of_adding():
@@ -535,16 +542,17 @@ def test_lazy_zero_grad_reads_as_zero_and_overwrites_instead_of_adding():
     lin = nn.Linear(5, 4)
     x = rng.standard_normal((6, 5)).astype(np.float32)
     g = rng.standard_normal((6, 4)).astype(np.float32)
-    lin.forward(x)
+    for _ in range(3):
+        lin.forward(x)
     lin.backward(g)
     once = [p.grad.copy() for p in lin.parameters()]
-    lin.backward(g)                       # accumulates
+    lin.backward(g)                                        # accumulates
     for a, p in zip(once, lin.parameters()):
         np.testing.assert_allclose(p.grad, 2 * a, rtol=1e-6)
     lin.zero_grad()
     for p in lin.parameters():            # reading materialises the zeros
         assert not p.grad.any()
     lin.zero_grad()
-    lin.backward(g)                       # the lazily-zeroed grad is overwritten
+    lin.backward(g)                                        # the lazily-zeroed grad is overwritten
     for a, p in zip(once, lin.parameters()):
         np.testing.assert_array_equal(p.grad, a)

@@ -312,13 +312,17 @@ def test_fused_and_recomputed_backward_are_identical(name, make, kind):
     loss = make()
     assert loss.training
     v_train = loss(x, t)
-    g_fused = loss.backward().copy()
-    g_again = loss.backward()                     # second call recomputes
-    np.testing.assert_array_equal(g_again, g_fused)
-    np.testing.assert_array_equal(loss.backward(2.0), 2 * g_fused)
+    loss(x, t)
+    loss(x, t)
+    g_fused = loss.backward().copy()              # the newest context, fused
+    np.testing.assert_array_equal(loss.backward(2.0), 2 * g_fused)   # recomputed
+    np.testing.assert_array_equal(loss.backward(), g_fused)
+    with pytest.raises(RuntimeError, match="backward: no saved context"):
+        loss.backward()                           # all three contexts consumed
     loss.eval()
     assert loss(x, t) == v_train
-    np.testing.assert_array_equal(loss.backward(), g_fused)
+    with pytest.raises(RuntimeError, match="backward: no saved context"):
+        loss.backward()                           # eval mode saves nothing
     loss.train()
     loss.reduction = "none"
     per = loss(x, t)
@@ -569,17 +573,18 @@ def test_bce_specific_errors():
 
 def test_backward_protocol_errors():
     loss = nn.CrossEntropyLoss()
-    with pytest.raises(RuntimeError, match="CrossEntropyLoss.backward\\(\\) called before"):
+    with pytest.raises(RuntimeError, match="CrossEntropyLoss.backward: no saved context"):
         loss.backward()
     loss(X, T)
     with pytest.raises(ValueError, match="grad_out must be a scalar"):
-        loss.backward(np.ones(4, np.float32))
+        loss.backward(np.ones(4, np.float32))     # (a backward that raises consumed its context)
+    loss(X, T)
     with pytest.raises(ValueError, match="grad_out must be finite"):
         loss.backward(np.nan)
     with pytest.raises(ValueError):
         loss(X, np.array([0, 9, 1, 1]))
-    with pytest.raises(RuntimeError, match="before a successful forward"):
-        loss.backward()                     # the failed call cleared the state
+    with pytest.raises(RuntimeError, match="no saved context"):
+        loss.backward()                     # the failed forward saved nothing
     loss.reduction = "avg"
     with pytest.raises(ValueError, match="CrossEntropyLoss: reduction must be one of"):
         loss(X, T)
@@ -587,14 +592,17 @@ def test_backward_protocol_errors():
     loss.reduction = "sum"
     loss(X, T)
     g = loss.backward().copy()
+    loss(X, T)
     loss.reduction = "none"
     np.testing.assert_array_equal(loss.backward(), g)
     none = nn.MSELoss(reduction="none")
     none(X, X * 2)
     with pytest.raises(ValueError, match="MSELoss: reduction='none' needs grad_out"):
         none.backward()
+    none(X, X * 2)
     with pytest.raises(ValueError, match="MSELoss: grad_out has shape \\(4,\\), expected \\(4, 3\\)"):
         none.backward(np.ones(4, np.float32))
+    none(X, X * 2)
     with pytest.raises(TypeError, match="MSELoss: grad_out must be float32"):
         none.backward(np.ones((4, 3)))
 

@@ -257,3 +257,328 @@ def test_build_flags():
     assert d["openmp"] is fastnn.info()["openmp"]
     if d["openmp"]:
         assert "-fopenmp" in d["cflags"] or "openmp" in d["cflags"]
+
+
+# ------------------------------------------------ scratch memory (workspace) --
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_short_lived_threads_give_their_scratch_back():
+    """200 short-lived Python threads (4 at a time) each run a 512x1024x1024
+    product: each thread's packing buffers are freed
+    when it ends, so the process does not grow (it grew by ~600 MB when they
+    were kept for the life of the process)."""
+    import threading
+    fastnn.set_num_threads(2)
+    a = np.ones((512, 1024), np.float32)
+    b = np.ones((1024, 1024), np.float32)
+    ops.matmul(a, b)
+
+    def work():
+        ops.matmul(a, b)
+
+    def batch():
+        ts = [threading.Thread(target=work) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    batch()                                    # malloc arenas and thread stacks
+    before = _rss_bytes()
+    for _ in range(50):
+        batch()
+    grown = _rss_bytes() - before
+    assert grown < 64 << 20, f"RSS grew by {grown / 2**20:.0f} MB"
+
+
+def test_workspace_reused_in_steady_state_and_released():
+    """Each thread's scratch grows to its high-water mark once, then calls
+    allocate nothing; release_workspace() gives it back and the next call regrows it."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 700), dtype=np.float32)
+    b = rng.standard_normal((700, 500), dtype=np.float32)
+    want = ops.matmul(a, b)
+    for threads in (1, 2):
+        fastnn.set_num_threads(threads)
+        ops.matmul(a, b)
+        n = _C.workspace_allocations()
+        for _ in range(5):
+            ops.matmul(a, b)
+        # 2 threads: the worker grows once when it first claims a part
+        assert _C.workspace_allocations() - n <= threads - 1
+    assert runtime.workspace_bytes() > 0
+    before = runtime.workspace_bytes()
+    runtime.release_workspace()
+    assert runtime.workspace_bytes() < before
+    np.testing.assert_array_equal(ops.matmul(a, b), want)
+    assert fastnn.info()["workspace_bytes"] == runtime.workspace_bytes()
+
+
+def test_training_steps_allocate_no_scratch():
+    """Steady state: after the first steps, a training loop (GEMMs, losses,
+    optimizer, gradient clipping) takes all its scratch from the workspace.
+    On 2 threads, which thread runs which part varies, so the worker may
+    still grow once to the step's high-water mark (bounded, not per step)."""
+    from fastnn import nn, optim
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(300, 400), nn.ReLU(), nn.Linear(400, 10))
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    loss = nn.CrossEntropyLoss()
+    x = np.random.default_rng(0).standard_normal((128, 300), dtype=np.float32)
+    y = np.arange(128) % 10
+
+    def step():
+        loss(model(x), y)
+        opt.zero_grad()
+        model.backward(loss.backward())
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    for threads, extra in ((1, 0), (2, 2)):
+        fastnn.set_num_threads(threads)
+        for _ in range(2):
+            step()
+        n = _C.workspace_allocations()
+        for _ in range(10):
+            step()
+        assert _C.workspace_allocations() - n <= extra
+
+
+# ---------------------------------------------------------- fork safety --
+
+def _train_steps(steps, seed=0):
+    """A few SGD steps of a model big enough that every kernel runs threaded."""
+    from fastnn import nn, optim
+    fastnn.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 10))
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((256, 256), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    for _ in range(steps):
+        loss(model(x), y)
+        opt.zero_grad()
+        model.backward(loss.backward())
+        opt.step()
+    return float(loss(model(x), y))
+
+
+def _fork_child(q):
+    v = _train_steps(3)
+    q.put((v, fastnn.get_num_threads(), len(os.listdir("/proc/self/task"))))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc (Linux)")
+def test_forked_child_trains_threaded_after_threaded_parent():
+    """An OpenMP pool does not survive fork(): a child forked after the parent
+    ran threaded kernels used to hang in its first threaded kernel. fastnn's
+    own pool starts afresh in the child, which trains on 2 threads and gets
+    the parent's bits."""
+    import multiprocessing as mp
+    fastnn.set_num_threads(2)
+    want = _train_steps(3)                     # the parent's pool now exists
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_fork_child, args=(q,))
+    p.start()
+    p.join(timeout=60)
+    if p.is_alive():
+        p.kill()
+        pytest.fail("the forked child hung in a threaded kernel")
+    assert p.exitcode == 0
+    got, threads, tasks = q.get(timeout=5)
+    assert threads == 2 and tasks >= 2         # it made its own worker
+    assert got == want
+
+
+# ---------------------------------------------- one math library (fmath.h) --
+
+def test_sigmoid_and_fused_bce_share_their_bits():
+    """BCEWithLogitsLoss's gradient is l sigmoid(x) - p y: with y = 0 (and 1),
+    reduction='sum', it is Sigmoid(x) (and Sigmoid(x) - 1) bit for bit, since
+    both come from fmath.h's one sigmoid."""
+    from fastnn import nn
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.standard_normal(5000).astype(np.float32) * 8,
+                        np.float32([0, -0.0, 30, -30, 88, -88, 1e-8, -1e-8])])[None, :]
+    s = nn.Sigmoid()(x)
+    for t in (0.0, 1.0):
+        loss = nn.BCEWithLogitsLoss(reduction="sum")
+        loss(x, np.full_like(x, t))
+        g = loss.backward()
+        np.testing.assert_array_equal(g, s - np.float32(t))
+
+
+# -------------------------------------------- the trust boundary (Cython) --
+
+def test_softmax_kernels_work_in_place():
+    """fastnn.h promises y may be x (forward) and dx may be dy (backward)."""
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((7, 300)) * 5).astype(np.float32)
+    dy = rng.standard_normal((7, 300)).astype(np.float32)
+    for log in (False, True):
+        y = np.empty_like(x)
+        _C.softmax_forward(7, 300, x, y, log)
+        io = x.copy()
+        _C.softmax_forward(7, 300, io, io, log)
+        np.testing.assert_array_equal(io, y)
+        dx = np.empty_like(x)
+        _C.softmax_backward(7, 300, y, dy, dx, log)
+        g = dy.copy()
+        _C.softmax_backward(7, 300, y, g, g, log)
+        np.testing.assert_array_equal(g, dx)
+
+
+@pytest.mark.parametrize("bad", [-1, 10, 2**40])
+def test_class_index_out_of_range_raises(bad):
+    """The loss kernels bound-check class indices themselves (C returns
+    FNN_EINDEX) whatever the Python layer checked."""
+    x = np.zeros((4, 10), np.float32)
+    t = np.array([1, 2, bad, 3], np.int64)
+    rm, rc, rl = np.empty(4, np.float32), np.empty(4), np.empty(4)
+    with pytest.raises(ValueError, match=f"class index {bad}"):
+        _C.cross_entropy_forward(x, t, None, 0.0, 1.0, None, rm, rc, rl)
+    with pytest.raises(ValueError, match=f"class index {bad}"):
+        _C.nll_forward(x, t, None, 1.0, None, rl)
+    with pytest.raises(ValueError, match=f"class index {bad}"):
+        _C.nll_backward(t, None, 1.0, None, np.empty((4, 10), np.float32))
+    with pytest.raises(ValueError, match=f"class index {bad}"):
+        _C.multi_margin_forward(x, t, None, 1, 1.0, 1.0, None, rl)
+
+
+# ------------------------------------------------------------- denormals --
+
+def test_training_with_denormal_weights_and_inputs_stays_finite():
+    """Weights and inputs scaled into the float32 denormal range: the step
+    runs with flush-to-zero inside the kernels, every output is finite and
+    the products that would be denormal come out 0 (the speed of such a step
+    is the bench case runtime/denormal)."""
+    from fastnn import nn, optim
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    for p in model.parameters():
+        p.data[...] = p.data * np.float32(1e-39)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    loss = nn.CrossEntropyLoss()
+    x = (np.random.default_rng(0).standard_normal((64, 64)) * 1e-39).astype(np.float32)
+    y = np.arange(64) % 10
+    out = model(x)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(model[0](x), 0.0)     # denormal x denormal: flushed
+    v = loss(out, y)
+    opt.zero_grad()
+    model.backward(loss.backward())
+    opt.step()
+    assert np.isfinite(v)
+    for p in model.parameters():
+        assert np.isfinite(p.data).all() and np.isfinite(p.grad).all()
+
+
+def _boundary_calls():
+    """(name, call(args), good args) for a sample of every .pxi family."""
+    f = lambda *s: np.zeros(s, np.float32)                      # noqa: E731
+    i64 = np.zeros(4, np.int64)
+    return [
+        ("relu_forward", _C.relu_forward, [f(4, 5), f(4, 5)]),
+        ("gelu_backward", _C.gelu_backward, [False, f(20), f(20), f(20)]),
+        ("softmax_forward", _C.softmax_forward, [4, 5, f(4, 5), f(4, 5)]),
+        ("maxout_forward", _C.maxout_forward, [4, 5, f(20), f(4), np.zeros(4, np.int32)]),
+        ("cross_entropy_forward", _C.cross_entropy_forward,
+         [f(4, 3), i64, None, 0.0, 1.0, None, f(4), np.zeros(4), np.zeros(4)]),
+        ("mse_backward", _C.mse_backward, [f(6), f(6), 1.0, None, f(6)]),
+        ("bce_logits_forward", _C.bce_logits_forward, [f(2, 3), f(2, 3), f(3), 1.0, None, None]),
+        ("dropout_forward", _C.dropout_forward, [1, f(8), f(8), np.zeros(8, np.uint8), 0.5]),
+        ("rng_uniform", _C.rng_uniform, [1, 0, f(8)]),
+        ("aug_hflip", _C.aug_hflip, [1, f(2, 1, 3, 3), f(2, 1, 3, 3), 0.5, np.zeros(2, np.uint8)]),
+        ("sgemm", _C.sgemm, [False, False, 4, 5, 3, 1.0, f(4, 3), f(3, 5), 0.0, f(4, 5), None, 0,
+                             False]),
+    ]
+
+
+@pytest.mark.parametrize("name,call,good", _boundary_calls(), ids=lambda v: v if isinstance(v, str) else "")
+def test_cython_entry_points_check_what_they_hand_to_c(name, call, good):
+    """Each wrong array an entry point can get raises TypeError/ValueError
+    naming the argument (never a crash): None, a list, the wrong dtype, a
+    non-contiguous view, the wrong size, a read-only output."""
+    call(*good)                                                  # the good call works
+    for k, v in enumerate(good):
+        if not isinstance(v, np.ndarray):
+            continue
+        bad_values = [(None, TypeError), ([0.0] * v.size, TypeError),
+                      (v.astype(np.float64 if v.dtype != np.float64 else np.float32), TypeError),
+                      (np.zeros(v.size + 3, v.dtype), ValueError)]
+        if name == "rng_uniform":                                # fills any size
+            bad_values.pop()
+        if v.ndim >= 1 and v.size > 1 and name != "sgemm":
+            bad_values.append((np.zeros(2 * v.size, v.dtype)[::2].reshape(v.shape), ValueError))
+        ro = v.copy()
+        ro.flags.writeable = False
+        for bad, exc in bad_values:
+            args = list(good)
+            args[k] = bad
+            if bad is None and name in ("cross_entropy_forward", "mse_backward",
+                                        "bce_logits_forward") and k in (2, 3, 5):
+                continue                                         # optional arguments
+            with pytest.raises(exc):
+                call(*args)
+        args = list(good)
+        args[k] = ro
+        try:
+            call(*args)                                          # an input: fine read-only
+        except ValueError as e:
+            assert "read-only" in str(e)
+
+
+def test_gather_rows_checks_indices_and_sizes():
+    src = np.arange(12, dtype=np.float32).reshape(4, 3)
+    dst = np.empty((2, 3), np.float32)
+    _C.gather_rows(src, np.array([3, 0]), dst, 12)
+    np.testing.assert_array_equal(dst, src[[3, 0]])
+    with pytest.raises(ValueError, match="idx"):
+        _C.gather_rows(src, np.array([4, 0]), dst, 12)
+    with pytest.raises(ValueError, match="idx"):
+        _C.gather_rows(src, np.array([-1, 0]), dst, 12)
+    with pytest.raises(ValueError, match="row_bytes"):
+        _C.gather_rows(src, np.array([1, 0]), dst, 16)
+    with pytest.raises(ValueError, match="dst"):
+        _C.gather_rows(src, np.array([1, 0, 2]), dst, 12)
+    with pytest.raises(TypeError):
+        _C.gather_rows(src, np.array([1.0, 0.0]), dst, 12)
+
+
+def test_concurrent_callers_share_the_pool_safely():
+    """Application threads calling kernels at the same time: one uses the
+    worker pool, the others run their call on themselves; every result is
+    right and the same bits as alone."""
+    import threading
+    fastnn.set_num_threads(2)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((96, 200), dtype=np.float32)
+    b = rng.standard_normal((200, 300), dtype=np.float32)
+    x = rng.standard_normal(70000, dtype=np.float32)
+    want_mm = ops.matmul(a, b)
+    want_relu = np.maximum(x, 0)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(30):
+                np.testing.assert_array_equal(ops.matmul(a, b), want_mm)
+                y = np.empty_like(x)
+                _C.relu_forward(x, y)
+                np.testing.assert_array_equal(y, want_relu)
+        except Exception as e:                   # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in ts), "a caller hung"
+    assert not errors, errors[0]

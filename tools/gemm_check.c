@@ -1,14 +1,16 @@
 /* gemm_check.c -- a C-only check of fnn_sgemm against its naive twin, for
  * builds where Python is not at hand (e.g. an aarch64 cross build run under
  * qemu: tools/aarch64_check.sh). Random shapes across block edges, all four
- * transposes, alpha/beta, bias and ReLU, 1 and 2 threads (bitwise equal).
+ * transposes, alpha/beta, bias and ReLU, 1 and 2 threads (bitwise equal);
+ * once with the default blocking and once with tiny blocks (every KC/MC/NC
+ * loop runs many times).
  * Exit status 0 on success. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../csrc/fastnn.h"
+#include "../csrc/gemm_kernels.h"
 
 static unsigned long long state = 88172645463325252ull;
 static float frand(void)
@@ -22,8 +24,10 @@ int main(void)
     const int dims[] = {1, 2, 3, 7, 8, 9, 17, 31, 48, 49, 97, 130, 257, 300};
     const int nd = sizeof dims / sizeof dims[0];
     int failures = 0, cases = 0;
-    printf("isa %s\n", fnn_isa_name(fnn_get_isa()));
-    for (int c = 0; c < 120; c++) {
+    printf("isa %s, kernel %s\n", fnn_isa_name(fnn_get_isa()), fnn_gemm_kernel_name());
+    for (int c = 0; c < 240; c++) {
+        if (c == 120)
+            fnn_gemm_set_blocking(16, 20, 30);
         int M = dims[(c * 7) % nd], N = dims[(c * 5 + 3) % nd], K = dims[(c * 3 + 1) % nd];
         int ta = c & 1, tb = (c >> 1) & 1, relu = (c >> 2) & 1, mode = c % 3;
         float alpha = (c % 5) ? 1.0f : 0.5f, beta = (c % 4) ? 0.0f : 1.5f;

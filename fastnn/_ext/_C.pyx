@@ -1,9 +1,11 @@
 # cython: language_level=3
 """fastnn's compiled core: one extension module, one included .pxi per C
 kernel family (csrc/<family>.c <-> fastnn/_ext/<family>.pxi). The wrappers are
-thin: arguments arrive validated from the Python layer; they take raw
-pointers, release the GIL and call C."""
+thin: they check every array they hand to C (dtype, dimensions, layout,
+size, writeable outputs: runtime.pxi's _arr/_ptr), take raw pointers,
+release the GIL and call C."""
 cimport numpy as cnp
+import numpy as np
 
 cnp.import_array()
 

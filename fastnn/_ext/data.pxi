@@ -1,5 +1,5 @@
-# Batch gather for the DataLoader (csrc/data.c). Arguments are validated by
-# fastnn.data.loader.
+# Batch gather for the DataLoader (csrc/data.c). fastnn.data.loader validates
+# the arguments; they are checked again here (layout, sizes, index bounds).
 
 from libc.stdint cimport int64_t
 
@@ -9,15 +9,32 @@ cdef extern from "fastnn.h" nogil:
                          void *dst)
 
 
-def gather_rows(cnp.ndarray src, cnp.ndarray idx, cnp.ndarray dst,
-                Py_ssize_t row_bytes):
+def gather_rows(src, idx, dst, Py_ssize_t row_bytes):
     """dst[b] = src[idx[b]] row by row. src: rows of row_bytes contiguous bytes
     at stride src.strides[0]; idx: contiguous int64 in [0, len(src)); dst:
-    C-contiguous, len(idx) rows of row_bytes."""
-    cdef const void *ps = cnp.PyArray_DATA(src)
-    cdef Py_ssize_t stride = cnp.PyArray_STRIDE(src, 0)
-    cdef const int64_t *pi = <const int64_t *>cnp.PyArray_DATA(idx)
-    cdef Py_ssize_t B = cnp.PyArray_DIM(idx, 0)
-    cdef void *pd = cnp.PyArray_DATA(dst)
+    C-contiguous, len(idx) rows of row_bytes. All checked here."""
+    if not cnp.PyArray_Check(src):
+        raise TypeError(f"src: expected a numpy array, got {type(src).__name__}")
+    if not cnp.PyArray_Check(dst):
+        raise TypeError(f"dst: expected a numpy array, got {type(dst).__name__}")
+    cdef cnp.ndarray s = <cnp.ndarray>src, d = <cnp.ndarray>dst
+    if s.ndim < 1:
+        raise ValueError("src: needs a row dimension")
+    if row_bytes != s.itemsize * (s.size // s.shape[0] if s.shape[0] else 0) and s.shape[0]:
+        raise ValueError(f"row_bytes: {row_bytes} is not the size of one row of src {(<object>s).shape}")
+    if s.shape[0] and not s[0].flags.c_contiguous:
+        raise ValueError("src: each row must be C-contiguous")
+    cdef cnp.ndarray ix = _arr(idx, "idx", cnp.NPY_INT64, -1, False, 1)
+    cdef Py_ssize_t B = ix.shape[0]
+    if not d.flags.c_contiguous or not d.flags.writeable:
+        raise ValueError("dst: must be C-contiguous and writeable")
+    if d.nbytes != B * row_bytes:
+        raise ValueError(f"dst: {d.nbytes} bytes, expected {B} rows of {row_bytes}")
+    if B and (ix.min() < 0 or ix.max() >= s.shape[0]):
+        raise ValueError(f"idx: indices must lie in [0, {s.shape[0]})")
+    cdef const void *ps = cnp.PyArray_DATA(s)
+    cdef Py_ssize_t stride = cnp.PyArray_STRIDE(s, 0)
+    cdef const int64_t *pi = <const int64_t *>cnp.PyArray_DATA(ix)
+    cdef void *pd = cnp.PyArray_DATA(d)
     with nogil:
         fnn_gather_rows(ps, stride, pi, B, <size_t>row_bytes, pd)

@@ -1,4 +1,5 @@
-# SGEMM (csrc/gemm.c). Arguments are validated by fastnn.ops.matmul.
+# SGEMM (csrc/gemm.c). fastnn.ops.matmul validates the arguments; shapes,
+# strides and dtypes are checked again here before C sees a pointer.
 
 cdef extern from "fastnn.h" nogil:
     int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
@@ -11,26 +12,50 @@ cdef extern from "fastnn.h" nogil:
                          Py_ssize_t ldc, const float *bias, int bias_mode,
                          int relu)
     void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc)
+    int FNN_BIAS_NONE
+    int FNN_BIAS_COL
+    int FNN_BIAS_ROW
 
 
-cdef inline float *fptr(cnp.ndarray x):
-    return <float *>cnp.PyArray_DATA(x)
+cdef cnp.ndarray _operand(object x, str name, Py_ssize_t rows, Py_ssize_t cols, bint out):
+    """A 2-D float32 array of shape (rows, cols) whose rows are contiguous
+    (unit last stride) at a row stride that is a multiple of 4 bytes: any for
+    an input (negative: reversed rows, 0: a broadcast row), at least a row
+    apart for the output."""
+    cdef cnp.ndarray a = _arr(x, name, cnp.NPY_FLOAT32, -1, out, 2, False)
+    if a.shape[0] != rows or a.shape[1] != cols:
+        raise ValueError(f"{name}: expected shape ({rows}, {cols}), got {(<object>a).shape}")
+    cdef Py_ssize_t rs = cnp.PyArray_STRIDE(a, 0)
+    if rows > 0 and cols > 0:
+        if cols > 1 and cnp.PyArray_STRIDE(a, 1) != 4:
+            raise ValueError(f"{name}: rows must be contiguous (unit last stride)")
+        if rows > 1 and (rs % 4 != 0 or (out and abs(rs) < 4 * cols)):
+            raise ValueError(f"{name}: row stride of {rs} bytes is not usable")
+    return a
 
 
 cdef inline Py_ssize_t rowstride(cnp.ndarray x):
-    return cnp.PyArray_STRIDE(x, 0) // 4
+    return cnp.PyArray_STRIDE(x, 0) // 4 if x.shape[0] > 1 else max(x.shape[1], 1)
 
 
-def sgemm(bint trans_a, bint trans_b, int M, int N, int K, float alpha,
-          cnp.ndarray a, cnp.ndarray b, float beta, cnp.ndarray c,
-          cnp.ndarray bias, int bias_mode, bint relu, bint naive=False):
+def sgemm(bint trans_a, bint trans_b, int M, int N, int K, float alpha, a, b, float beta,
+          c, bias, int bias_mode, bint relu, bint naive=False):
     """C = alpha op(A) op(B) + beta C (+ bias, ReLU). 2-D float32 arrays with a
-    unit-stride last dimension; shapes already checked by the caller."""
-    cdef const float *pa = fptr(a)
-    cdef const float *pb = fptr(b)
-    cdef float *pc = fptr(c)
-    cdef const float *pbias = fptr(bias) if bias is not None else NULL
-    cdef Py_ssize_t lda = rowstride(a), ldb = rowstride(b), ldc = rowstride(c)
+    unit-stride last dimension; every shape and stride checked here."""
+    if M < 0 or N < 0 or K < 0:
+        raise ValueError(f"sgemm: M, N, K must be >= 0, got {M}, {N}, {K}")
+    if bias_mode not in (FNN_BIAS_NONE, FNN_BIAS_COL, FNN_BIAS_ROW):
+        raise ValueError(f"sgemm: bias_mode must be 0, 1 or 2, got {bias_mode}")
+    cdef cnp.ndarray A = _operand(a, "a", K if trans_a else M, M if trans_a else K, False)
+    cdef cnp.ndarray B = _operand(b, "b", N if trans_b else K, K if trans_b else N, False)
+    cdef cnp.ndarray Cm = _operand(c, "c", M, N, True)
+    cdef const float *pbias = NULL
+    if bias_mode != FNN_BIAS_NONE:
+        pbias = _f32(bias, "bias", N if bias_mode == FNN_BIAS_COL else M)
+    cdef const float *pa = <const float *>cnp.PyArray_DATA(A)
+    cdef const float *pb = <const float *>cnp.PyArray_DATA(B)
+    cdef float *pc = <float *>cnp.PyArray_DATA(Cm)
+    cdef Py_ssize_t lda = rowstride(A), ldb = rowstride(B), ldc = rowstride(Cm)
     cdef int status = 0
     with nogil:
         if naive:
@@ -46,3 +71,95 @@ def gemm_blocking():
     cdef int mr, nr, kc, mc, nc
     fnn_gemm_blocking(&mr, &nr, &kc, &mc, &nc)
     return {"mr": mr, "nr": nr, "kc": kc, "mc": mc, "nc": nc}
+
+
+cdef extern from "gemm_kernels.h" nogil:
+    ctypedef struct fnn_cache:
+        long size
+        int ways, line, sets, shared
+    ctypedef struct fnn_caches:
+        fnn_cache l1d, l2, l3
+        int source
+    int fnn_cache_cpuid(fnn_caches *cs)
+    int fnn_cache_sysfs(fnn_caches *cs, const char *root)
+    const fnn_caches *fnn_caches_detected()
+    void fnn_cache_defaults(fnn_caches *cs)
+    void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
+                              int *kc, int *mc, int *nc)
+    int fnn_gemm_set_blocking(int kc, int mc, int nc)
+    const char *fnn_gemm_blocking_source()
+    const char *fnn_gemm_kernel_name()
+
+CACHE_SOURCES = ("defaults", "cpuid", "sysfs")
+
+
+cdef dict _cache_dict(const fnn_cache *c):
+    return {"size": c.size, "ways": c.ways, "line": c.line, "sets": c.sets,
+            "shared": c.shared}
+
+
+cdef dict _caches_dict(const fnn_caches *cs):
+    return {"l1d": _cache_dict(&cs.l1d), "l2": _cache_dict(&cs.l2),
+            "l3": _cache_dict(&cs.l3), "source": CACHE_SOURCES[cs.source]}
+
+
+def cache_info(str source="detected", str root=None):
+    """Caches as a dict per level: 'detected' (what the GEMM uses: cpuid, then
+    sysfs, then defaults), or only 'cpuid' / 'sysfs' / 'defaults' (None if
+    unavailable). root: a sysfs cache directory other than cpu0's (tests)."""
+    cdef fnn_caches cs
+    cdef bytes broot
+    if source == "detected":
+        return _caches_dict(fnn_caches_detected())
+    if source == "cpuid":
+        return _caches_dict(&cs) if fnn_cache_cpuid(&cs) else None
+    if source == "defaults":
+        fnn_cache_defaults(&cs)
+        return _caches_dict(&cs)
+    if source == "sysfs":
+        if root is None:
+            return _caches_dict(&cs) if fnn_cache_sysfs(&cs, NULL) else None
+        broot = root.encode()
+        return _caches_dict(&cs) if fnn_cache_sysfs(&cs, broot) else None
+    raise ValueError("cache_info: source must be 'detected', 'cpuid', 'sysfs' or 'defaults', "
+                     f"got {source!r}")
+
+
+cdef void _fill_cache(fnn_cache *c, level):
+    size, ways, line, shared = level
+    c.size = size
+    c.ways = ways
+    c.line = line
+    c.sets = size // (ways * line) if size and ways and line else 0
+    c.shared = shared
+
+
+def gemm_block_model(l1, l2, l3, int mr, int nr):
+    """The blocking model (gemm_blocking.c) on a described machine: each level
+    is (size_bytes, ways, line_bytes, cpus_sharing); l3 size 0 = no L3.
+    Returns (kc, mc, nc). For tests and docs; needs no such CPU."""
+    cdef fnn_caches cs
+    cdef int kc, mc, nc
+    _fill_cache(&cs.l1d, l1)
+    _fill_cache(&cs.l2, l2)
+    _fill_cache(&cs.l3, l3)
+    cs.source = 0
+    fnn_gemm_block_model(&cs, mr, nr, 4, &kc, &mc, &nc)
+    return kc, mc, nc
+
+
+def gemm_kernel_name():
+    """The GEMM micro-kernel in use, e.g. 'avx512 8x48' or 'neon 8x12'."""
+    return fnn_gemm_kernel_name().decode()
+
+
+def gemm_blocking_source():
+    """Where the blocking of the path in use comes from: 'model', 'tuned' or
+    'FASTNN_GEMM_BLOCKING'."""
+    return fnn_gemm_blocking_source().decode()
+
+
+def set_gemm_blocking(int kc, int mc, int nc):
+    """Override the blocking of every path (0, 0, 0 restores the default).
+    Returns 0, or -1 if out of range."""
+    return fnn_gemm_set_blocking(kc, mc, nc)

@@ -32,27 +32,27 @@ def philox4x32_10(ctr, key):
     return (o[0], o[1], o[2], o[3])
 
 
-def rng_bits(uint64_t seed, uint64_t offset, cnp.ndarray out):
+def rng_bits(uint64_t seed, uint64_t offset, out):
     """out: C-contiguous uint32 array; filled with stream words offset + i."""
-    cdef uint32_t *p = <uint32_t *>cnp.PyArray_DATA(out)
-    cdef size_t n = out.size
+    cdef uint32_t *p = <uint32_t *>_ptr(out, "out", cnp.NPY_UINT32, -1, True)
+    cdef size_t n = cnp.PyArray_SIZE(<cnp.ndarray>out)
     with nogil:
         fnn_rng_bits(seed, offset, p, n)
 
 
-def rng_uniform(uint64_t seed, uint64_t offset, cnp.ndarray out):
+def rng_uniform(uint64_t seed, uint64_t offset, out):
     """out: C-contiguous float32 array; filled with U[0, 1)."""
-    cdef float *p = <float *>cnp.PyArray_DATA(out)
-    cdef size_t n = out.size
+    cdef float *p = _f32(out, "out", -1, True)
+    cdef size_t n = cnp.PyArray_SIZE(<cnp.ndarray>out)
     with nogil:
         fnn_rng_uniform(seed, offset, p, n)
 
 
-def rng_normal(uint64_t seed, uint64_t offset, cnp.ndarray out, float mean=0.0,
+def rng_normal(uint64_t seed, uint64_t offset, out, float mean=0.0,
                float std=1.0, bint naive=False):
     """out: C-contiguous float32 array; filled with mean + std * N(0, 1)."""
-    cdef float *p = <float *>cnp.PyArray_DATA(out)
-    cdef size_t n = out.size
+    cdef float *p = _f32(out, "out", -1, True)
+    cdef size_t n = cnp.PyArray_SIZE(<cnp.ndarray>out)
     with nogil:
         if naive:
             fnn_rng_normal_naive(seed, offset, p, n, mean, std)
@@ -60,31 +60,38 @@ def rng_normal(uint64_t seed, uint64_t offset, cnp.ndarray out, float mean=0.0,
             fnn_rng_normal(seed, offset, p, n, mean, std)
 
 
-def dropout_forward(uint64_t seed, cnp.ndarray x, cnp.ndarray y, cnp.ndarray mask,
-                    double p):
-    """x, y float32 and mask uint8, C-contiguous, same size; 0 <= p < 1."""
-    cdef const float *px = <const float *>cnp.PyArray_DATA(x)
-    cdef float *py = <float *>cnp.PyArray_DATA(y)
-    cdef uint8_t *pm = <uint8_t *>cnp.PyArray_DATA(mask)
-    cdef size_t n = x.size
+cdef int _drop_p(double p) except -1:
+    if not (0.0 <= p < 1.0):
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    return 0
+
+
+def dropout_forward(uint64_t seed, x, y, mask, double p):
+    """x, y float32 and mask uint8, C-contiguous, same size; 0 <= p < 1; y may be x."""
+    _drop_p(p)
+    cdef Py_ssize_t n = _size(x, "x", cnp.NPY_FLOAT32)
+    cdef const float *px = _f32(x, "x")
+    cdef float *py = _f32(y, "y", n, True)
+    cdef uint8_t *pm = <uint8_t *>_ptr(mask, "mask", cnp.NPY_UINT8, n, True)
     with nogil:
         fnn_dropout_forward(seed, px, py, pm, n, p)
 
 
-def dropout_backward(cnp.ndarray dy, cnp.ndarray mask, cnp.ndarray dx, double p):
+def dropout_backward(dy, mask, dx, double p):
     """dy, dx float32 and mask uint8, C-contiguous, same size; 0 <= p < 1."""
-    cdef const float *pdy = <const float *>cnp.PyArray_DATA(dy)
-    cdef const uint8_t *pm = <const uint8_t *>cnp.PyArray_DATA(mask)
-    cdef float *pdx = <float *>cnp.PyArray_DATA(dx)
-    cdef size_t n = dy.size
+    _drop_p(p)
+    cdef Py_ssize_t n = _size(dy, "dy", cnp.NPY_FLOAT32)
+    cdef const float *pdy = _f32(dy, "dy")
+    cdef const uint8_t *pm = <const uint8_t *>_ptr(mask, "mask", cnp.NPY_UINT8, n)
+    cdef float *pdx = _f32(dx, "dx", n, True)
     with nogil:
         fnn_dropout_backward(pdy, pm, pdx, n, p)
 
 
-def gaussian_noise_forward(uint64_t seed, cnp.ndarray x, cnp.ndarray y, float std):
-    """y = x + std * N(0, 1); x, y float32, C-contiguous, same size."""
-    cdef const float *px = <const float *>cnp.PyArray_DATA(x)
-    cdef float *py = <float *>cnp.PyArray_DATA(y)
-    cdef size_t n = x.size
+def gaussian_noise_forward(uint64_t seed, x, y, float std):
+    """y = x + std * N(0, 1); x, y float32, C-contiguous, same size; y may be x."""
+    cdef Py_ssize_t n = _size(x, "x", cnp.NPY_FLOAT32)
+    cdef const float *px = _f32(x, "x")
+    cdef float *py = _f32(y, "y", n, True)
     with nogil:
         fnn_gaussian_noise_forward(seed, px, py, n, std)

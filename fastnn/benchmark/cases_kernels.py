@@ -10,6 +10,9 @@ GEMM shapes
                 NN  input grad     dx (B,I) = dy (B,O) . W (O,I)     M=B N=I K=O
                 TN  weight grad    dW (O,I) = dy (B,O)^T . x (B,I)   M=O N=I K=B
               for B in BATCHES and (I, O) in LAYERS.
+  output      the output layer's forward product with 10 classes, C (B,10) =
+              op(x) op(W), in all four transpose cases (NT is the layer's own),
+              for B in BATCHES and I in OUTPUT_INPUTS (target T13).
 Every implementation writes into a preallocated output (out=), so only the
 product is timed."""
 import numpy as np
@@ -26,6 +29,9 @@ QUICK_BATCHES = (128,)
 # (inputs, outputs) of the layers: MNIST MLP 784 -> 1024, hidden 1024 -> 1024,
 # a conv net's flattened 64x7x7 = 3136 -> 1024, and a 1024 -> 256 bottleneck.
 LAYERS = ((784, 1024), (1024, 1024), (3136, 1024), (1024, 256))
+# inputs of a 10-class output layer: 784-256-10 and 784-1024-1024-10
+OUTPUT_INPUTS = (256, 1024)
+CLASSES = 10
 
 OPS = {
     "NT": ("forward y = x W^T", False, True),
@@ -88,6 +94,16 @@ def register_gemm():
                                       "shape": f"{M}x{N}x{K}"},
                               isa_sensitive=True, quick=B in QUICK_BATCHES,
                               description=f"{role}, layer {I}->{O}, batch {B}"))
+    for op in ("NN", "NT", "TN", "TT"):
+        for B in BATCHES:
+            for I in OUTPUT_INPUTS:
+                M, N, K = B, CLASSES, I
+                register(Case(f"matmul/output/{op}/b{B}-{I}x{N}", group="matmul-output",
+                              unit="flop", work=2.0 * M * N * K, setup=gemm_setup(op, M, N, K),
+                              params={"M": M, "N": N, "K": K, "op": op, "batch": B,
+                                      "layer": f"{I}->{N}", "shape": f"{M}x{N}x{K}"},
+                              isa_sensitive=True, quick=B in QUICK_BATCHES,
+                              description=f"output layer {I}->{N} ({op}), batch {B}"))
 
 
 register_gemm()
@@ -98,7 +114,7 @@ register_gemm()
 # setup runs every implementation once before returning it, so an API
 # mismatch shows up as a skipped case with the error, never as a crash.
 # Convention assumed (fastnn.nn.Module): y = m.forward(x) caches what
-# backward needs; dx = m.backward(dy); parameter grads accumulate.
+# backward needs; dx = m.backward(dy, input_grad=True); parameter grads accumulate.
 
 def _nn():
     return getattr(fastnn, "nn", None)
@@ -111,11 +127,11 @@ def _module_fwd_bwd(make_fastnn, make_torch, x_shape, numpy_impl=None, seed=3):
         m = make_fastnn()
         y = m.forward(x)
         g = _rand(np.shape(y), seed + 1)
-        m.backward(g)
+        m.backward(g, input_grad=True)
 
         def run_fastnn():
             m.forward(x)
-            m.backward(g)
+            m.backward(g, input_grad=True)      # as torch: x requires grad
         impls = {"fastnn": run_fastnn}
         if numpy_impl is not None and "numpy" in want:
             impls["numpy"] = numpy_impl(x, g)

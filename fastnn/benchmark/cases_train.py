@@ -75,7 +75,6 @@ def _setup(name):
         x, y = _data()
         fastnn.manual_seed(0)
         model = fastnn_model(hidden, p)
-        model.input_grad = False    # as torch: the data does not require grad (Trainer does this)
         if opt_name == "sgd":
             opt = fastnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         else:

@@ -16,11 +16,10 @@ same output. ``transform.last_params`` holds the parameters of the last call
 (one array per parameter, one entry per sample) and ``transform.last_seed``
 its key.
 """
-import numbers
 
 import numpy as np
 
-from .._check import as_f32, real as _real
+from .._check import INT_MAX as _INT_MAX, as_f32, int_in, real as _real
 from .._ext import _C
 from .. import runtime
 
@@ -29,18 +28,12 @@ __all__ = ["RandomTranslate", "RandomCrop", "RandomHorizontalFlip", "RandomAffin
 
 _M32 = 0xFFFFFFFF
 _CALL_TAG = 0x41554731          # third counter word of the per-call key derivation
-_INT_MAX = 2**31 - 1
 
 
 # ------------------------------------------------------------ validation --
 
 def _int(who, name, v, lo, hi=_INT_MAX // 4):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{who}: {name} must be an integer, got {type(v).__name__} {v!r}")
-    v = int(v)
-    if not lo <= v <= hi:
-        raise ValueError(f"{who}: {name} must be in [{lo}, {hi}], got {v}")
-    return v
+    return int_in(who, name, v, lo, hi)
 
 
 def _pair(who, name, v):

@@ -5,7 +5,7 @@ rows straight from the data set into a fresh batch array: the data set itself
 is never copied or permuted per epoch, only an index permutation is drawn."""
 import numpy as np
 
-from .._check import as_f32
+from .._check import as_f32, int_in
 from .._ext import _C
 from .. import runtime
 
@@ -14,18 +14,10 @@ __all__ = ["DataLoader"]
 _WHO = "DataLoader"
 
 
-def _check_int(who, name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{who}: {name} must be an integer, got {type(v).__name__} {v!r}")
-    if v < lo:
-        raise ValueError(f"{who}: {name} must be >= {lo}, got {v}")
-    return int(v)
-
-
 def _check_seed(who, seed):
     if seed is None:
         return None
-    return _check_int(who, "seed", seed, 0)
+    return int_in(who, "seed", seed, 0)
 
 
 def _rows_layout(a):
@@ -98,7 +90,7 @@ class DataLoader:
         self.x = _rows_layout(x)
         n = self.x.shape[0]
         self.y = None if y is None else _as_targets(_WHO, y, n)
-        self.batch_size = _check_int(_WHO, "batch_size", batch_size, 1)
+        self.batch_size = int_in(_WHO, "batch_size", batch_size, 1)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = _check_seed(_WHO, seed)

@@ -1,5 +1,5 @@
 """Layers, containers, losses and initialisers."""
-from .module import Module, Parameter  # noqa: F401
+from .module import Module, Parameter, is_grad_enabled, no_grad  # noqa: F401
 from .layers import Dropout, Flatten, GaussianNoise, Identity, Linear  # noqa: F401
 from .container import Residual, Sequential  # noqa: F401
 from . import init  # noqa: F401

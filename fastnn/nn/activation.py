@@ -4,7 +4,8 @@ GELU, Maxout, Softmax, LogSoftmax.
 Names, arguments and defaults follow torch.nn. Elementwise layers take
 float32 arrays of any shape; Softmax/LogSoftmax work along ``dim``; Maxout
 takes (N, C). ``forward(x)`` returns a new array (or x itself with
-``inplace=True``) and keeps references to what ``backward`` needs, not copies:
+``inplace=True``) and saves (``save_for_backward``) references to what
+``backward`` needs, not copies:
 the output for ReLU, LeakyReLU, Sigmoid, Tanh, Hardtanh, ELU, Softmax and
 LogSoftmax, the input for Softplus and GELU, the argmax indices for Maxout.
 Modifying those arrays in place between forward and backward (for example
@@ -13,12 +14,12 @@ would refuse to do. ``backward(grad_out)`` returns a new gradient array and
 never writes into ``grad_out``."""
 import numpy as np
 
-from .._check import F32
+from .._check import F32, contig as _contig, grad_like, positive_int as _positive_int
+from .._check import real as _real
 from .._ext import _C
-from ..functional import (_check_approximate, _contig, _check_dim, _check_hardtanh,
+from ..functional import (_check_approximate, _check_dim, _check_hardtanh,
                           _check_negative_slope, _check_softplus, _elementwise,
-                          _maxout_input, _positive_int, _real, _softmax_backward,
-                          _softmax_forward)
+                          _maxout_input, _softmax_backward, _softmax_forward)
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softplus", "Hardtanh", "ELU", "GELU",
@@ -26,23 +27,15 @@ __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softplus", "Hardtanh", "ELU"
 
 
 class _Activation(Module):
-    """Shared forward bookkeeping and grad_out checking."""
-
-    def __init__(self):
-        super().__init__()
-        self._out_shape = None
+    """Shared backward protocol: pop the context (output shape first), check
+    grad_out; returns (grad_out, the rest of the context), or None when the
+    input gradient is not wanted (an activation has no parameters)."""
 
     def _grad(self, grad_out):
-        who = type(self).__name__
-        if self._out_shape is None:
-            raise RuntimeError(f"{who}: backward called before forward")
-        g = grad_out
-        if not (type(g) is np.ndarray and g.dtype == F32 and g.flags.c_contiguous):
-            g = _contig(who, g, "grad_out")
-        if g.shape != self._out_shape:
-            raise ValueError(f"{who}: grad_out has shape {g.shape}, expected {self._out_shape} "
-                             f"(the shape of the last forward output)")
-        return g
+        ctx = self.saved_tensors()
+        if not self.needs_input_grad:
+            return None
+        return grad_like(type(self).__name__, grad_out, ctx[0]), ctx[1:]
 
 
 def _inplace_flag(who, inplace):
@@ -61,17 +54,19 @@ class ReLU(_Activation):
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = _inplace_flag("ReLU", inplace)
-        self._y = None
 
     def forward(self, x):
-        out, self._y, _ = _elementwise("ReLU", x, self.inplace, _C.relu_forward)
-        self._out_shape = out.shape
+        out, y, _ = _elementwise("ReLU", x, self.inplace, _C.relu_forward)
+        self.save_for_backward(out.shape, y)
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (y,) = r
         dx = np.empty_like(g)
-        _C.relu_backward(self._y, g, dx)
+        _C.relu_backward(y, g, dx)
         return dx
 
     def extra_repr(self):
@@ -89,19 +84,21 @@ class LeakyReLU(_Activation):
         if self.inplace and self.negative_slope < 0:
             raise ValueError(f"LeakyReLU: inplace=True needs negative_slope >= 0, got "
                              f"{self.negative_slope} (the sign of x is lost otherwise)")
-        self._ref = None
 
     def forward(self, x):
         out, y, xc = _elementwise("LeakyReLU", x, self.inplace, _C.leaky_relu_forward,
                                   self.negative_slope)
-        self._ref = y if self.negative_slope >= 0 else xc
-        self._out_shape = out.shape
+        self.save_for_backward(out.shape, y if self.negative_slope >= 0 else xc,
+                               self.negative_slope)
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (ref, slope) = r
         dx = np.empty_like(g)
-        _C.leaky_relu_backward(self.negative_slope, self._ref, g, dx)
+        _C.leaky_relu_backward(slope, ref, g, dx)
         return dx
 
     def extra_repr(self):
@@ -113,34 +110,38 @@ class Sigmoid(_Activation):
 
     def __init__(self):
         super().__init__()
-        self._y = None
 
     def forward(self, x):
-        out, self._y, _ = _elementwise("Sigmoid", x, False, _C.sigmoid_forward)
-        self._out_shape = out.shape
+        out, y, _ = _elementwise("Sigmoid", x, False, _C.sigmoid_forward)
+        self.save_for_backward(out.shape, y)
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (y,) = r
         dx = np.empty_like(g)
-        _C.sigmoid_backward(self._y, g, dx)
+        _C.sigmoid_backward(y, g, dx)
         return dx
 
 
 class Tanh(_Activation):
     def __init__(self):
         super().__init__()
-        self._y = None
 
     def forward(self, x):
-        out, self._y, _ = _elementwise("Tanh", x, False, _C.tanh_forward)
-        self._out_shape = out.shape
+        out, y, _ = _elementwise("Tanh", x, False, _C.tanh_forward)
+        self.save_for_backward(out.shape, y)
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (y,) = r
         dx = np.empty_like(g)
-        _C.tanh_backward(self._y, g, dx)
+        _C.tanh_backward(y, g, dx)
         return dx
 
 
@@ -151,18 +152,20 @@ class Softplus(_Activation):
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
         self.beta, self.threshold = _check_softplus("Softplus", beta, threshold)
-        self._x = None
 
     def forward(self, x):
-        out, _, self._x = _elementwise("Softplus", x, False, _C.softplus_forward,
-                                       self.beta, self.threshold)
-        self._out_shape = out.shape
+        out, _, xc = _elementwise("Softplus", x, False, _C.softplus_forward,
+                                  self.beta, self.threshold)
+        self.save_for_backward(out.shape, xc, self.beta, self.threshold)
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (xc, beta, threshold) = r
         dx = np.empty_like(g)
-        _C.softplus_backward(self.beta, self.threshold, self._x, g, dx)
+        _C.softplus_backward(beta, threshold, xc, g, dx)
         return dx
 
     def extra_repr(self):
@@ -176,18 +179,20 @@ class Hardtanh(_Activation):
         super().__init__()
         self.min_val, self.max_val = _check_hardtanh("Hardtanh", min_val, max_val)
         self.inplace = _inplace_flag("Hardtanh", inplace)
-        self._y = None
 
     def forward(self, x):
-        out, self._y, _ = _elementwise("Hardtanh", x, self.inplace, _C.hardtanh_forward,
-                                       self.min_val, self.max_val)
-        self._out_shape = out.shape
+        out, y, _ = _elementwise("Hardtanh", x, self.inplace, _C.hardtanh_forward,
+                                 self.min_val, self.max_val)
+        self.save_for_backward(out.shape, y, self.min_val, self.max_val)
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (y, lo, hi) = r
         dx = np.empty_like(g)
-        _C.hardtanh_backward(self.min_val, self.max_val, self._y, g, dx)
+        _C.hardtanh_backward(lo, hi, y, g, dx)
         return dx
 
     def extra_repr(self):
@@ -205,19 +210,19 @@ class ELU(_Activation):
         if self.inplace and self.alpha < 0:
             raise ValueError(f"ELU: inplace=True needs alpha >= 0, got {self.alpha} "
                              f"(the sign of x is lost otherwise)")
-        self._y = self._ref = None
 
     def forward(self, x):
         out, y, xc = _elementwise("ELU", x, self.inplace, _C.elu_forward, self.alpha)
-        self._y = y
-        self._ref = y if self.alpha >= 0 else xc
-        self._out_shape = out.shape
+        self.save_for_backward(out.shape, y if self.alpha >= 0 else xc, y, self.alpha)
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (ref, y, alpha) = r
         dx = np.empty_like(g)
-        _C.elu_backward(self.alpha, self._ref, self._y, g, dx)
+        _C.elu_backward(alpha, ref, y, g, dx)
         return dx
 
     def extra_repr(self):
@@ -233,20 +238,21 @@ class GELU(_Activation):
         super().__init__()
         _check_approximate("GELU", approximate)
         self.approximate = approximate
-        self._x = None
         self._tanh = False
 
     def forward(self, x):
         t = _check_approximate("GELU", self.approximate)
-        out, _, self._x = _elementwise("GELU", x, False, _C.gelu_forward, t)
-        self._tanh = t                  # backward differentiates what forward computed
-        self._out_shape = out.shape
+        out, _, xc = _elementwise("GELU", x, False, _C.gelu_forward, t)
+        self.save_for_backward(out.shape, xc, t)   # backward differentiates what forward computed
         return out
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (xc, t) = r
         dx = np.empty_like(g)
-        _C.gelu_backward(self._tanh, self._x, g, dx)
+        _C.gelu_backward(t, xc, g, dx)
         return dx
 
     def extra_repr(self):
@@ -261,7 +267,6 @@ class Maxout(_Activation):
     def __init__(self, pieces):
         super().__init__()
         self.pieces = _positive_int("Maxout", "pieces", pieces)
-        self._idx = self._in_shape = None
 
     def forward(self, x):
         x = _maxout_input("Maxout", x, self.pieces)
@@ -269,15 +274,16 @@ class Maxout(_Activation):
         y = np.empty((n, c // self.pieces), dtype=F32)
         idx = np.empty((n, c // self.pieces), dtype=np.int32)
         _C.maxout_forward(y.size, self.pieces, x, y, idx)
-        self._idx = idx
-        self._in_shape = x.shape
-        self._out_shape = y.shape
+        self.save_for_backward(y.shape, idx, x.shape, self.pieces)
         return y
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
-        dx = np.empty(self._in_shape, dtype=F32)
-        _C.maxout_backward(g.size, self.pieces, self._idx, g, dx)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (idx, in_shape, pieces) = r
+        dx = np.empty(in_shape, dtype=F32)
+        _C.maxout_backward(g.size, pieces, idx, g, dx)
         return dx
 
     def extra_repr(self):
@@ -293,21 +299,21 @@ class _SoftmaxBase(_Activation):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"{who}: dim must be an integer, got {type(dim).__name__}")
         self.dim = int(dim)
-        self._ym = None
-        self._axis = None
 
     def forward(self, x):
         who = type(self).__name__
         x = _contig(who, x)
         axis = _check_dim(who, self.dim, x.ndim, x.shape)
-        y, self._ym = _softmax_forward(x, axis, self._log)
-        self._axis = axis
-        self._out_shape = y.shape
+        y, ym = _softmax_forward(x, axis, self._log)
+        self.save_for_backward(y.shape, ym, axis)
         return y
 
     def backward(self, grad_out):
-        g = self._grad(grad_out)
-        return _softmax_backward(self._ym, g, self._axis, self._log)
+        r = self._grad(grad_out)
+        if r is None:
+            return None
+        g, (ym, axis) = r
+        return _softmax_backward(ym, g, axis, self._log)
 
     def extra_repr(self):
         return f"dim={self.dim}"

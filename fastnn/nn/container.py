@@ -80,22 +80,22 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out):
-        """Backward through the modules in reverse. When this Sequential's
-        ``input_grad`` is False (the Trainer sets it: nobody needs dL/d(data)),
-        the leading modules without trainable parameters are skipped and the
-        first one with parameters is told not to compute its input gradient
-        (a Linear then saves its dX GEMM); returns None in that case."""
+        """Backward through the modules in reverse. When dL/d(input) is not
+        wanted (``needs_input_grad`` False: a call from user code), the first
+        module with trainable parameters is asked not to compute it (a Linear
+        then saves its dX GEMM) and the parameter-free modules before it only
+        drop their saved contexts."""
         mods = list(self._modules.values())
         first = 0
-        if not self.input_grad:
+        if not self.needs_input_grad:
             first = next((i for i, m in enumerate(mods)
                           if any(p.requires_grad for p in m.parameters())), len(mods))
         g = grad_out
         for i in range(len(mods) - 1, first - 1, -1):
-            m = mods[i]
-            object.__setattr__(m, "input_grad", i != first or self.input_grad)
-            g = m.backward(g)
-        return g if self.input_grad else None
+            g = mods[i].backward(g, input_grad=i != first or self.needs_input_grad)
+        for i in range(first - 1, -1, -1):
+            mods[i]._discard()
+        return g
 
 
 class Residual(Module):
@@ -124,8 +124,12 @@ class Residual(Module):
 
     def backward(self, grad_out):
         grad_out = as_f32(grad_out, "Residual", "grad_out")
-        gb = self.block.backward(grad_out)
-        gs = grad_out if self.shortcut is None else self.shortcut.backward(grad_out)
+        need = self.needs_input_grad
+        gs = grad_out if self.shortcut is None else self.shortcut.backward(grad_out,
+                                                                            input_grad=need)
+        gb = self.block.backward(grad_out, input_grad=need)
+        if not need:
+            return None
         if np.shape(gb) != np.shape(gs):
             raise ValueError(f"Residual: the block's input gradient has shape {np.shape(gb)} "
                              f"but the shortcut's has {np.shape(gs)}")

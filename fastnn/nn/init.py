@@ -5,11 +5,11 @@ and returns it. Random draws come from ``fastnn.runtime.generator()``, so
 ``fastnn.manual_seed(s)`` makes them reproducible (and independent of the
 thread count)."""
 import math
-import numbers
 
 import numpy as np
 
 from .. import runtime
+from .._check import real as _real
 from .module import Parameter
 
 __all__ = ["calculate_gain", "zeros_", "ones_", "constant_", "uniform_", "normal_",
@@ -31,15 +31,6 @@ def _array(tensor, who):
     if not arr.flags.writeable:
         raise ValueError(f"{who}: tensor is read-only")
     return arr
-
-
-def _real(who, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(v).__name__}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{who}: {name} must be finite, got {v}")
-    return v
 
 
 def calculate_gain(nonlinearity, param=None):

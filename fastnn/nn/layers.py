@@ -1,37 +1,24 @@
 """Core layers: Linear, Flatten, Identity, Dropout, GaussianNoise.
 
 Each follows fastnn.nn.Module: ``forward(x)`` validates its input once and
-caches what ``backward`` needs; ``backward(grad_out)`` returns the gradient
-with respect to the input (a new array, or ``grad_out`` itself for layers
-that pass it through unchanged) and accumulates parameter gradients into
-``Parameter.grad``. Neither writes into its argument."""
+saves what ``backward`` needs as one context (``save_for_backward``);
+``backward(grad_out)`` pops the newest context, accumulates parameter
+gradients into ``Parameter.grad`` and returns the gradient with respect to
+the input when it is wanted (a new array, or ``grad_out`` itself for layers
+that pass it through unchanged). Neither writes into its argument."""
 import math
 import numbers
 
 import numpy as np
 
 from .. import runtime
-from .._check import F32, as_f32, positive_int as _positive_int, real as _real
+from .._check import F32, as_f32, grad_like as _grad_like, is_plain_f32 as _is_plain_f32
+from .._check import positive_int as _positive_int, real as _real
 from .._ext import _C
 from . import init
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Flatten", "Identity", "Dropout", "GaussianNoise"]
-
-
-def _is_plain_f32(x):
-    """Fast path of as_f32: a C-contiguous float32 ndarray needs no checks."""
-    return type(x) is np.ndarray and x.dtype == F32 and x.flags.c_contiguous
-
-
-def _grad_like(who, grad_out, shape):
-    """grad_out as a C-contiguous float32 array of the forward output's shape."""
-    if not _is_plain_f32(grad_out):
-        grad_out = np.ascontiguousarray(as_f32(grad_out, who, "grad_out"))
-    if grad_out.shape != shape:
-        raise ValueError(f"{who}: grad_out has shape {grad_out.shape}, expected {shape} "
-                         f"(the shape of the last forward output)")
-    return grad_out
 
 
 def _param_array(who, what, arr, shape):
@@ -61,7 +48,6 @@ class Linear(Module):
         self.out_features = _positive_int("Linear", "out_features", out_features)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), np.float32))
         self.bias = Parameter(np.empty(self.out_features, np.float32)) if bias else None
-        self._x = None
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -88,13 +74,11 @@ class Linear(Module):
         else:
             b = _param_array("Linear", "bias", self.bias.data, (o,))
             _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, b, 1, False)
-        self._x = x
+        self.save_for_backward(x)
         return y
 
     def backward(self, grad_out):
-        x = self._x
-        if x is None:
-            raise RuntimeError("Linear: backward called before forward")
+        x, = self.saved_tensors()
         n, k = x.shape
         o = self.out_features
         dy = _grad_like("Linear", grad_out, (n, o))
@@ -110,7 +94,7 @@ class Linear(Module):
                 gb += dy.sum(axis=0)
             else:
                 np.sum(dy, axis=0, out=gb)
-        if not self.input_grad:
+        if not self.needs_input_grad:
             return None
         dx = np.empty((n, k), dtype=np.float32)     # dX (N,I) = dY (N,O) W (O,I)
         _C.sgemm(False, False, n, k, o, 1.0, dy, w, 0.0, dx, None, 0, False)
@@ -132,7 +116,6 @@ class Flatten(Module):
                 raise TypeError(f"Flatten: {name} must be an integer, got {v!r}")
         self.start_dim = int(start_dim)
         self.end_dim = int(end_dim)
-        self._in_shape = None
 
     def forward(self, x):
         x = as_f32(x, "Flatten", "x")
@@ -143,17 +126,16 @@ class Flatten(Module):
             raise ValueError(f"Flatten: start_dim={self.start_dim}, end_dim={self.end_dim} do not "
                              f"select dimensions of x with shape {x.shape}")
         shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
-        self._in_shape = x.shape
+        self.save_for_backward(x.shape, shape)
         return x.reshape(shape)
 
     def backward(self, grad_out):
-        if self._in_shape is None:
-            raise RuntimeError("Flatten: backward called before forward")
+        in_shape, out_shape = self.saved_tensors()
         g = as_f32(grad_out, "Flatten", "grad_out")
-        if g.size != int(np.prod(self._in_shape)):
-            raise ValueError(f"Flatten: grad_out has shape {g.shape}, which does not match the "
-                             f"input shape {self._in_shape} of the last forward")
-        return g.reshape(self._in_shape)
+        if g.shape != out_shape:
+            raise ValueError(f"Flatten: grad_out has shape {g.shape}, expected {out_shape} "
+                             f"(the shape of the forward output)")
+        return g.reshape(in_shape)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -166,9 +148,11 @@ class Identity(Module):
         super().__init__()
 
     def forward(self, x):
+        self.save_for_backward()
         return x
 
     def backward(self, grad_out):
+        self.saved_tensors()
         return grad_out
 
 
@@ -187,47 +171,41 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
-        self._mode = None          # 'identity' | 'zero' | 'mask' for the last forward
-        self._shape = None
-        self._p_used = p
-        self._mask = None
+        object.__setattr__(self, "_mask", None)
 
     @property
     def mask(self):
-        """The keep mask (uint8, 1 = kept) of the last training forward, or None."""
-        return self._mask.reshape(self._shape) if self._mode == "mask" else None
+        """The keep mask (uint8, 1 = kept) of the last masked training forward, or None."""
+        return self._mask
 
     def forward(self, x):
         x = as_f32(x, "Dropout", "x")
         p = self.p
         if not 0.0 <= p <= 1.0:          # the attribute may have been reassigned
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self._shape = x.shape
-        self._p_used = p
         if not self.training or p == 0.0:
-            self._mode = "identity"
+            self.save_for_backward(x.shape, None, p)
             return x
         if p == 1.0:
-            self._mode = "zero"
+            self.save_for_backward(x.shape, None, p)
             return np.zeros(x.shape, dtype=np.float32)
-        self._mode = "mask"
         x = np.ascontiguousarray(x)
-        if self._mask is None or self._mask.size != x.size:
-            self._mask = np.empty(x.size, dtype=np.uint8)
+        mask = np.empty(x.shape, dtype=np.uint8)
         y = np.empty(x.shape, dtype=np.float32)
-        _C.dropout_forward(runtime.next_seed(), x, y, self._mask, p)
+        _C.dropout_forward(runtime.next_seed(), x, y, mask, p)
+        if self.save_for_backward(x.shape, mask, p):
+            object.__setattr__(self, "_mask", mask)
         return y
 
     def backward(self, grad_out):
-        if self._mode is None:
-            raise RuntimeError("Dropout: backward called before forward")
-        dy = _grad_like("Dropout", grad_out, self._shape)
-        if self._mode == "identity":
-            return dy
-        if self._mode == "zero":
-            return np.zeros(self._shape, dtype=np.float32)
-        dx = np.empty(self._shape, dtype=np.float32)
-        _C.dropout_backward(dy, self._mask, dx, self._p_used)
+        shape, mask, p = self.saved_tensors()
+        dy = _grad_like("Dropout", grad_out, shape)
+        if not self.needs_input_grad:
+            return None
+        if mask is None:
+            return np.zeros(shape, dtype=np.float32) if p == 1.0 else dy
+        dx = np.empty(shape, dtype=np.float32)
+        _C.dropout_backward(dy, mask, dx, p)
         return dx
 
     def extra_repr(self):
@@ -245,11 +223,10 @@ class GaussianNoise(Module):
         if std < 0.0:
             raise ValueError(f"GaussianNoise: std must be >= 0, got {std}")
         self.std = std
-        self._shape = None
 
     def forward(self, x):
         x = as_f32(x, "GaussianNoise", "x")
-        self._shape = x.shape
+        self.save_for_backward(x.shape)
         if not self.training or self.std == 0.0:
             return x
         x = np.ascontiguousarray(x)
@@ -258,9 +235,8 @@ class GaussianNoise(Module):
         return y
 
     def backward(self, grad_out):
-        if self._shape is None:
-            raise RuntimeError("GaussianNoise: backward called before forward")
-        return _grad_like("GaussianNoise", grad_out, self._shape)
+        shape, = self.saved_tensors()
+        return _grad_like("GaussianNoise", grad_out, shape)
 
     def extra_repr(self):
         return f"std={self.std}"

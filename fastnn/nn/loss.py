@@ -7,9 +7,16 @@ work is done by the C kernels of ``csrc/loss.c``: one pass per row (or per
 block of elements), float64 accumulation, results bitwise independent of the
 thread count.
 
-Fused backward: in training mode (the default) a ``'mean'``/``'sum'`` forward
-computes the gradient in the same pass, and ``backward()`` just hands it
-over; in eval mode, or for ``reduction='none'``, ``backward`` recomputes it
+Contexts: like every module, a training-mode forward saves one context and
+``backward()`` consumes the newest (last in, first out), so a loss may be
+called several times before its backwards; in eval mode or under
+``fastnn.no_grad()`` nothing is saved (and ``backward`` raises). Losses are
+gradient sources: ``backward()`` always returns dL/d(input), the gradient to
+pass to ``model.backward``.
+
+Fused backward: a training-mode ``'mean'``/``'sum'`` forward computes the
+gradient in the same pass, and ``backward()`` just hands it over; for
+``reduction='none'`` or a ``grad_out`` other than 1, ``backward`` computes it
 from the saved input (same values, bit for bit). The returned gradient is a
 buffer the loss reuses on a later call once you no longer hold a reference
 to it, so it never changes under you.
@@ -24,9 +31,9 @@ import sys
 
 import numpy as np
 
-from .._check import as_f32, real
+from .._check import as_f32, contig, real
 from .._ext import _C
-from .module import Module
+from .module import Module, is_grad_enabled
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss", "MultiMarginLoss"]
 
@@ -43,14 +50,6 @@ def _reduction(who, reduction):
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return reduction
-
-
-def _real(who, name, v, lo=None, hi=None):
-    """A finite Python float, optionally within [lo, hi]."""
-    f = real(who, name, v)
-    if (lo is not None and f < lo) or (hi is not None and f > hi):
-        raise ValueError(f"{who}: {name} must be in [{lo}, {hi}], got {f}")
-    return f
 
 
 def _class_vector(who, name, v):
@@ -76,14 +75,14 @@ def _input_2d(who, x):
     N, C = x.shape
     if N == 0 or C == 0:
         raise ValueError(f"{who}: input must have at least one sample and one class, got shape {x.shape}")
-    return _contig(x)
+    return contig(who, x)
 
 
 def _input_nd(who, x):
     x = as_f32(x, who, "input")
     if x.size == 0:
         raise ValueError(f"{who}: input is empty (shape {x.shape})")
-    return _contig(x)
+    return contig(who, x)
 
 
 def _labels(who, target, N, C):
@@ -109,12 +108,7 @@ def _same_shape_target(who, target, shape):
     if t.shape != tuple(shape):
         raise ValueError(f"{who}: target has shape {t.shape}, expected {tuple(shape)} "
                          f"(the shape of input)")
-    return _contig(t)
-
-
-def _contig(a):
-    """C-contiguous (np.ascontiguousarray would turn a 0-d array into 1-d)."""
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    return contig(who, t, "target")
 
 
 def _check_finite(who, name, a):
@@ -153,16 +147,16 @@ class LossValue(float):
 # ----------------------------------------------------------------- base --
 
 class _Loss(Module):
-    """Shared machinery: reduction, the saved state of the last forward, the
-    reusable gradient buffer and the backward protocol."""
+    """Shared machinery: reduction, the saved contexts, the reusable gradient
+    buffer and the backward protocol."""
+
+    _gradient_source = True       # backward always returns dL/d(input)
 
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = _reduction(type(self).__name__, reduction)
-        self._saved = None        # what backward needs, set by a successful forward
         self._grad = None         # gradient buffer owned by the loss
         self._grad_refs = 0       # its reference count when nobody else holds it
-        self._fused = False       # _grad holds the gradient of the last forward
 
     def _class_buffer(self, name, v):
         """A per-class vector argument (weight, pos_weight), validated and kept
@@ -195,12 +189,11 @@ class _Loss(Module):
         return g
 
     def _start(self):
-        _set(self, "_saved", None)
-        _set(self, "_fused", False)
         _reduction(self._who, self.reduction)     # the attribute may have been reassigned
 
     def _fuse(self):
-        return self.training and self.reduction != "none"
+        """Compute the gradient in the forward pass? Only when it is saved."""
+        return self.training and self.reduction != "none" and is_grad_enabled()
 
     def _finish(self, total, per_sample, denom):
         """The value forward returns: float for mean/sum, float32 array for none."""
@@ -209,16 +202,14 @@ class _Loss(Module):
         return per_sample.astype(np.float32)
 
     def backward(self, grad_out=None):
-        """dL/d(input) of the last forward, float32, shape of input.
+        """dL/d(input) of the newest unconsumed forward (its context is
+        consumed), float32, shape of input.
 
         For 'mean'/'sum', ``grad_out`` is an optional scalar multiplying the
         gradient (dLoss_total/dL; default 1). For 'none' it is required: the
         gradient with respect to the per-sample losses, shaped like them."""
         who = self._who
-        s = self._saved
-        if s is None:
-            raise RuntimeError(f"{who}.backward() called before a successful forward: "
-                               f"call the loss on (input, target) first")
+        s, fused = self.saved_tensors()
         if s["reduction"] == "none":
             if grad_out is None:
                 raise ValueError(f"{who}: reduction='none' needs grad_out, the gradient with "
@@ -228,15 +219,12 @@ class _Loss(Module):
                 raise ValueError(f"{who}: grad_out has shape {go.shape}, expected "
                                  f"{s['loss_shape']} (the shape of the per-sample losses)")
             g = self._buffer(s["grad_shape"])
-            _set(self, "_fused", False)
-            self._backward(s, 1.0, _contig(go), g)
+            self._backward(s, 1.0, contig(who, go, "grad_out"), g)
             return g
-        k = 1.0 if grad_out is None else _real(who, "grad_out", _scalar(who, grad_out))
-        if self._fused and k == 1.0:
-            _set(self, "_fused", False)    # hand it over once; a second call recomputes
-            return self._grad
-        g = self._buffer(s["grad_shape"])
-        _set(self, "_fused", False)
+        k = 1.0 if grad_out is None else real(who, "grad_out", _scalar(who, grad_out))
+        if fused is not None and k == 1.0:
+            return fused
+        g = fused if fused is not None else self._buffer(s["grad_shape"])
         self._backward(s, s["scale"] * k, None, g)
         return g
 
@@ -272,7 +260,7 @@ class CrossEntropyLoss(_Loss):
         super().__init__(reduction)
         who = self._who
         self._class_buffer("weight", weight)
-        self.label_smoothing = _real(who, "label_smoothing", label_smoothing, 0.0, 1.0)
+        self.label_smoothing = real(who, "label_smoothing", label_smoothing, lo=0.0, hi=1.0)
 
     def extra_repr(self):
         s = f"reduction={self.reduction!r}"
@@ -317,8 +305,7 @@ class CrossEntropyLoss(_Loss):
         saved = {"x": x, "t": t, "w": w, "probs": probs, "row_max": row_max,
                  "row_coef": row_coef, "scale": scale, "loss_shape": (N,),
                  "grad_shape": (N, C), "reduction": self.reduction}
-        _set(self, "_saved", saved)
-        _set(self, "_fused", grad is not None)
+        self.save_for_backward(saved, grad)
         return self._finish(total, row_loss, denom)
 
     def _backward(self, s, scale, rs, g):
@@ -388,8 +375,7 @@ class NLLLoss(_Loss):
             _not_finite(who, total)
         saved = {"t": t, "w": w, "scale": scale, "loss_shape": (N,),
                  "grad_shape": (N, C), "reduction": self.reduction}
-        _set(self, "_saved", saved)
-        _set(self, "_fused", grad is not None)
+        self.save_for_backward(saved, grad)
         return self._finish(total, row_loss, denom)
 
     def _backward(self, s, scale, rs, g):
@@ -409,7 +395,7 @@ class MultiMarginLoss(_Loss):
         if isinstance(p, bool) or p not in (1, 2):
             raise ValueError(f"{who}: p must be 1 or 2, got {p!r}")
         self.p = int(p)
-        self.margin = _real(who, "margin", margin)
+        self.margin = real(who, "margin", margin)
         self._class_buffer("weight", weight)
 
     def extra_repr(self):
@@ -434,8 +420,7 @@ class MultiMarginLoss(_Loss):
             _not_finite(who, total)
         saved = {"x": x, "t": t, "w": w, "scale": scale, "loss_shape": (N,),
                  "grad_shape": (N, C), "reduction": self.reduction}
-        _set(self, "_saved", saved)
-        _set(self, "_fused", grad is not None)
+        self.save_for_backward(saved, grad)
         return self._finish(total, row_loss, float(N))
 
     def _backward(self, s, scale, rs, g):
@@ -471,8 +456,7 @@ class MSELoss(_Loss):
             _not_finite(who, total)
         saved = {"x": x, "y": y, "scale": scale, "loss_shape": x.shape,
                  "grad_shape": x.shape, "reduction": self.reduction}
-        _set(self, "_saved", saved)
-        _set(self, "_fused", grad is not None)
+        self.save_for_backward(saved, grad)
         if self.reduction == "none":
             return eloss
         return self._finish(total, None, float(n))
@@ -528,8 +512,7 @@ class BCEWithLogitsLoss(_Loss):
             _not_finite(who, total)
         saved = {"x": x, "y": y, "pw": pw, "scale": scale, "loss_shape": x.shape,
                  "grad_shape": x.shape, "reduction": self.reduction}
-        _set(self, "_saved", saved)
-        _set(self, "_fused", grad is not None)
+        self.save_for_backward(saved, grad)
         if self.reduction == "none":
             return eloss
         return self._finish(total, None, float(n))

@@ -1,8 +1,11 @@
 """Module and Parameter: the composable core every layer builds on.
 
-A Module maps numpy float32 arrays forward, caching what its backward needs;
-``backward(grad_out)`` returns the gradient with respect to its input and
-*accumulates* (+=) the gradients of its parameters into ``Parameter.grad``.
+A Module maps numpy float32 arrays forward, saving what its backward needs as
+one context per training-mode call (``save_for_backward``);
+``backward(grad_out)`` consumes the newest context (``saved_tensors``),
+*accumulates* (+=) the gradients of its parameters into ``Parameter.grad``
+and returns the gradient with respect to its input when it is wanted (see
+``Module``). ``no_grad()`` turns saving off on this thread.
 Sub-modules and parameters assigned as attributes are registered
 automatically, PyTorch-style, so ``parameters()``, ``state_dict()``,
 ``train()``/``eval()`` and ``repr`` see the whole tree.
@@ -11,17 +14,28 @@ Rules every module keeps: ``forward`` never modifies its input and
 ``backward`` never modifies ``grad_out`` (``Residual`` hands the same
 gradient to two branches); both return new arrays (or pass an argument
 through unchanged), so callers may keep any array they were given."""
+import functools
+import itertools
+import threading
 from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "no_grad", "is_grad_enabled"]
 
 
 class Parameter:
     """A trainable float32 array ``data`` with its gradient ``grad`` (same
-    shape, starts at zero). Both are C-contiguous and owned by the Parameter:
-    optimizers update them in place.
+    shape). Both are fixed, C-contiguous storage: assigning ``p.data = arr``
+    or ``p.grad = arr`` copies into it (a different shape raises ValueError),
+    so layers and optimizers may keep using the arrays. When an optimizer is
+    built on a Parameter it moves both into the optimizer's flat buffers
+    (``data`` and ``grad`` become views; see fastnn.optim).
+
+    ``requires_grad=False`` (frozen): no gradient slot, ``grad`` is None. A
+    parameter unfrozen later gets its own gradient array (outside any flat
+    buffer) at its first backward.
+    ``p.grad = None`` marks "no gradient this step" (the optimizer skips it).
 
     ``zero_grad()`` is lazy: it marks the gradient as zero instead of writing
     zeros (a full pass over memory per step). Reading ``grad`` writes the
@@ -29,58 +43,270 @@ class Parameter:
     to overwrite the whole gradient asks ``grad_for_write()`` and skips both
     the zeros and the add (a GEMM with beta=0 instead of beta=1)."""
 
-    __slots__ = ("data", "_grad", "_grad_zero", "requires_grad")
+    # _gstate: 0 the gradient is in _grad, 1 it is (lazily) zero, 2 it is None.
+    __slots__ = ("_data", "_grad", "_gstate", "requires_grad", "_owner", "_slot")
 
     def __init__(self, data, requires_grad=True):
-        arr = np.array(data, dtype=np.float32, order="C", copy=True)
-        self.data = arr
-        self._grad = np.zeros_like(arr)
-        self._grad_zero = False
+        self._data = np.array(data, dtype=np.float32, order="C", copy=True)
         self.requires_grad = bool(requires_grad)
+        self._grad = np.zeros_like(self._data) if self.requires_grad else None
+        self._gstate = 0 if self.requires_grad else 2
+        self._owner = None       # weak reference to the optimizer owning the flat buffers
+        self._slot = None        # (flat grad buffer, start, stop) once flattened
+
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        _copy_into(self._data, value, "data")
 
     @property
     def grad(self):
-        if self._grad_zero:
+        s = self._gstate
+        if s:
+            if s == 2:
+                return None
             self._grad.fill(0.0)
-            self._grad_zero = False
+            self._gstate = 0
         return self._grad
 
     @grad.setter
     def grad(self, value):
-        self._grad = value
-        self._grad_zero = False
+        if value is None:
+            self._gstate = 2
+            return
+        if self._grad is None:
+            self._grad = np.zeros_like(self._data)
+        _copy_into(self._grad, value, "grad")
+        self._gstate = 0
 
     def grad_for_write(self):
         """(grad array, accumulate): accumulate is False when the gradient is
-        (lazily) zero, so the caller may overwrite it instead of adding."""
-        acc = not self._grad_zero
-        self._grad_zero = False
+        (lazily) zero or None, so the caller may overwrite it instead of adding."""
+        acc = self._gstate == 0
+        self._gstate = 0
+        if self._grad is None:          # frozen when flattened, unfrozen since: its own slot
+            self._grad = np.zeros_like(self._data)
         return self._grad, acc
 
     @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     def zero_grad(self):
-        self._grad_zero = True
+        if self._grad is not None:
+            self._gstate = 1
+
+    def __deepcopy__(self, memo):
+        """A standalone copy (own data and gradient, no optimizer): copying a
+        model never shares or copies an optimizer's flat buffers."""
+        q = Parameter(self._data, self.requires_grad)
+        if q._grad is not None and self._grad is not None and self._gstate == 0:
+            q._grad[...] = self._grad
+        memo[id(self)] = q
+        return q
 
     def __repr__(self):
-        return f"Parameter(shape={self.data.shape})"
+        return f"Parameter(shape={self._data.shape})"
+
+
+def flat_grads(params):
+    """The gradients of `params` (Parameters whose grad is not None) as few
+    arrays as possible: a run of parameters whose gradients sit next to each
+    other in an optimizer's flat buffer becomes one view of it (the aligned
+    gaps between them are zeros), so a reduction reads the buffer in one
+    pass. Returns (arrays, spans): spans[i] lists (parameter, start, stop) of
+    each parameter's elements within arrays[i]."""
+    arrays, spans = [], []
+    run = None                       # [buffer, start, stop, [(p, abs start, abs stop)]]
+
+    def close():
+        arrays.append(run[0][run[1]:run[2]])
+        spans.append([(q, a - run[1], b - run[1]) for q, a, b in run[3]])
+
+    for p in params:
+        g = p.grad                   # writes lazily-zero gradients
+        if g is None:
+            continue
+        slot = p._slot
+        if slot is not None and run is not None and slot[0] is run[0] and \
+                0 <= slot[1] - run[2] < 16:
+            run[2] = slot[2]
+            run[3].append((p, slot[1], slot[2]))
+            continue
+        if run is not None:
+            close()
+            run = None
+        if slot is not None:
+            run = [slot[0], slot[1], slot[2], [(p, slot[1], slot[2])]]
+        else:
+            arrays.append(g)
+            spans.append([(p, 0, g.size)])
+    if run is not None:
+        close()
+    return arrays, spans
+
+
+def _copy_into(dst, value, what):
+    src = np.asarray(value)
+    if src.shape != dst.shape:
+        raise ValueError(f"Parameter.{what}: cannot assign an array of shape {src.shape} to a "
+                         f"parameter of shape {dst.shape} (assignment copies into the "
+                         f"parameter's storage; create a new Parameter to change its shape)")
+    if src.dtype.kind not in "fiub":
+        raise TypeError(f"Parameter.{what}: expected a numeric array, got dtype {src.dtype}")
+    if src is not dst:
+        np.copyto(dst, src, casting="unsafe")
+
+
+# Per-thread state of the backward protocol, one list per thread (list items
+# are cheaper to reach than threading.local attributes on the per-call path):
+_DEPTH, _NEED, _RUNNING, _NO_GRAD, _GEN, _NEW_STEP = range(6)
+# depth: nesting of wrapped backward calls; need: must the running backward
+# return dL/d(input)?; running: the module whose backward runs (super()
+# chains); no_grad: nesting of fastnn.no_grad(); gen: the current step
+# generation of saved contexts; new_step: a user-level backward ended the
+# step, so the next save starts a new one.
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.s = [0, True, None, 0, 0, True]
+
+
+_tls = _State()
+_generations = itertools.count(1)
+
+
+class no_grad:
+    """Context manager (and decorator) in which forward saves no context, as
+    ``torch.no_grad()``: inference holds no activations. Per thread and
+    nestable. Layers still behave as their ``training`` flag says (Dropout
+    stays random in train mode); use ``model.eval()`` for inference
+    behaviour."""
+
+    def __enter__(self):
+        _tls.s[_NO_GRAD] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _tls.s[_NO_GRAD] -= 1
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def is_grad_enabled():
+    """False inside ``fastnn.no_grad()`` (on this thread)."""
+    return _tls.s[_NO_GRAD] == 0
+
+
+def _too_many_contexts(module, stack):
+    """A module saved max_contexts contexts with no backward in between: a
+    forward-only loop left in training mode. Warn once per module and drop the
+    oldest context, so memory stays bounded (a backward that would have needed
+    it then raises 'no saved context' rather than computing anything wrong)."""
+    if not getattr(module, "_warned_contexts", False):
+        object.__setattr__(module, "_warned_contexts", True)
+        import warnings
+        warnings.warn(
+            f"{type(module).__name__}: {len(stack)} training-mode forwards since the last "
+            f"backward; their saved contexts are kept for backward. For inference use "
+            f"model.eval() or fastnn.no_grad(). Dropping the oldest beyond "
+            f"fastnn.nn.Module.max_contexts = {Module.max_contexts} (raise it for longer "
+            f"unrolled loops).", RuntimeWarning, stacklevel=4)
+    del stack[0]
+
+
+def _wrap_backward(fn):
+    """The user-facing backward around a module's own: keeps the per-thread
+    depth, decides whether dL/d(input) is wanted and returns None if not."""
+    def run(self, grad_out, input_grad, args, kwargs):
+        st = _tls.s
+        if st[_RUNNING] is self:                   # super().backward(...) of the same call
+            return fn(self, grad_out, *args, **kwargs)
+        d, prev_need, prev_running = st[_DEPTH], st[_NEED], st[_RUNNING]
+        need = d > 0 if input_grad is None else bool(input_grad)
+        st[_DEPTH], st[_NEED], st[_RUNNING] = d + 1, need, self
+        try:
+            g = fn(self, grad_out, *args, **kwargs)
+        finally:
+            st[_DEPTH], st[_NEED], st[_RUNNING] = d, prev_need, prev_running
+            if d == 0:
+                st[_NEW_STEP] = True
+        return g if need else None
+
+    def backward(self, grad_out, *args, input_grad=None, **kwargs):
+        return run(self, grad_out, input_grad, args, kwargs)
+
+    code = getattr(fn, "__code__", None)
+    if code is not None and code.co_argcount == 2 and not code.co_flags & 0x0C:
+        def backward(self, grad_out, input_grad=None):      # the usual signature: no *args
+            st = _tls.s
+            if st[_RUNNING] is self:
+                return fn(self, grad_out)
+            d, prev_need, prev_running = st[_DEPTH], st[_NEED], st[_RUNNING]
+            need = d > 0 if input_grad is None else bool(input_grad)
+            st[_DEPTH], st[_NEED], st[_RUNNING] = d + 1, need, self
+            try:
+                g = fn(self, grad_out)
+            finally:
+                st[_DEPTH], st[_NEED], st[_RUNNING] = d, prev_need, prev_running
+                if d == 0:
+                    st[_NEW_STEP] = True
+            return g if need else None
+    functools.update_wrapper(backward, fn)
+    backward._fastnn_wrapped = True
+    return backward
 
 
 class Module:
     """Base class of every layer and container.
 
-    ``input_grad`` (default True): whether ``backward`` must return the
-    gradient with respect to the input. A container sets it to False on its
-    first trainable child when nobody needs dL/d(input) (the data), so that
-    layer may skip that work and return None."""
+    The contract (see docs/layers.md, "Writing a module"):
 
-    input_grad = True
+    * ``forward(x)`` computes the output and, through
+      ``self.save_for_backward(*objs)``, saves what its backward needs. Each
+      call saves its own context (nothing in eval mode or under
+      ``fastnn.no_grad()``), so a module may run many times per step.
+    * ``backward(grad_out)`` takes the newest context with
+      ``self.saved_tensors()`` (last-in first-out), accumulates parameter
+      gradients and returns dL/d(input) -- computed only when
+      ``self.needs_input_grad`` is True (else it may return None).
+    * Called from user code, ``backward`` returns None and skips the input
+      gradient unless ``backward(g, input_grad=True)``; called from inside
+      another module's backward (a container) it returns dL/d(input). Losses
+      are gradient sources: their ``backward()`` always returns dL/d(input).
+    * Contexts of one step are dropped when a later step begins: the first
+      context saved after a user-level backward starts a new step, and each
+      module drops its contexts of older steps when it saves one."""
+
+    # At most this many unconsumed contexts per module within one step (a
+    # recurrent cell unrolled in Python saves one per time step): beyond it the
+    # oldest is dropped with a warning, so a forward-only loop left in training
+    # mode cannot grow memory without bound.
+    max_contexts = 4096
+
+    # Losses set this: their backward is a gradient source, not wrapped.
+    _gradient_source = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("backward")
+        if (fn is not None and not cls._gradient_source
+                and not getattr(fn, "_fastnn_wrapped", False)):
+            cls.backward = _wrap_backward(fn)
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -90,6 +316,7 @@ class Module:
         object.__setattr__(obj, "_buffers", OrderedDict())
         object.__setattr__(obj, "_modules", OrderedDict())
         object.__setattr__(obj, "training", True)
+        object.__setattr__(obj, "_contexts", [])
         return obj
 
     def __init__(self):
@@ -143,6 +370,56 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    # -- saved contexts --------------------------------------------------
+    def save_for_backward(self, *objs):
+        """Save what backward needs (arrays, shapes, flags: any objects) as one
+        context of this forward call. Does nothing in eval mode or under
+        ``fastnn.no_grad()``; returns whether it saved."""
+        st = _tls.s
+        if not self.training or st[_NO_GRAD]:
+            return False
+        if st[_NEW_STEP]:
+            st[_GEN] = next(_generations)
+            st[_NEW_STEP] = False
+        gen = st[_GEN]
+        stack = self._contexts
+        if stack and stack[-1][0] != gen:
+            stack.clear()                 # contexts of an older step were never consumed
+        elif len(stack) >= Module.max_contexts:
+            _too_many_contexts(self, stack)
+        stack.append((gen, objs))
+        return True
+
+    def saved_tensors(self):
+        """Pop and return the newest saved context (the tuple given to
+        ``save_for_backward``). Raises RuntimeError when there is none."""
+        stack = self._contexts
+        if not stack:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: no saved context. Each backward consumes "
+                f"the context of one training-mode forward of this module (last in, first "
+                f"out); call forward first, in train() mode and outside fastnn.no_grad()")
+        return stack.pop()[1]
+
+    @property
+    def needs_input_grad(self):
+        """Inside backward: whether dL/d(input) is wanted (see backward)."""
+        return _tls.s[_NEED]
+
+    def _discard(self):
+        """Drop the contexts of one forward without computing anything: this
+        module's newest, then each child's (newest first). Used by containers
+        for leading modules whose gradients nobody needs."""
+        if self._contexts:
+            self._contexts.pop()
+        for m in reversed(list(self._modules.values())):
+            m._discard()
+
+    def clear_contexts(self):
+        """Drop every saved context of this module and its children."""
+        for m in self.modules():
+            m._contexts.clear()
 
     # -- traversal -------------------------------------------------------
     def children(self):
@@ -235,3 +512,6 @@ class Module:
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {sub}")
         return "\n".join(lines) + "\n)"
+
+
+Module.backward = _wrap_backward(Module.backward)

@@ -1,14 +1,17 @@
 """Gradient clipping, as torch.nn.utils: clip_grad_norm_ and clip_grad_value_.
 
 Both work in place on ``Parameter.grad`` of every parameter whose grad is not
-None, through C kernels (csrc/optim.c). Norms are accumulated in float64 over
-a fixed block partition, so the result is the same on any thread count."""
+None, through C kernels (csrc/optim.c). Parameters whose gradients sit in an
+optimizer's flat gradient buffer are read as one array (one pass). Norms are
+accumulated in float64 over a fixed block partition, so the result is the
+same on any thread count."""
 import math
 
 import numpy as np
 
+from .._check import real
 from .._ext import _C
-from .module import Parameter
+from .module import Parameter, flat_grads
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 
@@ -24,22 +27,10 @@ def _grads(parameters, who):
     except TypeError:
         raise TypeError(f"{who}: parameters must be a Parameter or an iterable of Parameters, "
                         f"got {type(parameters).__name__}") from None
-    grads = []
     for i, p in enumerate(ps):
         if not isinstance(p, Parameter):
             raise TypeError(f"{who}: parameters[{i}] is a {type(p).__name__}, expected a Parameter")
-        if p.grad is not None:
-            grads.append(p.grad)
-    return grads
-
-
-def _real(who, name, v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{who}: {name} must be a real number, got {v!r}")
-    f = float(v)
-    if not f >= 0.0:
-        raise ValueError(f"{who}: {name} must be >= 0, got {v!r}")
-    return f
+    return flat_grads(ps)[0]
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
@@ -53,10 +44,10 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     as torch does. Returns the total norm before clipping, as a Python float
     (computed in float64)."""
     who = "clip_grad_norm_"
-    max_norm = _real(who, "max_norm", max_norm)
+    max_norm = real(who, "max_norm", max_norm, finite=False, lo=0.0)
     if isinstance(norm_type, str) and norm_type.lower() == "inf":
         norm_type = math.inf
-    p = _real(who, "norm_type", norm_type)
+    p = real(who, "norm_type", norm_type, finite=False, lo=0.0)
     if p == 0.0:
         raise ValueError(f"{who}: norm_type must be > 0 or inf, got {norm_type!r}")
     grads = _grads(parameters, who)
@@ -78,5 +69,5 @@ def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element to [-clip_value, clip_value], in place
     (NaN stays NaN). Returns None."""
     who = "clip_grad_value_"
-    c = _real(who, "clip_value", clip_value)
+    c = real(who, "clip_value", clip_value, finite=False, lo=0.0)
     _C.clamp_inplace(_grads(parameters, who), -c, c, who)

@@ -74,12 +74,6 @@ class _Averager:
         if not isinstance(d, np.ndarray) or d.dtype != np.float32 or not d.flags.c_contiguous:
             raise TypeError(f"{self._who}: params[{i}].data must be a C-contiguous float32 array")
 
-    def _check_shapes(self):
-        for i, (p, a) in enumerate(zip(self.params, self._avg)):
-            if p.data.shape != a.shape:
-                raise ValueError(f"{self._who}: params[{i}] now has shape {p.data.shape} but "
-                                 f"was {a.shape} when the averager was created")
-
     def _blend(self, scale, divide):
         """avg += (w - avg) / scale  (divide) or  avg += (w - avg) * scale."""
         for p, a, tmp in zip(self.params, self._avg, self._tmp):
@@ -111,15 +105,10 @@ class _Averager:
         to run in between."""
         if self._swapped:
             for p, b in zip(self.params, self._backup):
-                if p.data.shape != b.shape:
-                    raise ValueError(f"{self._who}.swap: a parameter changed shape while the "
-                                     f"averaged weights were swapped in")
-            for p, b in zip(self.params, self._backup):
                 np.copyto(p.data, b)
             self._swapped = False
             return
         self._check_ready("swap")
-        self._check_shapes()
         if self._backup is None:
             self._backup = [np.empty_like(p.data) for p in self.params]
         for p, a, b in zip(self.params, self._avg, self._backup):
@@ -162,7 +151,6 @@ class _Averager:
                 if p.data.shape != a.shape:
                     raise ValueError(f"{self._who}.copy_to: params[{i}] has shape "
                                      f"{p.data.shape}, the average has {a.shape}")
-        self._check_shapes()
         for p, a in zip(targets, self._avg):
             np.copyto(p.data, a, casting="same_kind")
 
@@ -250,7 +238,6 @@ class PolyakAveraging(_Averager):
     def update(self):
         """Fold in the current weights (call after each optimizer step)."""
         self._check_not_swapped("update")
-        self._check_shapes()
         self.num_updates += 1
         if self.num_updates <= self.start_step:
             return
@@ -301,7 +288,6 @@ class EMA(_Averager):
     def update(self):
         """Fold in the current weights (call after each optimizer step)."""
         self._check_not_swapped("update")
-        self._check_shapes()
         d = self.current_decay()
         self.num_updates += 1
         self._blend(1.0 - d, divide=False)

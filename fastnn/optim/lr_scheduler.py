@@ -29,8 +29,11 @@ Invalid arguments raise ``ValueError`` naming the scheduler and the argument.
 import bisect
 import copy
 import math
-import numbers
 import types
+
+from .._check import bool_arg as _bool_arg, int_arg as _int_arg, is_int as _is_int
+from .._check import is_real as _is_real
+from .._check import real_arg as _real_arg
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
            "CosineAnnealingLR", "LinearLR", "SequentialLR", "WarmupLR", "OneCycleLR",
@@ -38,47 +41,6 @@ __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
 
 
 # -- argument checks --------------------------------------------------------
-
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _int_arg(who, name, v, lo):
-    if not _is_int(v) or v < lo:
-        want = "a positive integer" if lo == 1 else f"an integer >= {lo}"
-        raise ValueError(f"{who}: {name} must be {want}, got {v!r}")
-    return int(v)
-
-
-def _range_text(lo, hi, lo_open, hi_open):
-    if lo is not None and hi is not None:
-        return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-    if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo}"
-    return f"{'<' if hi_open else '<='} {hi}"
-
-
-def _real_arg(who, name, v, lo=None, hi=None, lo_open=False, hi_open=False):
-    ok = _is_real(v) and math.isfinite(v)
-    if ok and lo is not None:
-        ok = v > lo if lo_open else v >= lo
-    if ok and hi is not None:
-        ok = v < hi if hi_open else v <= hi
-    if not ok:
-        raise ValueError(f"{who}: {name} must be a finite number "
-                         f"{_range_text(lo, hi, lo_open, hi_open)}, got {v!r}")
-    return float(v)
-
-
-def _bool_arg(who, name, v):
-    if not isinstance(v, (bool, int)) or v not in (0, 1):
-        raise ValueError(f"{who}: {name} must be True or False, got {v!r}")
-    return bool(v)
-
 
 def _per_group(who, name, v, n, check):
     """A scalar broadcast to n groups, or a list/tuple of n values; each checked."""

@@ -3,13 +3,28 @@
 ``param_groups`` is a list of dicts, each with ``'params'`` (a list of
 Parameters) and that group's hyper-parameters (``'lr'`` ...); ``defaults``
 holds the constructor's values, which fill in whatever a group leaves out;
-``state`` maps a Parameter to its dict of buffers. ``step()`` runs one fused C
-update per parameter array; ``state_dict()`` / ``load_state_dict()`` save and
-restore everything a resumed run needs, as plain numpy arrays and numbers.
+``state`` maps a Parameter to its dict of buffers. ``state_dict()`` /
+``load_state_dict()`` save and restore everything a resumed run needs, as
+plain numpy arrays and numbers.
+
+Flat parameters: the optimizer owns its parameters' storage. Building it
+(and ``add_param_group``) moves every parameter's data into one contiguous
+float32 buffer and every trainable parameter's gradient into one gradient
+buffer, laid out group by group (trainable parameters first, each aligned to
+64 bytes; frozen ones have data but no gradient slot). ``Parameter.data`` and
+``.grad`` become views into them, and the state arrays (momentum, Adam's
+moments) are views into one flat buffer per group and name. ``step()`` then
+runs one fused C call per group over the group's whole range (max-norm adds
+one call per constrained parameter). A parameter belongs to one optimizer:
+passing it to a second raises ValueError (delete the first one, or give one
+optimizer several param groups). ``flat_grad`` / ``flat_data`` expose the
+buffers (what clipping, gradient monitors and an all-reduce read in one
+pass).
 
 Subclasses declare their hyper-parameters (``_hparams``: name -> check), the
 state buffers they may keep (``_state_names``) and implement ``_update``."""
 import math
+import weakref
 
 import numpy as np
 
@@ -61,6 +76,53 @@ def betas_pair(who, name, v):
 REG_HPARAMS = {"l1": nonneg, "l1_mode": _reg.check_l1_mode, "max_norm": _reg.check_max_norm}
 
 
+_ALIGN = 16          # floats: every flat slot starts on a 64-byte boundary
+
+
+def _aligned(n):
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _aligned_empty(n):
+    """A float32 array of n elements whose data starts on 64 bytes."""
+    raw = np.empty(n + _ALIGN, dtype=np.float32)
+    off = (-raw.ctypes.data % 64) // 4
+    return raw[off:off + n]
+
+
+class _FlatGroup:
+    """One param group's slice of the flat buffers: its trainable parameters
+    (at flattening time), their data and gradient ranges, each parameter's
+    (start, stop) within them and the group's flat state arrays by name."""
+    __slots__ = ("params", "data", "grad", "spans", "state", "index")
+
+    def __init__(self, params, data, grad, spans):
+        self.params, self.data, self.grad, self.spans = params, data, grad, spans
+        self.index = {id(p): i for i, p in enumerate(params)}
+        self.state = {}
+
+
+def _uniform(scalars):
+    for v in scalars:
+        if v.count(v[0]) != len(v):
+            return False
+    return True
+
+
+def _flat_views(flat_state, states):
+    """Every state array is a view of its group's flat buffer of that name."""
+    for n, st in states.items():
+        if st:
+            buf = flat_state.get(n)
+            if buf is None:
+                return False
+            base = buf.base
+            for a in st:
+                if a.base is not base:
+                    return False
+    return True
+
+
 class Optimizer:
     """Base class. ``params``: an iterable of Parameters, or of dicts (param
     groups) each with a ``'params'`` entry and any hyper-parameters that
@@ -89,8 +151,92 @@ class Optimizer:
             raise ValueError(f"{who}: got an empty parameter list")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
+        self._flat = []
+        self.flat_data = self.flat_grad = None
         for g in groups:
-            self.add_param_group(g)
+            self.add_param_group(g, _layout=False)
+        self._layout()
+
+    # -- flat buffers -----------------------------------------------------
+    def _layout(self):
+        """(Re)build the flat data and gradient buffers over every group and
+        rebind the Parameters to views of them (values, lazily-zero and None
+        gradients are kept). Existing state arrays keep their values."""
+        who = type(self).__name__
+        me = weakref.ref(self)
+        plan, nd, ng = [], 0, 0
+        for g in self.param_groups:
+            for p in g["params"]:
+                o = p._owner() if p._owner is not None else None
+                if o is not None and o is not self:
+                    raise ValueError(
+                        f"{who}: a Parameter of shape {p.shape} already belongs to another "
+                        f"optimizer ({type(o).__name__}); its data and gradient live in that "
+                        f"optimizer's flat buffers. Use one optimizer with several param groups, "
+                        f"or delete the other optimizer first")
+            train = [p for p in g["params"] if p.requires_grad]
+            frozen = [p for p in g["params"] if not p.requires_grad]
+            plan.append((train, frozen, nd, ng))
+            size_t = sum(_aligned(p.size) for p in train)
+            nd += size_t + sum(_aligned(p.size) for p in frozen)
+            ng += size_t
+        data, grad = _aligned_empty(nd), _aligned_empty(ng)
+        data.fill(0.0)
+        grad.fill(0.0)
+        old = self._flat
+        self._flat = []
+        for gi, (train, frozen, d0, g0) in enumerate(plan):
+            spans, off = [], 0
+            for p in train:
+                spans.append((off, off + p.size))
+                off += _aligned(p.size)
+            for p, (a, b) in zip(train, spans):
+                dv = data[d0 + a:d0 + b].reshape(p.shape)
+                dv[...] = p._data
+                gv = grad[g0 + a:g0 + b].reshape(p.shape)
+                if p._grad is not None and p._gstate == 0:
+                    gv[...] = p._grad
+                p._data, p._grad, p._owner = dv, gv, me
+                p._slot = (grad, g0 + a, g0 + b)
+            fo = d0 + off
+            for p in frozen:
+                dv = data[fo:fo + p.size].reshape(p.shape)
+                dv[...] = p._data
+                p._data, p._owner, p._slot = dv, me, None
+                p._grad, p._gstate = None, 2          # frozen: no gradient slot
+                fo += _aligned(p.size)
+            fg = _FlatGroup(train, data[d0:d0 + off], grad[g0:g0 + off], spans)
+            prev = old[gi] if gi < len(old) else None
+            if prev is not None and [id(p) for p in prev.params] == [id(p) for p in train]:
+                fg.state = prev.state             # the group's state buffers stay valid
+            self._flat.append(fg)
+        self.flat_data, self.flat_grad = data, grad
+
+    def _state_array(self, p, name, fill=0.0):
+        """A new state array for p: a view into its group's flat state buffer
+        for `name` when p has a flat slot, else a standalone array."""
+        for fg in self._flat:
+            i = fg.index.get(id(p))
+            if i is not None:
+                buf = fg.state.get(name)
+                if buf is None:
+                    buf = fg.state[name] = _aligned_empty(fg.grad.size)
+                    buf.fill(fill)
+                a, b = fg.spans[i]
+                v = buf[a:b].reshape(p.shape)
+                v.fill(fill)
+                return v
+        return np.full(p.shape, fill, dtype=np.float32)
+
+    def _pack(self, fg, params, states, scalars):
+        """The arrays of one C call: (data, grads, states, scalars) with one
+        flat array per slot and one scalar per list when the group is flat
+        and its scalars agree; else one array (and scalar) per parameter."""
+        if fg is not None and _uniform(scalars) and _flat_views(fg.state, states):
+            return ([fg.data], [fg.grad],
+                    {n: ([fg.state[n]] if st else st) for n, st in states.items()},
+                    [v[:1] for v in scalars])
+        return [p.data for p in params], [p.grad for p in params], states, scalars
 
     # -- groups -----------------------------------------------------------
     def _check_group(self, group):
@@ -105,9 +251,10 @@ class Optimizer:
     def _check_combination(self, group):
         """Constraints between hyper-parameters (subclasses)."""
 
-    def add_param_group(self, param_group):
+    def add_param_group(self, param_group, _layout=True):
         """Add a group: a dict with 'params' and optional hyper-parameters;
-        the ones left out take the optimizer's defaults."""
+        the ones left out take the optimizer's defaults. The flat buffers are
+        rebuilt to take the new parameters in."""
         who = type(self).__name__
         if not isinstance(param_group, dict):
             raise TypeError(f"{who}: a param group must be a dict, got {type(param_group).__name__}")
@@ -135,6 +282,8 @@ class Optimizer:
             group.setdefault(k, v)
         self._check_group(group)
         self.param_groups.append(group)
+        if _layout:
+            self._layout()
 
     # -- the update -------------------------------------------------------
     def zero_grad(self):
@@ -149,23 +298,25 @@ class Optimizer:
         one. ``closure``: an optional callable that recomputes the loss and
         the gradients; its value is returned."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
+        for group, fg in zip(self.param_groups, self._flat):
             params = [p for p in group["params"] if p.requires_grad and p.grad is not None]
             if not params:
                 continue
+            if params != fg.params:     # (identity) some skip this step or are not flat
+                fg = None
             lr = float(group["lr"])
             l1 = float(group.get("l1", 0.0))
             proximal = group.get("l1_mode", "gradient") == "proximal"
             reg = {"l1": 0.0 if proximal else l1, "prox": lr * l1 if proximal else 0.0,
                    "maximize": bool(group.get("maximize", False))}
-            self._step_group(group, params, reg)
+            self._step_group(group, params, reg, fg)
             max_norm = group.get("max_norm")
             if max_norm is not None:
                 for p in params:
                     _reg.max_norm_param(p, float(max_norm), type(self).__name__)
         return loss
 
-    def _step_group(self, group, params, reg):
+    def _step_group(self, group, params, reg, fg):
         raise NotImplementedError(f"{type(self).__name__}._step_group")
 
     # -- state ------------------------------------------------------------
@@ -263,8 +414,13 @@ class Optimizer:
                 if a.shape != p.data.shape:
                     raise ValueError(f"{who}: state[{key}][{name!r}] has shape {a.shape}, "
                                      f"the parameter has shape {p.data.shape}")
-                s[name] = np.array(a, dtype=np.float32, order="C", copy=True)
+                s[name] = a
             new_state[p] = s
+        for p, s in new_state.items():        # nothing failed: copy into (flat) state arrays
+            for name, a in s.items():
+                if name != "step":
+                    s[name] = self._state_array(p, name)
+                    s[name][...] = a
         self.param_groups[:] = new_groups
         self.state = new_state
 

@@ -1,23 +1,20 @@
 """SGD, Adagrad, RMSprop, Adadelta, Adam and AdamW with torch.optim's update
-rules, argument names and defaults. Each step is one fused C loop per
-parameter array (csrc/optim.c): it reads the gradient and the state and
-writes the parameter and the state, with weight decay and the L1 term folded
-in; no numpy temporaries. All arrays of a param group go to C in one call
-(one parallel region per group and step).
+rules, argument names and defaults. Each step is one fused C loop per param
+group (csrc/optim.c) over the group's flat buffers (see fastnn.optim.optimizer):
+it reads the gradient and the state and writes the parameter and the state,
+with weight decay and the L1 term folded in; no numpy temporaries. When a
+group is not flat for a step (a parameter without a gradient, state loaded
+with different step counts) the same single call takes one array per
+parameter.
 
 Besides torch's arguments every optimizer takes the regularization
 hyper-parameters ``l1``, ``l1_mode`` and ``max_norm`` (see
 fastnn.optim.regularize), per param group like the rest."""
 
-import numpy as np
-
 from .._ext import _C
 from .optimizer import REG_HPARAMS, Optimizer, betas_pair, flag, nonneg, unit_closed
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"]
-
-def _zeros(p):
-    return np.zeros(p.data.shape, dtype=np.float32)
 
 def _reg_args(group, reg, decoupled=False):
     """(weight_decay, l1, decay_mult, prox, maximize) for the C kernels."""
@@ -47,7 +44,7 @@ class SGD(Optimizer):
         if group.get("nesterov") and (group.get("momentum", 0) <= 0 or group.get("dampening", 0) != 0):
             raise ValueError("SGD: nesterov=True requires momentum > 0 and dampening = 0")
 
-    def _step_group(self, group, params, reg):
+    def _step_group(self, group, params, reg, fg):
         lr, momentum = group["lr"], group["momentum"]
         dampening, nesterov = group["dampening"], group["nesterov"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
@@ -59,9 +56,11 @@ class SGD(Optimizer):
                 buf = st.get("momentum_buffer")
                 init.append(buf is None)
                 if buf is None:
-                    buf = st["momentum_buffer"] = _zeros(p)
+                    buf = st["momentum_buffer"] = self._state_array(p, "momentum_buffer")
                 bufs.append(buf)
-        _C.sgd_step([p.data for p in params], [p.grad for p in params], bufs, init, lr,
+        data, grads, st, sc = self._pack(fg, params, {"momentum_buffer": bufs},
+                                         [init] if init else [])
+        _C.sgd_step(data, grads, st["momentum_buffer"], sc[0] if sc else None, lr,
                     momentum, dampening, nesterov, wd, l1, mult, prox, maximize, "SGD")
 
 class Adagrad(Optimizer):
@@ -84,21 +83,21 @@ class Adagrad(Optimizer):
     def _required_state(self, group):
         return ("step", "sum")
 
-    def _step_group(self, group, params, reg):
+    def _step_group(self, group, params, reg, fg):
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
         sums, clr = [], []
         for p in params:
             st = self.state.get(p)
             if not st:
-                st = self.state[p] = {
-                    "step": 0,
-                    "sum": np.full(p.data.shape, group["initial_accumulator_value"], np.float32)}
+                st = self.state[p] = {"step": 0, "sum": self._state_array(
+                    p, "sum", group["initial_accumulator_value"])}
             st["step"] += 1
             sums.append(st["sum"])
             clr.append(lr / (1 + (st["step"] - 1) * lr_decay))
-        _C.adagrad_step([p.data for p in params], [p.grad for p in params], sums, clr, eps,
-                        wd, l1, mult, prox, maximize, "Adagrad")
+        data, grads, st, (clr,) = self._pack(fg, params, {"sum": sums}, [clr])
+        _C.adagrad_step(data, grads, st["sum"], clr, eps, wd, l1, mult, prox, maximize,
+                        "Adagrad")
 
 class RMSprop(Optimizer):
     """RMSprop (Hinton's lecture 6e) as torch.optim.RMSprop:
@@ -126,7 +125,7 @@ class RMSprop(Optimizer):
             names.append("grad_avg")
         return names
 
-    def _step_group(self, group, params, reg):
+    def _step_group(self, group, params, reg, fg):
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         momentum, centered = group["momentum"], group["centered"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
@@ -136,18 +135,20 @@ class RMSprop(Optimizer):
         for p in params:
             st = self.state.get(p)
             if not st:
-                st = self.state[p] = {"step": 0, "square_avg": _zeros(p)}
+                st = self.state[p] = {"step": 0, "square_avg": self._state_array(p, "square_avg")}
             if bufs is not None:
                 if st.get("momentum_buffer") is None:
-                    st["momentum_buffer"] = _zeros(p)
+                    st["momentum_buffer"] = self._state_array(p, "momentum_buffer")
                 bufs.append(st["momentum_buffer"])
             if gavgs is not None:
                 if st.get("grad_avg") is None:
-                    st["grad_avg"] = _zeros(p)
+                    st["grad_avg"] = self._state_array(p, "grad_avg")
                 gavgs.append(st["grad_avg"])
             st["step"] += 1
             sq.append(st["square_avg"])
-        _C.rmsprop_step([p.data for p in params], [p.grad for p in params], sq, gavgs, bufs, lr,
+        data, grads, st, _ = self._pack(fg, params, {"square_avg": sq, "grad_avg": gavgs,
+                                                     "momentum_buffer": bufs}, [])
+        _C.rmsprop_step(data, grads, st["square_avg"], st["grad_avg"], st["momentum_buffer"], lr,
                         alpha, eps, momentum, wd, l1, mult, prox, maximize, "RMSprop")
 
 class Adadelta(Optimizer):
@@ -168,19 +169,21 @@ class Adadelta(Optimizer):
     def _required_state(self, group):
         return ("step", "square_avg", "acc_delta")
 
-    def _step_group(self, group, params, reg):
+    def _step_group(self, group, params, reg, fg):
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
         sq, acc = [], []
         for p in params:
             st = self.state.get(p)
             if not st:
-                st = self.state[p] = {"step": 0, "square_avg": _zeros(p), "acc_delta": _zeros(p)}
+                st = self.state[p] = {"step": 0, "square_avg": self._state_array(p, "square_avg"),
+                                      "acc_delta": self._state_array(p, "acc_delta")}
             st["step"] += 1
             sq.append(st["square_avg"])
             acc.append(st["acc_delta"])
-        _C.adadelta_step([p.data for p in params], [p.grad for p in params], sq, acc, lr, rho,
-                         eps, wd, l1, mult, prox, maximize, "Adadelta")
+        data, grads, st, _ = self._pack(fg, params, {"square_avg": sq, "acc_delta": acc}, [])
+        _C.adadelta_step(data, grads, st["square_avg"], st["acc_delta"], lr, rho, eps, wd, l1,
+                         mult, prox, maximize, "Adadelta")
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) as torch.optim.Adam, bias correction included:
@@ -208,7 +211,7 @@ class Adam(Optimizer):
             names.append("max_exp_avg_sq")
         return names
 
-    def _step_group(self, group, params, reg):
+    def _step_group(self, group, params, reg, fg):
         who = type(self).__name__
         lr, eps, amsgrad = group["lr"], group["eps"], group["amsgrad"]
         beta1, beta2 = group["betas"]
@@ -218,18 +221,22 @@ class Adam(Optimizer):
         for p in params:
             st = self.state.get(p)
             if not st:
-                st = self.state[p] = {"step": 0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
+                st = self.state[p] = {"step": 0, "exp_avg": self._state_array(p, "exp_avg"),
+                                      "exp_avg_sq": self._state_array(p, "exp_avg_sq")}
             if vmax is not None:
                 if st.get("max_exp_avg_sq") is None:
-                    st["max_exp_avg_sq"] = _zeros(p)
+                    st["max_exp_avg_sq"] = self._state_array(p, "max_exp_avg_sq")
                 vmax.append(st["max_exp_avg_sq"])
             t = st["step"] = st["step"] + 1
             ms.append(st["exp_avg"])
             vs.append(st["exp_avg_sq"])
             step_size.append(lr / (1 - beta1 ** t))
             bc2_sqrt.append((1 - beta2 ** t) ** 0.5)     # as torch (not math.sqrt)
-        _C.adam_step([p.data for p in params], [p.grad for p in params], ms, vs, vmax, step_size,
-                     bc2_sqrt, beta1, beta2, eps, wd, l1, mult, prox, maximize, who)
+        data, grads, st, (step_size, bc2_sqrt) = self._pack(
+            fg, params, {"exp_avg": ms, "exp_avg_sq": vs, "max_exp_avg_sq": vmax},
+            [step_size, bc2_sqrt])
+        _C.adam_step(data, grads, st["exp_avg"], st["exp_avg_sq"], st["max_exp_avg_sq"],
+                     step_size, bc2_sqrt, beta1, beta2, eps, wd, l1, mult, prox, maximize, who)
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as

@@ -20,8 +20,8 @@ gradient of (weight_decay/2) * sum w^2), ``l1`` gives the elastic net.
 ``max_norm_`` and ``soft_threshold_`` apply the same constraints by hand."""
 import math
 
-import numpy as np
 
+from .._check import real
 from .._ext import _C
 from ..nn.module import Parameter
 
@@ -39,9 +39,7 @@ def check_l1_mode(who, name, v):
 def check_max_norm(who, name, v):
     if v is None:
         return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{who}: {name} must be None or a positive number, got {v!r}")
-    f = float(v)
+    f = real(who, name, v, finite=False)
     if not (0.0 < f < math.inf):
         raise ValueError(f"{who}: {name} must be None or a positive finite number, got {v!r}")
     return f
@@ -84,10 +82,7 @@ def soft_threshold_(parameters, threshold):
     """w <- sign(w) * max(|w| - threshold, 0), in place, for every parameter
     (the proximal step of an L1 penalty; NaN stays NaN)."""
     who = "soft_threshold_"
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(
-            threshold, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{who}: threshold must be a number, got {threshold!r}")
-    t = float(threshold)
+    t = real(who, "threshold", threshold, finite=False)
     if not (0.0 <= t < math.inf):
         raise ValueError(f"{who}: threshold must be >= 0 and finite, got {threshold!r}")
     for p in _params_of(parameters, who):
