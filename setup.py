@@ -5,7 +5,6 @@ kernels at run time (csrc/cpu.c), so one build runs on any CPU of its
 architecture. The sources compile in parallel (one job per available core, or
 `build_ext -j N`) and without debug information. Environment knobs:
   FASTNN_NATIVE=1     also compile for the building machine's CPU
-  FASTNN_NO_OPENMP=1  build single-threaded even if the compiler has OpenMP
   FASTNN_DEBUG=1      keep debug information (-g) in the extension
   FASTNN_SANITIZE=address  build with AddressSanitizer (see README)
 """
@@ -62,9 +61,6 @@ def check_compiler(compiler, python_include_dirs=()):
                             f"find Python.h ({err}); {INSTALL_CC}.")
 
 
-OPENMP_PROBE = ('#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\n'
-                'n+=1;\nreturn omp_get_max_threads()>0&&n>0?0:1;}\n')
-
 
 def compile_in_parallel(compiler, jobs):
     """Make `compiler.compile` run its sources on `jobs` threads (each runs a
@@ -102,18 +98,9 @@ class BuildExt(build_ext):
         ldflags = []
         if os.environ.get("FASTNN_NATIVE") == "1":
             cflags.append("-march=native")
-        openmp = False
-        if os.environ.get("FASTNN_NO_OPENMP") != "1":
-            for cf, lf in ((["-fopenmp"], ["-fopenmp"]),
-                           (["-Xpreprocessor", "-fopenmp"], ["-lomp"])):
-                if try_compile(cc, OPENMP_PROBE, cf, lf) is None:
-                    cflags += cf
-                    ldflags += lf
-                    openmp = True
-                    break
-        if not openmp:
-            print("fastnn: the compiler has no OpenMP; building single-threaded",
-                  file=sys.stderr)
+        # Threads come from fastnn's own POSIX-thread pool (csrc/parallel.c): no OpenMP.
+        cflags.append("-pthread")
+        ldflags.append("-pthread")
         san = os.environ.get("FASTNN_SANITIZE")
         if san:
             cflags += [f"-fsanitize={san}", "-fno-omit-frame-pointer", "-g"]

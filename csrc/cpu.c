@@ -47,15 +47,6 @@ const char *fnn_isa_name(int isa)
     }
 }
 
-int fnn_have_openmp(void)
-{
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
 void fnn_set_num_threads(int n)
 {
     g_threads = n < 1 ? 1 : n;

@@ -26,7 +26,6 @@ const char *fnn_isa_name(int isa);
 
 void fnn_set_num_threads(int n);     /* n >= 1 */
 int fnn_get_num_threads(void);
-int fnn_have_openmp(void);
 
 /* ------------------------------------------- parallel.c, workspace.c -- */
 

@@ -103,7 +103,7 @@ MACHINE = {
     "date": "2026-01-01T00:00:00+00:00", "host": "testhost", "loadavg_before": [0.1, 0.1, 0.1],
     "loadavg_after": [0.2, 0.1, 0.1],
     "fastnn": {"version": "9.9.9", "git": "abc1234 (main)", "isa": "avx512",
-               "available_isas": ["ref", "avx2", "avx512"], "openmp": True,
+               "available_isas": ["ref", "avx2", "avx512"],
                "compiler": "gcc 12.2.0", "cflags": "-O3", "gemm_blocking": {}},
     "python": "3.11.7", "numpy": "2.0.0", "threads": [1, 2], "cpu": "Test CPU 3000",
     "machine": "x86_64", "logical_cpus": 2, "allowed_cpus": 2, "physical_cores": 2,

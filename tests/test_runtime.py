@@ -39,8 +39,6 @@ def test_set_num_threads_rejects(bad):
 
 
 def test_set_num_threads_roundtrip():
-    if not fastnn.info()["openmp"]:
-        pytest.skip("built without OpenMP: always 1 thread")
     for n in (1, 2, np.int64(3), 7, np.uint8(2)):
         fastnn.set_num_threads(n)
         assert fastnn.get_num_threads() == int(n)
@@ -51,8 +49,7 @@ def test_fastnn_num_threads_env():
     code = "import fastnn; print(fastnn.get_num_threads(), fastnn.info()['default_num_threads'])"
     p = run_python(code, FASTNN_NUM_THREADS="3")
     assert p.returncode == 0, p.stderr
-    want = "3 3" if fastnn.info()["openmp"] else "1 3"
-    assert p.stdout.split() == want.split()
+    assert p.stdout.split() == ["3", "3"]
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "abc", "1.5"])
@@ -139,7 +136,7 @@ def test_info_keys_and_types():
     d = fastnn.info()
     need = {"version": str, "cpu": str, "machine": str, "isa": str, "best_isa": str,
             "available_isas": list, "num_threads": int, "default_num_threads": int,
-            "gemm_blocking": dict, "numpy": str, "python": str, "openmp": bool,
+            "gemm_blocking": dict, "numpy": str, "python": str,
             "compiler": str, "compiler_version": str, "cflags": str}
     for k, t in need.items():
         assert k in d, f"info() lacks {k!r}"
@@ -254,9 +251,8 @@ def test_kernel_denormals_are_flushed_or_exact(isa):
 
 def test_build_flags():
     d = _C.build_info()
-    assert d["openmp"] is fastnn.info()["openmp"]
-    if d["openmp"]:
-        assert "-fopenmp" in d["cflags"] or "openmp" in d["cflags"]
+    assert "openmp" not in d and "openmp" not in d["cflags"]   # fastnn's own thread pool
+    assert "-pthread" in d["cflags"]
 
 
 # ------------------------------------------------ scratch memory (workspace) --

@@ -15,6 +15,6 @@ if ! command -v "$cc" >/dev/null || [ -z "$qemu" ]; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$cc" -O2 -std=c11 -ffp-contract=off -fno-math-errno -fopenmp -Wall \
+"$cc" -O2 -std=c11 -ffp-contract=off -fno-math-errno -pthread -Wall \
     -Wno-unused-function -Wno-unknown-pragmas -static csrc/*.c tools/gemm_check.c -lm -o "$out/gemm_check"
 OMP_NUM_THREADS=2 "$qemu" "$out/gemm_check"

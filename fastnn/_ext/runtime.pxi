@@ -15,7 +15,6 @@ cdef extern from "fastnn.h" nogil:
     const char *fnn_isa_name(int isa)
     void fnn_set_num_threads(int n)
     int fnn_get_num_threads()
-    int fnn_have_openmp()
 
 cdef extern from *:
     """
@@ -138,7 +137,6 @@ def get_num_threads():
 
 def build_info():
     return {
-        "openmp": bool(fnn_have_openmp()),
         "compiler": FNN_BUILD_CC.decode(),
         "compiler_version": FNN_CC_VERSION.decode(),
         "cflags": FNN_BUILD_CFLAGS.decode(),

@@ -219,7 +219,7 @@ def measure(threads_list, quick=False, progress=None, env_note=None):
     m = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
          "host": platform.node(), "loadavg_before": load_average(),
          "fastnn": {"version": info["version"], "git": git_revision(), "isa": info["isa"],
-                    "available_isas": info["available_isas"], "openmp": info["openmp"],
+                    "available_isas": info["available_isas"],
                     "compiler": f"{info['compiler']} {info['compiler_version']}",
                     "cflags": info["cflags"], "gemm_blocking": info["gemm_blocking"]},
          "python": platform.python_version(), "numpy": np.__version__,
@@ -273,8 +273,8 @@ def header_lines(machine):
                      + " (as Linux reports them)"))
     f = m["fastnn"]
     rows.append(("fastnn", f"{f['version']} git {f['git'] or 'n/a'}, ISA in use {f['isa']} "
-                           f"(available: {', '.join(f['available_isas'])}), OpenMP "
-                           f"{'yes' if f['openmp'] else 'no'}, {f['compiler']}"))
+                           f"(available: {', '.join(f['available_isas'])}), "
+                           f"{f['compiler']}"))
     rows.append(("Threads", ", ".join(str(t) for t in m["threads"])
                  + f" (default {m['default_threads']})"))
     for isa, d in m["peak_gflops"].items():
