@@ -5,7 +5,7 @@ against fastnn's Trainer and against PyTorch, on the same model, data and batch.
     python bench/loop_vs_trainer.py --steps 200 --rounds 7 --threads 1
 
 Each round times `--steps` optimizer steps of each contender, interleaved
-(loop, trainer, torch, loop, ...), and the report gives the median time per
+(the order rotates every round), and the report gives the median time per
 step over the rounds and the ratios. The Trainer runs `fit(..., epochs=1)` on
 exactly steps*batch samples (no validation, no callbacks) so it does the same
 number of steps as the loop. Models (issue 10's targets):
@@ -122,8 +122,12 @@ def main(argv=None):
         for r in runs.values():          # warm up: workspaces, thread pools, torch's allocator
             r()
         times = {k: [] for k in runs}
-        for _ in range(args.rounds):
-            for k, r in runs.items():
+        names = list(runs)
+        for i in range(args.rounds):
+            # rotate who goes first: torch's OpenMP threads keep spinning for a
+            # while after its step, which slows whoever runs right after it
+            for k in names[i % len(names):] + names[:i % len(names)]:
+                r = runs[k]
                 t0 = time.perf_counter()
                 r()
                 times[k].append((time.perf_counter() - t0) / args.steps)

@@ -26,6 +26,7 @@ const char *fnn_isa_name(int isa);
 
 void fnn_set_num_threads(int n);     /* n >= 1 */
 int fnn_get_num_threads(void);
+int fnn_tune_malloc(void);           /* glibc heap thresholds for per-step arrays; 1 if applied */
 
 /* ------------------------------------------- parallel.c, workspace.c -- */
 

@@ -132,6 +132,7 @@ def info():
          "gemm_blocking": _C.gemm_blocking(), "gemm_blocking_source": _C.gemm_blocking_source(),
          "gemm_kernel": _C.gemm_kernel_name(), "caches": _C.cache_info(),
          "workspace_bytes": workspace_bytes(),
+         "malloc_tuned": _MALLOC_TUNED,
          "parallel_flops_per_thread": _C.get_parallel_flops(), "numpy": np.__version__,
          "python": platform.python_version()}
     d.update(_C.build_info())
@@ -171,7 +172,13 @@ def workspace_bytes():
     return _C.workspace_bytes()
 
 
+_MALLOC_TUNED = False
+
+
 def _init_from_env():
+    global _MALLOC_TUNED
+    if os.environ.get("FASTNN_MALLOC_TUNING", "1") != "0":
+        _MALLOC_TUNED = _C.tune_malloc()
     _C.set_num_threads(default_num_threads())
     _gemm_blocking_from_env()
     isa = os.environ.get("FASTNN_ISA")

@@ -578,3 +578,33 @@ def test_concurrent_callers_share_the_pool_safely():
         t.join(timeout=120)
     assert not any(t.is_alive() for t in ts), "a caller hung"
     assert not errors, errors[0]
+
+
+# ------------------------------------------------------ malloc thresholds --
+
+_FAULTS = """
+import resource, numpy as np, fastnn
+from fastnn import nn
+m = nn.ReLU()
+x = np.ones((256, 4096), np.float32)
+for _ in range(5):
+    m(x); m.backward(x, input_grad=True)
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    m(x); m.backward(x, input_grad=True)
+print(fastnn.info()["malloc_tuned"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_steady_state_steps_do_not_page_fault_their_arrays():
+    """20 forward+backward steps of 4 MB activations: with the heap thresholds
+    fixed at import the arrays are reused (few minor faults); with the tuning
+    off, glibc hands them back to the OS and each step faults ~2000 pages."""
+    on = run_python(_FAULTS)
+    off = run_python(_FAULTS, FASTNN_MALLOC_TUNING="0")
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    tuned_on, faults_on = on.stdout.split()
+    tuned_off, faults_off = off.stdout.split()
+    assert (tuned_on, tuned_off) == ("True", "False")
+    assert int(faults_on) < 500 < int(faults_off), (faults_on, faults_off)

@@ -15,6 +15,7 @@ cdef extern from "fastnn.h" nogil:
     const char *fnn_isa_name(int isa)
     void fnn_set_num_threads(int n)
     int fnn_get_num_threads()
+    int fnn_tune_malloc()
 
 cdef extern from *:
     """
@@ -133,6 +134,10 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return fnn_get_num_threads()
+
+
+def tune_malloc():
+    return bool(fnn_tune_malloc())
 
 
 def build_info():

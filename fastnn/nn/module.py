@@ -296,7 +296,7 @@ class Module:
     # recurrent cell unrolled in Python saves one per time step): beyond it the
     # oldest is dropped with a warning, so a forward-only loop left in training
     # mode cannot grow memory without bound.
-    max_contexts = 4096
+    max_contexts = 1024
 
     # Losses set this: their backward is a gradient source, not wrapped.
     _gradient_source = False

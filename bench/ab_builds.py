@@ -1,0 +1,174 @@
+"""Paired A/B of two fastnn builds on one noisy machine.
+
+    python bench/ab_builds.py OLD_TREE NEW_TREE [--rounds 15] [--threads 1,2]
+
+Each tree is a source checkout with its extension built in place. One worker
+process per tree imports that tree's fastnn; the driver asks them in turn
+(old, new, new, old, ...) to time each workload for a few repetitions and
+keeps the best of each turn, so slow drifts of the machine hit both builds
+alike. Reported per workload: the median over rounds of the paired time
+ratio new/old (below 1: the new build is faster) and its quartiles. The
+workloads are the benchmark's kernel and training shapes, written with the
+public API only, so they run on any fastnn version since the first wave.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+WORKER = r'''
+import json, sys, time
+import numpy as np
+import fastnn
+from fastnn import nn, optim, ops
+
+rng = np.random.default_rng(0)
+W = {}
+
+def mm(m, n, k, ta=False, tb=False):
+    a = rng.random((k, m) if ta else (m, k), dtype=np.float32)
+    b = rng.random((n, k) if tb else (k, n), dtype=np.float32)
+    out = np.empty((m, n), np.float32)
+    a = a.T if ta else a
+    b = b.T if tb else b
+    return lambda: ops.matmul(a, b, out=out)
+
+NEW_API = hasattr(fastnn, "no_grad")      # contexts, input gradient only when asked
+
+def act(name):
+    """Forward and backward (with dL/dx), as the bench's act cases."""
+    x = rng.standard_normal((256, 4096), dtype=np.float32)
+    g = rng.standard_normal((256, 4096), dtype=np.float32)
+    m = getattr(nn, name)()
+    kw = {"input_grad": True} if NEW_API else {}
+    def f():
+        m(x)
+        m.backward(g, **kw)
+    return f
+
+def adam(n):
+    p = nn.Parameter(np.zeros(n, np.float32))
+    opt = optim.Adam([p], lr=1e-3)
+    g = rng.standard_normal(n, dtype=np.float32)
+    def f():
+        p.grad[...] = g
+        opt.step()
+    return f
+
+def xent():
+    x = rng.standard_normal((1024, 1000), dtype=np.float32)
+    y = rng.integers(0, 1000, 1024)
+    crit = nn.CrossEntropyLoss()
+    def f():
+        crit(x, y)
+        crit.backward()
+    return f
+
+def mlp(hidden, p, opt_name, batch):
+    fastnn.manual_seed(0)
+    layers, prev = [], 784
+    for h in hidden:
+        layers += [nn.Linear(prev, h), nn.ReLU()] + ([nn.Dropout(p)] if p else [])
+        prev = h
+    model = nn.Sequential(*layers, nn.Linear(prev, 10))
+    if hasattr(model, "input_grad"):
+        model.input_grad = False          # the old build's flag; the new one skips dX by itself
+    opt = (optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if opt_name == "sgd"
+           else optim.Adam(model.parameters(), lr=1e-3))
+    crit = nn.CrossEntropyLoss()
+    x = rng.random((batch, 784), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    def f():
+        out = model(x)
+        crit(out, y)
+        opt.zero_grad()
+        model.backward(crit.backward())
+        opt.step()
+    return f
+
+MAKERS = {
+    "matmul 1024^3": lambda: mm(1024, 1024, 1024),
+    "matmul 128x1024x784 NT (fwd)": lambda: mm(128, 1024, 784, tb=True),
+    "matmul 1024x784x128 TN (dW)": lambda: mm(1024, 784, 128, ta=True),
+    "matmul 128x784x1024 NN (dX)": lambda: mm(128, 784, 1024),
+    "matmul 128x10x1024 NT (out)": lambda: mm(128, 10, 1024, tb=True),
+    "relu 256x4096": lambda: act("ReLU"),
+    "gelu 256x4096": lambda: act("GELU"),
+    "sigmoid 256x4096": lambda: act("Sigmoid"),
+    "cross-entropy 1024x1000 fwd+bwd": xent,
+    "adam step 1M": lambda: adam(1 << 20),
+    "train mlp-small b64 (SGD)": lambda: mlp((256,), 0.0, "sgd", 64),
+    "train mlp-large b128 (dropout, Adam)": lambda: mlp((1024, 1024), 0.5, "adam", 128),
+}
+
+for line in sys.stdin:
+    req = json.loads(line)
+    fastnn.set_num_threads(req["threads"])
+    key = (req["name"], req["threads"])
+    if key not in W:
+        W[key] = MAKERS[req["name"]]()
+        for _ in range(3):
+            W[key]()
+    f, best = W[key], float("inf")
+    t_end = time.perf_counter() + req["budget"]
+    reps = 0
+    while reps < 3 or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t0)
+        reps += 1
+    print(json.dumps({"best": best}), flush=True)
+'''
+
+NAMES = None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("old")
+    ap.add_argument("new")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--budget", type=float, default=0.05, help="seconds per turn")
+    args = ap.parse_args(argv)
+    procs = {}
+    for tag, tree in (("old", args.old), ("new", args.new)):
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+        procs[tag] = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True, env=env,
+                                      cwd=os.path.abspath(tree))
+    names = [n for n in WORKER.split("MAKERS = {")[1].split("}\n")[0].splitlines()
+             if n.strip().startswith('"')]
+    names = [n.strip().split('":')[0].strip('"') for n in names]
+
+    def ask(tag, name, threads):
+        p = procs[tag]
+        p.stdin.write(json.dumps({"name": name, "threads": threads, "budget": args.budget}) + "\n")
+        p.stdin.flush()
+        return json.loads(p.stdout.readline())["best"]
+
+    import fastnn
+    print(f"cpu: {fastnn.info()['cpu']}  paired rounds: {args.rounds}  "
+          f"turn budget: {args.budget * 1e3:.0f} ms")
+    print(f"{'workload':40s} thr   old best   new best   new/old median [q1, q3]")
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for name in names:
+            ratios, olds, news = [], [], []
+            for r in range(args.rounds):
+                order = ("old", "new") if r % 2 == 0 else ("new", "old")
+                got = {tag: ask(tag, name, threads) for tag in order}
+                olds.append(got["old"])
+                news.append(got["new"])
+                ratios.append(got["new"] / got["old"])
+            q = statistics.quantiles(ratios, n=4)
+            print(f"{name:40s} {threads:3d} {1e3 * min(olds):8.3f}ms {1e3 * min(news):8.3f}ms"
+                  f"   {statistics.median(ratios):.3f} [{q[0]:.3f}, {q[2]:.3f}]", flush=True)
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+
+
+if __name__ == "__main__":
+    main()
