@@ -318,3 +318,18 @@ def test_cnn_trains(rng):
         model.backward(loss_fn.backward())
         opt.step()
     assert float(loss) < 0.2
+
+
+def test_cnn_save_and_load(tmp_path, rng):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding="same", groups=1), nn.ReLU(),
+                          nn.MaxPool2d(2, ceil_mode=True),
+                          nn.AvgPool2d(2, count_include_pad=False), nn.Flatten(),
+                          nn.Linear(4 * 2 * 2, 3))
+    x = rng.standard_normal((2, 1, 7, 7)).astype(np.float32)
+    path = str(tmp_path / "cnn.npz")
+    fastnn.save(model, path)
+    model2 = fastnn.load(path)
+    model.eval()
+    model2.eval()
+    np.testing.assert_array_equal(model(x), model2(x))
+    assert "Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding='same')" in repr(model2)
