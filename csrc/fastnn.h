@@ -410,4 +410,63 @@ int fnn_aug_affine(uint64_t seed, ptrdiff_t N, int C, int H, int W,
                    double tx_max, double ty_max, float fill,
                    double *params /* (N,4) */);
 
+/* ------------------------------------------------------- conv.c, pool.c -- */
+
+/* A 2-D convolution over NCHW float32 (1-D: H = kh = 1, sh = dh = 1, ph = 0):
+ * x (N, C, H, W), weight (O, C/G, kh, kw) (torch's layout), bias (O) or NULL,
+ * y (N, O, Ho, Wo), y[n,o,oh,ow] = bias[o] + sum over c in o's group, i, j of
+ * w[o,c,i,j] x[n, g C/G + c, oh sh - ph + i dh, ow sw - pw + j dw] (taps
+ * outside x read 0). ph, pw are the top/left padding; Ho, Wo (>= 1) give the
+ * bottom/right padding implicitly (asymmetric 'same' padding). G divides C
+ * and O. Every kernel returns FNN_OK or FNN_ENOMEM; results do not depend on
+ * the thread count. */
+typedef struct {
+    int N, C, H, W, O, G, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo;
+} fnn_conv2d;
+
+int fnn_conv2d_forward(const fnn_conv2d *s, const float *x /* (N,C,H,W) */,
+                       const float *w /* (O,C/G,kh,kw) */, const float *bias /* (O) or NULL */,
+                       float *y /* (N,O,Ho,Wo) */);
+/* Gradients of the forward above given dy (N,O,Ho,Wo); each output may be
+ * NULL (not wanted). dx (N,C,H,W) is written; dw (O,C/G,kh,kw) and db (O)
+ * are written (acc 0) or added to (acc 1). */
+int fnn_conv2d_backward(const fnn_conv2d *s, const float *x /* (N,C,H,W) */,
+                        const float *w /* (O,C/G,kh,kw) */, const float *dy /* (N,O,Ho,Wo) */,
+                        float *dx /* (N,C,H,W) or NULL */, float *dw /* or NULL */,
+                        float *db /* (O) or NULL */, int acc);
+/* The naive twins: direct loops, float64 sums, one thread. */
+void fnn_conv2d_forward_naive(const fnn_conv2d *s, const float *x, const float *w,
+                              const float *bias, float *y);
+void fnn_conv2d_backward_naive(const fnn_conv2d *s, const float *x, const float *w,
+                               const float *dy, float *dx, float *dw, float *db, int acc);
+
+/* Pooling over P = N*C independent planes x (P, H, W) -> y (P, Ho, Wo).
+ * Window of output (oh, ow): rows oh sh - ph + i dh, i < kh (max pool:
+ * dilated taps; average pool: dh = dw = 1), columns likewise; taps outside
+ * the plane are skipped. mode (average pooling only):
+ *   FNN_POOL_AVG_EXCL  divisor = taps inside the plane
+ *   FNN_POOL_AVG_INCL  divisor = taps inside the plane padded by ph/pw at
+ *                      both ends (torch's count_include_pad)
+ *   FNN_POOL_ADAPTIVE  rows floor(oh H / Ho) .. ceil((oh+1) H / Ho), columns
+ *                      likewise (kernel, stride, padding unused)
+ * divisor > 0 overrides the divisor. */
+enum { FNN_POOL_AVG_EXCL = 0, FNN_POOL_AVG_INCL = 1, FNN_POOL_ADAPTIVE = 2 };
+typedef struct {
+    int H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, mode, divisor;
+} fnn_pool2d;
+
+/* y = window maximum (NaN wins, as in torch); idx (P,Ho,Wo) = its offset
+ * ih W + iw in the plane (the first tap inside the plane if every tap is
+ * -inf; -1 and y = -inf if no tap is inside). Backward: dx (P,H,W) = 0, then
+ * dx[idx] += dy where idx >= 0; every idx must lie in [-1, H W). */
+void fnn_maxpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x /* (P,H,W) */,
+                           float *y /* (P,Ho,Wo) */, int32_t *idx /* (P,Ho,Wo) */);
+void fnn_maxpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const int32_t *idx /* (P,Ho,Wo) */,
+                            const float *dy /* (P,Ho,Wo) */, float *dx /* (P,H,W) */);
+/* y = window sum / divisor; backward spreads dy / divisor over the window. */
+void fnn_avgpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x /* (P,H,W) */,
+                           float *y /* (P,Ho,Wo) */);
+void fnn_avgpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const float *dy /* (P,Ho,Wo) */,
+                            float *dx /* (P,H,W) */);
+
 #endif

@@ -172,3 +172,13 @@ def check_out(out, who, shape):
         raise ValueError(f"{who}: out must have a unit-stride last axis and non-overlapping, "
                          f"increasing rows; got strides {out.strides}")
     return out
+
+
+def int_tuple(who, name, v, n, lo):
+    """An integer or a sequence of n integers, each >= lo, as an n-tuple
+    (kernel sizes, strides, paddings, dilations); ValueError otherwise."""
+    vals = (v,) * n if is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if vals is None or len(vals) != n or not all(is_int(e) and e >= lo for e in vals):
+        want = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+        raise ValueError(f"{who}: {name} must be {want} or a tuple of {n} such, got {v!r}")
+    return tuple(int(e) for e in vals)

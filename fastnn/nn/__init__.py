@@ -11,3 +11,7 @@ from . import utils  # noqa: F401
 
 from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout,  # noqa: F401
                          ReLU, Sigmoid, Softmax, Softplus, Tanh)
+
+from .conv import Conv1d, Conv2d  # noqa: F401
+from .pool import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
+                   MaxPool2d)

@@ -1,0 +1,443 @@
+/* conv.c -- 2-D convolution (1-D is H = 1), NCHW float32, forward and backward.
+ *
+ * The shape is an fnn_conv2d (fastnn.h); K = C/G kh kw is the length of one
+ * output's dot product, P = Ho Wo the output pixels of one plane.
+ *
+ * Forward, groups != channels: per sample and group, im2col writes the
+ * columns (K, P) into the workspace (1x1 stride-1 unpadded convolutions read
+ * x in place), then one GEMM y (O/G, P) = w_g (O/G, K) col (K, P) with the
+ * bias fused into its store, which lands in NCHW order as it is. Samples
+ * are the parallel parts (each part's GEMMs run on its own thread) when
+ * there are at least as many samples as threads the work earns; with fewer
+ * (batch 1 inference) the samples run one after the other and each GEMM
+ * threads itself. A product folding the batch into its N dimension would
+ * come out (O, N P) and need a transposed copy back to NCHW; per-sample
+ * products avoid it and keep each part's columns in its own L2.
+ * Depthwise (G == C): a direct kernel over (n, o) planes, no im2col.
+ *
+ * Backward: dW as one GEMM per group over the whole batch's im2col matrix
+ * (K = N P is never split, so the bits do not depend on the thread count);
+ * dX per sample (parts own whole samples: race-free) as a GEMM into the
+ * column buffer then col2im, summed in a fixed order; db a fixed-order sum
+ * per output channel. The naive twins at the end are the test reference.
+ */
+#include "isa.h"
+#include "parallel.h"
+#include "workspace.h"
+
+#include <string.h>
+
+typedef struct {
+    const fnn_conv2d *s;
+    const float *x, *w, *bias, *dy;
+    float *y, *dx, *dw, *db;
+    float *buf;          /* shared workspace: per-part slices or the batch columns */
+    size_t slice;        /* floats per part */
+    int acc;
+} conv_args;
+
+static int pointwise(const fnn_conv2d *s)
+{
+    return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0
+           && s->Ho == s->H && s->Wo == s->W;
+}
+
+/* Output columns [*lo, *hi) of a row whose tap column is ow sw + off lie
+ * inside [0, W); the others read padding. */
+static void inside(int off, int sw, int W, int Wo, int *lo, int *hi)
+{
+    int a = off < 0 ? (-off + sw - 1) / sw : 0;
+    int b = W - off > 0 ? (W - off + sw - 1) / sw : 0;
+    *lo = a < Wo ? a : Wo;
+    *hi = b < *lo ? *lo : (b < Wo ? b : Wo);
+}
+
+/* col (nc kh kw, P), row stride ld: the taps of channels x (nc, H, W). */
+static void im2col(const fnn_conv2d *s, const float *x, int nc, float *col, ptrdiff_t ld)
+{
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
+    for (int c = 0; c < nc; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                float *row = col + ((ptrdiff_t)(c * s->kh + i) * s->kw + j) * ld;
+                int off = j * s->dw - s->pw, lo, hi;
+                inside(off, s->sw, s->W, s->Wo, &lo, &hi);
+                for (int oh = 0; oh < s->Ho; oh++) {
+                    float *r = row + (ptrdiff_t)oh * s->Wo;
+                    int ih = oh * s->sh - s->ph + i * s->dh;
+                    if (ih < 0 || ih >= s->H) {
+                        memset(r, 0, sizeof(float) * s->Wo);
+                        continue;
+                    }
+                    const float *xr = x + c * HW + (ptrdiff_t)ih * s->W + off;
+                    for (int ow = 0; ow < lo; ow++)
+                        r[ow] = 0.0f;
+                    if (s->sw == 1)
+                        memcpy(r + lo, xr + lo, sizeof(float) * (hi - lo));
+                    else
+                        for (int ow = lo; ow < hi; ow++)
+                            r[ow] = xr[(ptrdiff_t)ow * s->sw];
+                    for (int ow = hi; ow < s->Wo; ow++)
+                        r[ow] = 0.0f;
+                }
+            }
+}
+
+/* dx (nc, H, W) = the sum of the columns col (nc kh kw, P) onto their taps,
+ * in tap order. */
+static void col2im(const fnn_conv2d *s, const float *col, int nc, float *dx)
+{
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    memset(dx, 0, sizeof(float) * nc * HW);
+    for (int c = 0; c < nc; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                const float *row = col + ((ptrdiff_t)(c * s->kh + i) * s->kw + j) * P;
+                int off = j * s->dw - s->pw, lo, hi;
+                inside(off, s->sw, s->W, s->Wo, &lo, &hi);
+                for (int oh = 0; oh < s->Ho; oh++) {
+                    int ih = oh * s->sh - s->ph + i * s->dh;
+                    if (ih < 0 || ih >= s->H)
+                        continue;
+                    const float *r = row + (ptrdiff_t)oh * s->Wo;
+                    float *d = dx + c * HW + (ptrdiff_t)ih * s->W + off;
+                    for (int ow = lo; ow < hi; ow++)
+                        d[(ptrdiff_t)ow * s->sw] += r[ow];
+                }
+            }
+}
+
+/* ------------------------------------------------------- GEMM path -- */
+
+static int fwd_samples(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const conv_args *A = ctx;
+    const fnn_conv2d *s = A->s;
+    const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    float *col = A->buf + part * A->slice;
+    int pw = pointwise(s);
+    for (ptrdiff_t n = lo; n < hi; n++)
+        for (int g = 0; g < s->G; g++) {
+            const float *xg = A->x + (n * s->C + (ptrdiff_t)g * Cg) * HW;
+            if (!pw)
+                im2col(s, xg, Cg, col, P);
+            int st = fnn_sgemm(0, 0, Og, (int)P, K, 1.0f, A->w + (ptrdiff_t)g * Og * K, K,
+                               pw ? xg : col, P, 0.0f,
+                               A->y + (n * s->O + (ptrdiff_t)g * Og) * P, P,
+                               A->bias ? A->bias + (ptrdiff_t)g * Og : NULL,
+                               A->bias ? FNN_BIAS_ROW : FNN_BIAS_NONE, 0);
+            if (st)
+                return st;
+        }
+    return FNN_OK;
+}
+
+static int dx_samples(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const conv_args *A = ctx;
+    const fnn_conv2d *s = A->s;
+    const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    float *col = A->buf + part * A->slice;
+    int pw = pointwise(s);
+    for (ptrdiff_t n = lo; n < hi; n++)
+        for (int g = 0; g < s->G; g++) {
+            float *dxg = A->dx + (n * s->C + (ptrdiff_t)g * Cg) * HW;
+            /* dcol (K, P) = w_g^T (K, Og) dy_g (Og, P) */
+            int st = fnn_sgemm(1, 0, K, (int)P, Og, 1.0f, A->w + (ptrdiff_t)g * Og * K, K,
+                               A->dy + (n * s->O + (ptrdiff_t)g * Og) * P, P, 0.0f,
+                               pw ? dxg : col, P, NULL, FNN_BIAS_NONE, 0);
+            if (st)
+                return st;
+            if (!pw)
+                col2im(s, col, Cg, dxg);
+        }
+    return FNN_OK;
+}
+
+/* The batch's columns (C kh kw, N P) and dy as (O, N P), sample n at column
+ * n P: parts own samples. */
+static int dw_gather(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const conv_args *A = ctx;
+    const fnn_conv2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    const ptrdiff_t NP = (ptrdiff_t)s->N * P, rows = (ptrdiff_t)s->C * s->kh * s->kw;
+    float *col = A->buf, *dyt = A->buf + rows * NP;
+    for (ptrdiff_t n = lo; n < hi; n++) {
+        im2col(s, A->x + n * s->C * HW, s->C, col + n * P, NP);
+        for (int o = 0; o < s->O; o++)
+            memcpy(dyt + o * NP + n * P, A->dy + (n * s->O + o) * P, sizeof(float) * P);
+    }
+    return FNN_OK;
+}
+
+/* db[o] (+)= sum over n, p of dy[n, o, p], in float64, in that order. */
+static int db_channels(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const conv_args *A = ctx;
+    const fnn_conv2d *s = A->s;
+    const ptrdiff_t P = (ptrdiff_t)s->Ho * s->Wo;
+    for (ptrdiff_t o = lo; o < hi; o++) {
+        double t = 0.0;
+        for (ptrdiff_t n = 0; n < s->N; n++) {
+            const float *d = A->dy + (n * s->O + o) * P;
+            for (ptrdiff_t p = 0; p < P; p++)
+                t += d[p];
+        }
+        A->db[o] = A->acc ? (float)(A->db[o] + t) : (float)t;
+    }
+    return FNN_OK;
+}
+
+/* --------------------------------------------------- depthwise path -- */
+/* G == C: output channel o reads input channel o / (O / C) only. */
+
+FNN_INLINE int dw_fwd_planes_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const conv_args *A = ctx;
+    const fnn_conv2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    const int m = s->O / s->C, T = s->kh * s->kw;
+    for (ptrdiff_t q = lo; q < hi; q++) {       /* q = n O + o */
+        int o = (int)(q % s->O);
+        const float *xc = A->x + (q / s->O * s->C + o / m) * HW, *wo = A->w + (ptrdiff_t)o * T;
+        float *y = A->y + q * P, b = A->bias ? A->bias[o] : 0.0f;
+        for (ptrdiff_t p = 0; p < P; p++)
+            y[p] = b;
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                float wv = wo[i * s->kw + j];
+                int off = j * s->dw - s->pw, a, e;
+                inside(off, s->sw, s->W, s->Wo, &a, &e);
+                for (int oh = 0; oh < s->Ho; oh++) {
+                    int ih = oh * s->sh - s->ph + i * s->dh;
+                    if (ih < 0 || ih >= s->H)
+                        continue;
+                    const float *xr = xc + (ptrdiff_t)ih * s->W + off;
+                    float *yr = y + (ptrdiff_t)oh * s->Wo;
+                    for (int ow = a; ow < e; ow++)
+                        yr[ow] += wv * xr[(ptrdiff_t)ow * s->sw];
+                }
+            }
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(dw_fwd_planes)
+
+FNN_INLINE int dw_dx_planes_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const conv_args *A = ctx;
+    const fnn_conv2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    const int m = s->O / s->C, T = s->kh * s->kw;
+    for (ptrdiff_t q = lo; q < hi; q++) {       /* q = n C + c */
+        int c = (int)(q % s->C);
+        ptrdiff_t n = q / s->C;
+        float *dx = A->dx + q * HW;
+        memset(dx, 0, sizeof(float) * HW);
+        for (int o = c * m; o < (c + 1) * m; o++) {
+            const float *d = A->dy + (n * s->O + o) * P, *wo = A->w + (ptrdiff_t)o * T;
+            for (int i = 0; i < s->kh; i++)
+                for (int j = 0; j < s->kw; j++) {
+                    float wv = wo[i * s->kw + j];
+                    int off = j * s->dw - s->pw, a, e;
+                    inside(off, s->sw, s->W, s->Wo, &a, &e);
+                    for (int oh = 0; oh < s->Ho; oh++) {
+                        int ih = oh * s->sh - s->ph + i * s->dh;
+                        if (ih < 0 || ih >= s->H)
+                            continue;
+                        float *xr = dx + (ptrdiff_t)ih * s->W + off;
+                        const float *dr = d + (ptrdiff_t)oh * s->Wo;
+                        for (int ow = a; ow < e; ow++)
+                            xr[(ptrdiff_t)ow * s->sw] += wv * dr[ow];
+                    }
+                }
+        }
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(dw_dx_planes)
+
+FNN_INLINE int dw_dw_channels_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const conv_args *A = ctx;
+    const fnn_conv2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    const int m = s->O / s->C, T = s->kh * s->kw;
+    for (ptrdiff_t o = lo; o < hi; o++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++) {
+                int off = j * s->dw - s->pw, a, e;
+                inside(off, s->sw, s->W, s->Wo, &a, &e);
+                double t = 0.0;
+                for (ptrdiff_t n = 0; n < s->N; n++) {
+                    const float *xc = A->x + (n * s->C + o / m) * HW, *d = A->dy + (n * s->O + o) * P;
+                    for (int oh = 0; oh < s->Ho; oh++) {
+                        int ih = oh * s->sh - s->ph + i * s->dh;
+                        if (ih < 0 || ih >= s->H)
+                            continue;
+                        const float *xr = xc + (ptrdiff_t)ih * s->W + off;
+                        const float *dr = d + (ptrdiff_t)oh * s->Wo;
+                        for (int ow = a; ow < e; ow++)
+                            t += (double)dr[ow] * xr[(ptrdiff_t)ow * s->sw];
+                    }
+                }
+                float *g = A->dw + o * T + i * s->kw + j;
+                *g = A->acc ? (float)(*g + t) : (float)t;
+            }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(dw_dw_channels)
+
+/* ---------------------------------------------------------- drivers -- */
+
+static int depthwise(const fnn_conv2d *s)
+{
+    return s->G == s->C && s->G > 1;
+}
+
+static double conv_flops(const fnn_conv2d *s)
+{
+    return 2.0 * s->N * s->O * s->Ho * s->Wo * (double)(s->C / s->G) * s->kh * s->kw;
+}
+
+/* Per-sample parts when the batch covers the threads the work earns, else
+ * the samples in turn with threaded GEMMs (part 0's slice). */
+static int per_sample(conv_args *A, fnn_range_fn body, size_t slice)
+{
+    const fnn_conv2d *s = A->s;
+    double flops = conv_flops(s);
+    int nt = fnn_threads_for(flops);
+    int parts = s->N >= nt ? nt : 1;
+    A->slice = slice;
+    A->buf = slice ? fnn_ws_shared(sizeof(float) * slice * parts) : NULL;
+    if (slice && !A->buf)
+        return FNN_ENOMEM;
+    if (parts > 1)
+        return fnn_parallel_for(s->N, 1, flops, body, A);
+    unsigned f = fnn_ftz_enter();
+    int st = body(A, 0, s->N, 0);
+    fnn_ftz_leave(f);
+    return st;
+}
+
+int fnn_conv2d_forward(const fnn_conv2d *s, const float *x, const float *w, const float *bias,
+                       float *y)
+{
+    conv_args A = {s, x, w, bias, NULL, y, NULL, NULL, NULL, NULL, 0, 0};
+    if (depthwise(s))
+        return fnn_parallel_for((ptrdiff_t)s->N * s->O, 1, conv_flops(s), FNN_ISA_PICK(dw_fwd_planes), &A);
+    size_t K = (size_t)(s->C / s->G) * s->kh * s->kw, P = (size_t)s->Ho * s->Wo;
+    return per_sample(&A, fwd_samples, pointwise(s) ? 0 : K * P);
+}
+
+int fnn_conv2d_backward(const fnn_conv2d *s, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db, int acc)
+{
+    conv_args A = {s, x, w, NULL, dy, NULL, dx, dw, db, NULL, 0, acc};
+    const ptrdiff_t P = (ptrdiff_t)s->Ho * s->Wo, NP = (ptrdiff_t)s->N * P;
+    double flops = conv_flops(s);
+    int st = FNN_OK;
+    if (db)
+        st = fnn_parallel_for(s->O, 1, (double)NP * s->O * FNN_COST_ELEM / 8, db_channels, &A);
+    if (depthwise(s)) {
+        if (!st && dw)
+            st = fnn_parallel_for(s->O, 1, flops, FNN_ISA_PICK(dw_dw_channels), &A);
+        if (!st && dx)
+            st = fnn_parallel_for((ptrdiff_t)s->N * s->C, 1, flops, FNN_ISA_PICK(dw_dx_planes), &A);
+        return st;
+    }
+    const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
+    if (!st && dw) {
+        size_t rows = (size_t)s->C * s->kh * s->kw;
+        A.buf = fnn_ws_shared(sizeof(float) * (rows + s->O) * NP);
+        if (!A.buf)
+            return FNN_ENOMEM;
+        st = fnn_parallel_for(s->N, 1, (double)(rows + s->O) * NP * FNN_COST_ELEM / 4,
+                              dw_gather, &A);
+        const float *col = A.buf, *dyt = A.buf + rows * NP;
+        for (int g = 0; g < s->G && !st; g++)      /* dw_g (Og, K) (+)= dy_g (Og, NP) col_g^T */
+            st = fnn_sgemm(0, 1, Og, K, (int)NP, 1.0f, dyt + (ptrdiff_t)g * Og * NP, NP,
+                           col + (ptrdiff_t)g * K * NP, NP, acc ? 1.0f : 0.0f,
+                           dw + (ptrdiff_t)g * Og * K, K, NULL, FNN_BIAS_NONE, 0);
+    }
+    if (!st && dx)
+        st = per_sample(&A, dx_samples, pointwise(s) ? 0 : (size_t)K * P);
+    return st;
+}
+
+/* ------------------------------------------------------ naive twins -- */
+
+/* Tap (i, j) of output (oh, ow) as an offset in the plane, or -1 outside. */
+static ptrdiff_t tap(const fnn_conv2d *s, int oh, int ow, int i, int j)
+{
+    int ih = oh * s->sh - s->ph + i * s->dh, iw = ow * s->sw - s->pw + j * s->dw;
+    return ih < 0 || ih >= s->H || iw < 0 || iw >= s->W ? -1 : (ptrdiff_t)ih * s->W + iw;
+}
+
+void fnn_conv2d_forward_naive(const fnn_conv2d *s, const float *x, const float *w,
+                              const float *bias, float *y)
+{
+    const int Cg = s->C / s->G, Og = s->O / s->G;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
+    for (int n = 0; n < s->N; n++)
+        for (int o = 0; o < s->O; o++)
+            for (int oh = 0; oh < s->Ho; oh++)
+                for (int ow = 0; ow < s->Wo; ow++) {
+                    double t = bias ? bias[o] : 0.0;
+                    for (int c = 0; c < Cg; c++)
+                        for (int i = 0; i < s->kh; i++)
+                            for (int j = 0; j < s->kw; j++) {
+                                ptrdiff_t k = tap(s, oh, ow, i, j);
+                                if (k >= 0)
+                                    t += (double)w[((ptrdiff_t)(o * Cg + c) * s->kh + i) * s->kw + j]
+                                         * x[((ptrdiff_t)n * s->C + o / Og * Cg + c) * HW + k];
+                            }
+                    y[(((ptrdiff_t)n * s->O + o) * s->Ho + oh) * s->Wo + ow] = (float)t;
+                }
+}
+
+void fnn_conv2d_backward_naive(const fnn_conv2d *s, const float *x, const float *w,
+                               const float *dy, float *dx, float *dw, float *db, int acc)
+{
+    const int Cg = s->C / s->G, Og = s->O / s->G, T = s->kh * s->kw;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    if (dx)
+        for (ptrdiff_t k = 0; k < (ptrdiff_t)s->N * s->C * HW; k++)
+            dx[k] = 0.0f;
+    for (int o = 0; o < s->O; o++) {
+        double tb = 0.0;
+        for (int n = 0; n < s->N; n++)
+            for (ptrdiff_t p = 0; p < P; p++)
+                tb += dy[((ptrdiff_t)n * s->O + o) * P + p];
+        if (db)
+            db[o] = acc ? (float)(db[o] + tb) : (float)tb;
+        for (int c = 0; c < Cg; c++)
+            for (int t = 0; t < T; t++) {
+                double tw = 0.0;
+                ptrdiff_t wi = ((ptrdiff_t)o * Cg + c) * T + t;
+                for (int n = 0; n < s->N; n++) {
+                    ptrdiff_t xc = ((ptrdiff_t)n * s->C + o / Og * Cg + c) * HW;
+                    for (int oh = 0; oh < s->Ho; oh++)
+                        for (int ow = 0; ow < s->Wo; ow++) {
+                            ptrdiff_t k = tap(s, oh, ow, t / s->kw, t % s->kw);
+                            float d = dy[((ptrdiff_t)n * s->O + o) * P + (ptrdiff_t)oh * s->Wo + ow];
+                            if (k < 0)
+                                continue;
+                            tw += (double)d * x[xc + k];
+                            if (dx)
+                                dx[xc + k] += w[wi] * d;
+                        }
+                }
+                if (dw)
+                    dw[wi] = acc ? (float)(dw[wi] + tw) : (float)tw;
+            }
+    }
+}

@@ -1,0 +1,190 @@
+/* pool.c -- max and average pooling (1-D is H = 1) over N*C planes.
+ *
+ * Each fnn_parallel_for part owns whole planes, forward and backward, so the
+ * backward scatter is race-free and sums in a fixed order: the same bits on
+ * any thread count. Window rules (fastnn.h, fnn_pool2d) are torch's.
+ */
+#include "isa.h"
+#include "parallel.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    const fnn_pool2d *s;
+    const float *x, *dy;
+    float *y, *dx;
+    int32_t *idx;
+    const int32_t *cidx;
+} pool_args;
+
+/* Window of output (oh, ow): rows [*h0, *h1), columns [*w0, *w1) clipped to
+ * the plane (average pooling), and its divisor. */
+static void avg_window(const fnn_pool2d *s, int oh, int ow, int *h0, int *h1, int *w0, int *w1,
+                       int *div)
+{
+    if (s->mode == FNN_POOL_ADAPTIVE) {
+        *h0 = (int)((long long)oh * s->H / s->Ho);
+        *h1 = (int)(((long long)(oh + 1) * s->H + s->Ho - 1) / s->Ho);
+        *w0 = (int)((long long)ow * s->W / s->Wo);
+        *w1 = (int)(((long long)(ow + 1) * s->W + s->Wo - 1) / s->Wo);
+        *div = (*h1 - *h0) * (*w1 - *w0);
+    } else {
+        int a = oh * s->sh - s->ph, b = ow * s->sw - s->pw;
+        int ae = a + s->kh < s->H + s->ph ? a + s->kh : s->H + s->ph;
+        int be = b + s->kw < s->W + s->pw ? b + s->kw : s->W + s->pw;
+        int padded = (ae - a) * (be - b);
+        *h0 = a > 0 ? a : 0;
+        *w0 = b > 0 ? b : 0;
+        *h1 = ae < s->H ? ae : s->H;
+        *w1 = be < s->W ? be : s->W;
+        *div = s->mode == FNN_POOL_AVG_INCL ? padded : (*h1 - *h0) * (*w1 - *w0);
+    }
+    if (s->divisor > 0)
+        *div = s->divisor;
+}
+
+FNN_INLINE int avg_fwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const pool_args *A = ctx;
+    const fnn_pool2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    for (ptrdiff_t q = lo; q < hi; q++) {
+        const float *x = A->x + q * HW;
+        float *y = A->y + q * P;
+        for (int oh = 0; oh < s->Ho; oh++)
+            for (int ow = 0; ow < s->Wo; ow++) {
+                int h0, h1, w0, w1, div;
+                avg_window(s, oh, ow, &h0, &h1, &w0, &w1, &div);
+                float t = 0.0f;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++)
+                        t += x[(ptrdiff_t)ih * s->W + iw];
+                y[(ptrdiff_t)oh * s->Wo + ow] = div > 0 ? t / (float)div : NAN;
+            }
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(avg_fwd)
+
+FNN_INLINE int avg_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const pool_args *A = ctx;
+    const fnn_pool2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    for (ptrdiff_t q = lo; q < hi; q++) {
+        float *dx = A->dx + q * HW;
+        const float *dy = A->dy + q * P;
+        memset(dx, 0, sizeof(float) * HW);
+        for (int oh = 0; oh < s->Ho; oh++)
+            for (int ow = 0; ow < s->Wo; ow++) {
+                int h0, h1, w0, w1, div;
+                avg_window(s, oh, ow, &h0, &h1, &w0, &w1, &div);
+                float g = dy[(ptrdiff_t)oh * s->Wo + ow] / (float)div;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++)
+                        dx[(ptrdiff_t)ih * s->W + iw] += g;
+            }
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(avg_bwd)
+
+/* torch's rule: the first tap inside the plane starts as the maximum at
+ * -inf; a later tap replaces it when greater or NaN. */
+FNN_INLINE int max_fwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const pool_args *A = ctx;
+    const fnn_pool2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    for (ptrdiff_t q = lo; q < hi; q++) {
+        const float *x = A->x + q * HW;
+        float *y = A->y + q * P;
+        int32_t *idx = A->idx + q * P;
+        for (int oh = 0; oh < s->Ho; oh++) {
+            int h0 = oh * s->sh - s->ph, h1 = h0 + (s->kh - 1) * s->dh + 1;
+            if (h1 > s->H)
+                h1 = s->H;
+            while (h0 < 0)
+                h0 += s->dh;
+            for (int ow = 0; ow < s->Wo; ow++) {
+                int w0 = ow * s->sw - s->pw, w1 = w0 + (s->kw - 1) * s->dw + 1;
+                if (w1 > s->W)
+                    w1 = s->W;
+                while (w0 < 0)
+                    w0 += s->dw;
+                int32_t best = h0 < h1 && w0 < w1 ? (int32_t)(h0 * s->W + w0) : -1;
+                float m = -INFINITY;
+                for (int ih = h0; ih < h1; ih += s->dh)
+                    for (int iw = w0; iw < w1; iw += s->dw) {
+                        float v = x[(ptrdiff_t)ih * s->W + iw];
+                        if (v > m || v != v) {
+                            m = v;
+                            best = (int32_t)(ih * s->W + iw);
+                        }
+                    }
+                y[(ptrdiff_t)oh * s->Wo + ow] = m;
+                idx[(ptrdiff_t)oh * s->Wo + ow] = best;
+            }
+        }
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(max_fwd)
+
+static int max_bwd(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const pool_args *A = ctx;
+    const fnn_pool2d *s = A->s;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    for (ptrdiff_t q = lo; q < hi; q++) {
+        float *dx = A->dx + q * HW;
+        const float *dy = A->dy + q * P;
+        const int32_t *idx = A->cidx + q * P;
+        memset(dx, 0, sizeof(float) * HW);
+        for (ptrdiff_t p = 0; p < P; p++)
+            if (idx[p] >= 0)
+                dx[idx[p]] += dy[p];
+    }
+    return FNN_OK;
+}
+
+/* Work of one plane in flop equivalents: every output reads its window. */
+static double plane_cost(const fnn_pool2d *s, ptrdiff_t P)
+{
+    double taps = s->mode == FNN_POOL_ADAPTIVE
+                      ? (double)s->H * s->W / ((double)s->Ho * s->Wo) + 1.0
+                      : (double)s->kh * s->kw;
+    return (double)P * s->Ho * s->Wo * (taps + 1.0) * FNN_COST_ELEM / 4
+           + (double)P * s->H * s->W * FNN_COST_ELEM / 4;
+}
+
+void fnn_maxpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x, float *y,
+                           int32_t *idx)
+{
+    pool_args A = {s, x, NULL, y, NULL, idx, NULL};
+    fnn_parallel_for(P, 1, plane_cost(s, P), FNN_ISA_PICK(max_fwd), &A);
+}
+
+void fnn_maxpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const int32_t *idx,
+                            const float *dy, float *dx)
+{
+    pool_args A = {s, NULL, dy, NULL, dx, NULL, idx};
+    fnn_parallel_for(P, 1, plane_cost(s, P) / 2, max_bwd, &A);
+}
+
+void fnn_avgpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x, float *y)
+{
+    pool_args A = {s, x, NULL, y, NULL, NULL, NULL};
+    fnn_parallel_for(P, 1, plane_cost(s, P), FNN_ISA_PICK(avg_fwd), &A);
+}
+
+void fnn_avgpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const float *dy, float *dx)
+{
+    pool_args A = {s, NULL, dy, NULL, dx, NULL, NULL};
+    fnn_parallel_for(P, 1, plane_cost(s, P), FNN_ISA_PICK(avg_bwd), &A);
+}

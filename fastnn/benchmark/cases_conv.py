@@ -1,0 +1,194 @@
+"""Convolution cases: per-layer forward and backward GFLOP/s beside the GEMM's
+rate on the same product, and a LeNet-style CNN training step.
+
+Layers (NCHW, stride 1, 'same' padding), batch 64 and 128:
+  lenet-c2   32 -> 64, 5x5, 14x14 (LeNet-style CNN's second convolution)
+  c3x3-32    32 -> 32, 3x3, 28x28
+conv/fwd: forward, no context saved (torch under no_grad); conv/bwd: the
+backward kernel alone (dX, dW, db; torch's aten.convolution_backward);
+conv/gemm: one GEMM (O, C k k) x (C k k, N Ho Wo) of the forward's flops.
+
+train/lenet/b64: conv5x5-32 pad 2, ReLU, maxpool 2, conv5x5-64 pad 2, ReLU,
+maxpool 2, fc-1024, ReLU, fc-10; Adam(lr=1e-3), batch 64, the README's loop.
+"""
+import numpy as np
+
+import fastnn
+from fastnn._ext import _C
+
+from .cases_train import EPOCH, _data
+from .harness import Case, register
+
+LAYERS = {"lenet-c2": (32, 64, 14, 5), "c3x3-32": (32, 32, 28, 3)}
+
+
+def _rand(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _layer(name, B):
+    Ci, Co, H, k = LAYERS[name]
+    fastnn.manual_seed(0)
+    m = fastnn.nn.Conv2d(Ci, Co, k, padding=k // 2)
+    x = _rand((B, Ci, H, H), 1)
+    return m, x, 2.0 * B * Co * H * H * Ci * k * k
+
+
+def _fwd_setup(name, B):
+    def setup(want):
+        m, x, _ = _layer(name, B)
+
+        def run():
+            with fastnn.no_grad():
+                m.forward(x)
+        impls = {"fastnn": run}
+        torch = _torch() if "torch" in want else None
+        if torch is not None:
+            mt = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
+                                 padding=m.padding)
+            xt = torch.from_numpy(x)
+
+            def run_torch():
+                with torch.no_grad():
+                    mt(xt)
+            impls["torch"] = run_torch
+        for f in impls.values():
+            f()
+        return impls
+    return setup
+
+
+def _bwd_setup(name, B):
+    def setup(want):
+        m, x, _ = _layer(name, B)
+        shape = m._shape(x)[1]
+        y = m.forward(x)
+        m.clear_contexts()
+        dy = _rand(y.shape, 2)
+        w, b = m.weight.data, m.bias.data
+        dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
+        impls = {"fastnn": lambda: _C.conv2d_backward(shape, x, w, dy, dx, dw, db, False)}
+        torch = _torch() if "torch" in want else None
+        if torch is not None:
+            xt, wt, dyt = (torch.from_numpy(a) for a in (x, w, dy))
+            p = m.kernel_size[0] // 2
+            impls["torch"] = lambda: torch.ops.aten.convolution_backward(
+                dyt, xt, wt, [m.out_channels], [1, 1], [p, p], [1, 1], False, [0, 0], 1,
+                [True, True, True])
+        for f in impls.values():
+            f()
+        return impls
+    return setup
+
+
+def _gemm_setup(name, B):
+    def setup(want):
+        Ci, Co, H, k = LAYERS[name]
+        M, N, K = Co, B * H * H, Ci * k * k
+        a, bm, c = _rand((M, K), 3), _rand((K, N), 4), np.empty((M, N), np.float32)
+        impls = {"fastnn": lambda: _C.sgemm(False, False, M, N, K, 1.0, a, bm, 0.0, c,
+                                            None, 0, False)}
+        torch = _torch() if "torch" in want else None
+        if torch is not None:
+            at, bt, ct = (torch.from_numpy(v) for v in (a, bm, c))
+            impls["torch"] = lambda: torch.mm(at, bt, out=ct)
+        for f in impls.values():
+            f()
+        return impls
+    return setup
+
+
+for _name, (_ci, _co, _h, _k) in LAYERS.items():
+    for _B in (64, 128):
+        _flops = 2.0 * _B * _co * _h * _h * _ci * _k * _k
+        _params = {"layer": f"{_ci}->{_co} k{_k}", "shape": f"{_B}x{_ci}x{_h}x{_h}"}
+        for _kind, _setup, _work, _what in (
+                ("fwd", _fwd_setup, _flops, "Conv2d forward (no context saved)"),
+                ("bwd", _bwd_setup, 2 * _flops, "Conv2d backward kernel: dX, dW, db (2x forward flops)"),
+                ("gemm", _gemm_setup, _flops, "one GEMM with the forward's product shape")):
+            register(Case(f"conv/{_kind}/{_name}/b{_B}", group=f"conv-{_kind}", unit="flop",
+                          work=_work, setup=_setup(_name, _B), params=dict(_params),
+                          description=f"{_what}: {_name}, batch {_B}"))
+
+
+def fastnn_lenet():
+    nn = fastnn.nn
+    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64 * 7 * 7, 1024), nn.ReLU(),
+                         nn.Linear(1024, 10))
+
+
+def torch_lenet(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64 * 7 * 7, 1024), nn.ReLU(),
+                         nn.Linear(1024, 10))
+
+
+def _lenet_setup(batch):
+    def setup(want):
+        x, y = _data()
+        x = x.reshape(-1, 1, 28, 28)
+        fastnn.manual_seed(0)
+        model = fastnn_lenet()
+        opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
+        loss = fastnn.nn.CrossEntropyLoss()
+        loader = fastnn.data.DataLoader(x, y, batch_size=batch, shuffle=True, seed=0,
+                                        drop_last=True)
+        state = {"it": iter(loader)}
+
+        def step_fastnn():
+            try:
+                xb, yb = next(state["it"])
+            except StopIteration:
+                state["it"] = iter(loader)
+                xb, yb = next(state["it"])
+            out = model(xb)
+            loss(out, yb)
+            opt.zero_grad()
+            model.backward(loss.backward())
+            opt.step()
+
+        impls = {"fastnn": step_fastnn}
+        torch = _torch() if "torch" in want else None
+        if torch is not None:
+            torch.manual_seed(0)
+            tm = torch_lenet(torch)
+            topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+            tloss = torch.nn.CrossEntropyLoss()
+            xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+            ts = {"perm": torch.randperm(len(x)), "i": 0}
+
+            def step_torch():
+                i = ts["i"]
+                if i + batch > len(x):
+                    ts["perm"], i = torch.randperm(len(x)), 0
+                idx = ts["perm"][i:i + batch]
+                ts["i"] = i + batch
+                lv = tloss(tm(xt[idx]), yt[idx])
+                topt.zero_grad()
+                lv.backward()
+                topt.step()
+            impls["torch"] = step_torch
+        for f in impls.values():
+            for _ in range(2):
+                f()
+        return impls
+    return setup
+
+
+register(Case("train/lenet/b64", group="training", unit="sample", work=64,
+              setup=_lenet_setup(64), epoch_samples=EPOCH, rss=True,
+              params={"model": "lenet", "optimizer": "adam", "batch": 64},
+              description="one Adam step of the LeNet-style CNN (conv5x5-32, pool, "
+                          "conv5x5-64, pool, fc-1024, fc-10)"))
