@@ -1,7 +1,7 @@
 """Layers, containers, losses and initialisers."""
 from .module import Module, Parameter, is_grad_enabled, no_grad  # noqa: F401
-from .layers import Dropout, Flatten, GaussianNoise, Identity, Linear  # noqa: F401
-from .container import Residual, Sequential  # noqa: F401
+from .layers import Dropout, Dropout2d, Flatten, GaussianNoise, Identity, Linear  # noqa: F401
+from .container import Concat, Residual, Sequential  # noqa: F401
 from . import init  # noqa: F401
 
 from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiMarginLoss,  # noqa: F401
@@ -11,3 +11,5 @@ from . import utils  # noqa: F401
 
 from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout,  # noqa: F401
                          ReLU, Sigmoid, Softmax, Softplus, Tanh)
+
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
