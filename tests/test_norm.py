@@ -475,3 +475,26 @@ def test_fuse_conv_bn_duck_typed_conv():
     assert isinstance(fused[1], nn.Identity) and fused[0].bias is not None
     with pytest.raises(TypeError, match="fuse_conv_bn: model"):
         nn.utils.fuse_conv_bn(3)
+
+
+def test_augmentations_on_nchw_batches_in_a_dataloader():
+    """The augmentations take (N, C, H, W) batches from a DataLoader; the
+    geometric ones draw one set of parameters per sample, shared by its
+    channels (channel c = (c + 1) * channel 0 stays so), ColorJitter and noise
+    keep the shape."""
+    from fastnn.data import DataLoader, augment as A
+    base = RNG.random((20, 1, 10, 10)).astype(np.float32)
+    x = np.concatenate([base, 2 * base, 3 * base], axis=1)        # (20, 3, 10, 10)
+    y = np.arange(20)
+    geo = A.Compose([A.RandomCrop(8, padding=1, seed=1), A.RandomHorizontalFlip(seed=2),
+                     A.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1), seed=3)])
+    seen = 0
+    for xb, yb in DataLoader(x, y, batch_size=8, shuffle=True, seed=0, transform=geo):
+        assert xb.shape[1:] == (3, 8, 8) and xb.dtype == np.float32
+        for c in (1, 2):
+            np.testing.assert_allclose(xb[:, c], (c + 1) * xb[:, 0], rtol=1e-5, atol=1e-5)
+        seen += len(yb)
+    assert seen == 20
+    for t in (A.ColorJitter(brightness=0.2, contrast=0.2, seed=4), A.GaussianNoise(0.1, seed=5)):
+        out = next(iter(DataLoader(x, y, batch_size=4, shuffle=False, transform=t)))[0]
+        assert out.shape == (4, 3, 10, 10) and not np.array_equal(out, x[:4])
