@@ -24,6 +24,7 @@
 #include "reduce.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct {
     ptrdiff_t N, C, S;          /* batch norm: x (N,C,S); layer norm: x (N rows, C cols) */
@@ -34,45 +35,72 @@ typedef struct {
 
 #define CHUNK 64    /* channels (S == 1) or columns (layer norm) per accumulator block */
 
+/* The float64 lane sums below are written with GCC vector types: lanes 0-7
+ * and 8-15 of reduce.h's FNN_LANES are two 8-double vectors (GCC's own
+ * vectorisation of these two-accumulator loops went scalar), the tail and the
+ * pairwise combination are reduce.h's, so every ISA copy gives the same bits. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8f __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
+
+FNN_INLINE v8f ld8f(const float *p)
+{
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+FNN_INLINE v8d cvt8(v8f v)
+{
+    return __builtin_convertvector(v, v8d);
+}
+
+/* Lanes (a0 | a1) with the tail [i, n) of TERM(i) added from lane 0, summed. */
+#define LANES_FINISH(a0, a1, i, n, TERM)                                        \
+    ({                                                                          \
+        double l_[FNN_LANES];                                                   \
+        memcpy(l_, &(a0), sizeof(v8d));                                         \
+        memcpy(l_ + 8, &(a1), sizeof(v8d));                                     \
+        for (int j_ = 0; (i) < (n); (i)++, j_++)                                \
+            l_[j_] += (TERM);                                                   \
+        fnn_lanes_sum(l_);                                                      \
+    })
+
 /* Shifted moments of x[0..n): s += sum (x - k), s2 += sum (x - k)^2. */
 FNN_INLINE void moments(const float *x, ptrdiff_t n, double k, double *s, double *s2)
 {
-    double a[FNN_LANES] = {0}, b[FNN_LANES] = {0};
+    v8d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
     ptrdiff_t i = 0;
-    for (; i + FNN_LANES <= n; i += FNN_LANES)
-        for (int j = 0; j < FNN_LANES; j++) {
-            const double d = (double)x[i + j] - k;
-            a[j] += d;
-            b[j] += d * d;
-        }
-    for (int j = 0; i < n; i++, j++) {
-        const double d = (double)x[i] - k;
-        a[j] += d;
-        b[j] += d * d;
+    for (; i + FNN_LANES <= n; i += FNN_LANES) {
+        const v8d d0 = cvt8(ld8f(x + i)) - k, d1 = cvt8(ld8f(x + i + 8)) - k;
+        a0 += d0;
+        a1 += d1;
+        b0 += d0 * d0;
+        b1 += d1 * d1;
     }
-    *s += fnn_lanes_sum(a);
-    *s2 += fnn_lanes_sum(b);
+    const ptrdiff_t t = i;
+    *s += LANES_FINISH(a0, a1, i, n, (double)x[i] - k);
+    i = t;
+    *s2 += LANES_FINISH(b0, b1, i, n, ((double)x[i] - k) * ((double)x[i] - k));
 }
 
-/* sum dy and sum dy (x - m) over [0, n). */
+/* sum dy and sum dy (x - m) over [0, n) (x - m in float, as dx uses it). */
 FNN_INLINE void grad_sums(const float *x, const float *dy, ptrdiff_t n, float m, double *sg,
                           double *sgx)
 {
-    double a[FNN_LANES] = {0}, b[FNN_LANES] = {0};
+    v8d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
     ptrdiff_t i = 0;
-    for (; i + FNN_LANES <= n; i += FNN_LANES)
-        for (int j = 0; j < FNN_LANES; j++) {
-            const double g = (double)dy[i + j];
-            a[j] += g;
-            b[j] += g * (double)(x[i + j] - m);
-        }
-    for (int j = 0; i < n; i++, j++) {
-        const double g = (double)dy[i];
-        a[j] += g;
-        b[j] += g * (double)(x[i] - m);
+    for (; i + FNN_LANES <= n; i += FNN_LANES) {
+        const v8d g0 = cvt8(ld8f(dy + i)), g1 = cvt8(ld8f(dy + i + 8));
+        a0 += g0;
+        a1 += g1;
+        b0 += g0 * cvt8(ld8f(x + i) - m);
+        b1 += g1 * cvt8(ld8f(x + i + 8) - m);
     }
-    *sg += fnn_lanes_sum(a);
-    *sgx += fnn_lanes_sum(b);
+    const ptrdiff_t t = i;
+    *sg += LANES_FINISH(a0, a1, i, n, (double)dy[i]);
+    i = t;
+    *sgx += LANES_FINISH(b0, b1, i, n, (double)dy[i] * (double)(x[i] - m));
 }
 
 /* Mean, biased variance and 1/sqrt(var + eps) from shifted sums over M values. */
@@ -319,22 +347,27 @@ FNN_INLINE int ln_dx_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         const float *x = A->x + r * D, *dy = A->dy + r * D;
         float *dx = A->dx + r * D;
         const float m = A->mean[r], is = A->invstd[r];
-        double a[FNN_LANES] = {0}, b[FNN_LANES] = {0};
+        v8d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
         ptrdiff_t i = 0;
-#define LN_TERM(I, J)                                                           \
-    do {                                                                        \
-        const float gy = g ? dy[I] * g[I] : dy[I];                              \
-        a[J] += (double)gy;                                                     \
-        b[J] += (double)gy * (double)((x[I] - m) * is);                         \
-    } while (0)
-        for (; i + FNN_LANES <= D; i += FNN_LANES)
-            for (int j = 0; j < FNN_LANES; j++)
-                LN_TERM(i + j, j);
-        for (int j = 0; i < D; i++, j++)
-            LN_TERM(i, j);
-#undef LN_TERM
-        const float c1 = (float)(fnn_lanes_sum(a) / (double)D);
-        const float c2 = (float)(fnn_lanes_sum(b) / (double)D);
+        for (; i + FNN_LANES <= D; i += FNN_LANES) {
+            v8f gy0 = ld8f(dy + i), gy1 = ld8f(dy + i + 8);
+            if (g) {
+                gy0 *= ld8f(g + i);
+                gy1 *= ld8f(g + i + 8);
+            }
+            a0 += cvt8(gy0);
+            a1 += cvt8(gy1);
+            b0 += cvt8(gy0) * cvt8((ld8f(x + i) - m) * is);
+            b1 += cvt8(gy1) * cvt8((ld8f(x + i + 8) - m) * is);
+        }
+        const ptrdiff_t t = i;
+#define GY(I) (g ? dy[I] * g[I] : dy[I])
+        const double sa = LANES_FINISH(a0, a1, i, D, (double)GY(i));
+        i = t;
+        const double sb = LANES_FINISH(b0, b1, i, D, (double)GY(i) * (double)((x[i] - m) * is));
+#undef GY
+        const float c1 = (float)(sa / (double)D);
+        const float c2 = (float)(sb / (double)D);
         for (i = 0; i < D; i++) {
             const float gy = g ? dy[i] * g[i] : dy[i];
             dx[i] = is * (gy - c1 - (x[i] - m) * is * c2);
