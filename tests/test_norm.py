@@ -498,3 +498,20 @@ def test_augmentations_on_nchw_batches_in_a_dataloader():
     for t in (A.ColorJitter(brightness=0.2, contrast=0.2, seed=4), A.GaussianNoise(0.1, seed=5)):
         out = next(iter(DataLoader(x, y, batch_size=4, shuffle=False, transform=t)))[0]
         assert out.shape == (4, 3, 10, 10) and not np.array_equal(out, x[:4])
+
+
+def test_norm_layers_without_input_gradient():
+    """First in a Sequential, called from user code: no dx is computed, the
+    parameter gradients are the same as with it."""
+    for make, shape in ((lambda: nn.BatchNorm2d(3), (4, 3, 2, 2)), (lambda: nn.LayerNorm(5), (4, 5))):
+        fastnn.manual_seed(0)
+        a = nn.Sequential(make(), nn.Flatten(), nn.Linear(int(np.prod(shape[1:])), 2))
+        fastnn.manual_seed(0)
+        b = nn.Sequential(make(), nn.Flatten(), nn.Linear(int(np.prod(shape[1:])), 2))
+        x, g = rand(*shape), rand(shape[0], 2)
+        a(x)
+        assert a.backward(g) is None
+        b(x)
+        assert b.backward(g, input_grad=True).shape == shape
+        np.testing.assert_array_equal(a[0].weight.grad, b[0].weight.grad)
+        np.testing.assert_array_equal(a[0].bias.grad, b[0].bias.grad)
