@@ -515,3 +515,23 @@ def test_norm_layers_without_input_gradient():
         assert b.backward(g, input_grad=True).shape == shape
         np.testing.assert_array_equal(a[0].weight.grad, b[0].weight.grad)
         np.testing.assert_array_equal(a[0].bias.grad, b[0].bias.grad)
+
+
+def test_same_bits_on_every_isa_path():
+    """The float64 lane sums are written with vector types in a fixed lane
+    order: every ISA path gives the same bits (forward and backward)."""
+    x, dy = rand(4, 3, 40, shift=2.0), rand(4, 3, 40)
+    old = fastnn.get_isa()
+    outs = []
+    try:
+        for isa in fastnn.available_isas():
+            fastnn.set_isa(isa)
+            bn, ln = nn.BatchNorm1d(3), nn.LayerNorm(40)
+            res = [bn(x), bn.backward(dy, input_grad=True), bn.weight.grad.copy(),
+                   ln(x), ln.backward(dy, input_grad=True), ln.weight.grad.copy()]
+            outs.append(res)
+    finally:
+        fastnn.set_isa(old)
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
