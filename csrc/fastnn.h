@@ -468,5 +468,59 @@ void fnn_avgpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x /* (
                            float *y /* (P,Ho,Wo) */);
 void fnn_avgpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const float *dy /* (P,Ho,Wo) */,
                             float *dx /* (P,H,W) */);
+/* --------------------------------------------------------------- norm.c -- */
+
+/* Batch norm over x (N, C, S): S = 1 for (N, C), L for (N, C, L), H*W for
+ * (N, C, H, W); statistics per channel over its N*S values, in float64.
+ * gamma, beta (C) or NULL (affine=False: 1 and 0). Results do not depend on
+ * the thread count (channels are split, never a channel's sum). */
+/* Training: mean, var (biased), invstd = 1/sqrt(var + eps) (C each), then
+ * y = (x - mean) gamma invstd + beta. */
+int fnn_batchnorm_forward(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x /* (N,C,S) */,
+                          const float *gamma /* (C) or NULL */, const float *beta /* (C) or NULL */,
+                          double eps, float *y /* (N,C,S) */, float *mean /* (C) */,
+                          float *var /* (C) */, float *invstd /* (C) */);
+/* Eval: y = (x - running_mean) gamma / sqrt(running_var + eps) + beta, one pass. */
+int fnn_batchnorm_forward_eval(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x /* (N,C,S) */,
+                               const float *gamma /* (C) or NULL */,
+                               const float *beta /* (C) or NULL */,
+                               const float *running_mean /* (C) */,
+                               const float *running_var /* (C) */, double eps,
+                               float *y /* (N,C,S) */);
+/* Backward of the training forward: dgamma = sum dy xhat, dbeta = sum dy
+ * (C each, overwritten), dx (N,C,S) or NULL = gamma invstd (dy - mean(dy)
+ * - xhat mean(dy xhat)). Two passes. */
+int fnn_batchnorm_backward(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x /* (N,C,S) */,
+                           const float *dy /* (N,C,S) */, const float *mean /* (C) */,
+                           const float *invstd /* (C) */, const float *gamma /* (C) or NULL */,
+                           float *dgamma /* (C) */, float *dbeta /* (C) */,
+                           float *dx /* (N,C,S) or NULL */);
+/* Layer norm over the rows of x (R, D): y = (x - mean) rstd gamma + beta;
+ * gamma, beta (D) both or neither; mean, rstd (R) saved for backward, or
+ * both NULL (eval). */
+int fnn_layernorm_forward(ptrdiff_t R, ptrdiff_t D, const float *x /* (R,D) */,
+                          const float *gamma /* (D) or NULL */, const float *beta /* (D) or NULL */,
+                          double eps, float *y /* (R,D) */, float *mean /* (R) or NULL */,
+                          float *rstd /* (R) or NULL */);
+/* dgamma, dbeta (D, overwritten; NULL: not computed), dx (R,D) or NULL. */
+int fnn_layernorm_backward(ptrdiff_t R, ptrdiff_t D, const float *x /* (R,D) */,
+                           const float *dy /* (R,D) */, const float *mean /* (R) */,
+                           const float *rstd /* (R) */, const float *gamma /* (D) or NULL */,
+                           float *dgamma /* (D) or NULL */, float *dbeta /* (D) or NULL */,
+                           float *dx /* (R,D) or NULL */);
+/* Naive twins in float64 (two-pass statistics), same arguments; the layer
+ * norm twin needs dgamma, dbeta and dx. */
+void fnn_batchnorm_forward_naive(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x,
+                                 const float *gamma, const float *beta, double eps, float *y,
+                                 float *mean, float *var, float *invstd);
+void fnn_batchnorm_backward_naive(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x,
+                                  const float *dy, const float *mean, const float *invstd,
+                                  const float *gamma, float *dgamma, float *dbeta, float *dx);
+void fnn_layernorm_forward_naive(ptrdiff_t R, ptrdiff_t D, const float *x, const float *gamma,
+                                 const float *beta, double eps, float *y, float *mean,
+                                 float *rstd);
+void fnn_layernorm_backward_naive(ptrdiff_t R, ptrdiff_t D, const float *x, const float *dy,
+                                  const float *mean, const float *rstd, const float *gamma,
+                                  float *dgamma, float *dbeta, float *dx);
 
 #endif

@@ -329,9 +329,11 @@ def load(path, optimizer=None, model=None):
     if model is None:
         model = _build(header.get("model"))
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    expected = {k: b.dtype for k, b in model.named_buffers()}     # parameters: float32
     for k, v in weights.items():
-        if v.dtype != np.float32:
-            raise CheckpointError(f"load: {k!r} has dtype {v.dtype}, expected float32")
+        want = expected.get(k, np.dtype(np.float32))
+        if v.dtype != want:
+            raise CheckpointError(f"load: {k!r} has dtype {v.dtype}, expected {want}")
     try:
         model.load_state_dict(weights, strict=True)
     except (KeyError, ValueError, TypeError) as e:

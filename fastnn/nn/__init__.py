@@ -1,7 +1,7 @@
 """Layers, containers, losses and initialisers."""
 from .module import Module, Parameter, is_grad_enabled, no_grad  # noqa: F401
-from .layers import Dropout, Flatten, GaussianNoise, Identity, Linear  # noqa: F401
-from .container import Residual, Sequential  # noqa: F401
+from .layers import Dropout, Dropout2d, Flatten, GaussianNoise, Identity, Linear  # noqa: F401
+from .container import Concat, Residual, Sequential  # noqa: F401
 from . import init  # noqa: F401
 
 from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiMarginLoss,  # noqa: F401
@@ -15,3 +15,4 @@ from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout,  # 
 from .conv import Conv1d, Conv2d  # noqa: F401
 from .pool import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
                    MaxPool2d)
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401

@@ -1,4 +1,5 @@
-"""Containers: Sequential (a chain of modules) and Residual (block + shortcut)."""
+"""Containers: Sequential (a chain of modules), Residual (block + shortcut) and
+Concat (branches concatenated along the channels)."""
 from collections import OrderedDict
 
 import numpy as np
@@ -6,7 +7,7 @@ import numpy as np
 from .._check import as_f32
 from .module import Module
 
-__all__ = ["Sequential", "Residual"]
+__all__ = ["Sequential", "Residual", "Concat"]
 
 
 def _require_module(who, what, m):
@@ -20,13 +21,13 @@ class Sequential(Module):
 
     ``Sequential(a, b, c)`` names the children '0', '1', '2' (so state_dict
     keys are '0.weight', ...); ``Sequential(OrderedDict(name=module, ...))``
-    keeps the given names. Supports ``len``, iteration, indexing (an int gives
+    keeps the given names (a plain dict, ordered, works too). Supports ``len``, iteration, indexing (an int gives
     the module, a slice a new Sequential sharing the modules), item
     assignment, ``append`` and ``extend``."""
 
     def __init__(self, *modules):
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+        if len(modules) == 1 and isinstance(modules[0], dict):
             for name, m in modules[0].items():
                 if not isinstance(name, str) or not name or "." in name:
                     raise ValueError(f"Sequential: module names must be non-empty strings "
@@ -134,3 +135,73 @@ class Residual(Module):
             raise ValueError(f"Residual: the block's input gradient has shape {np.shape(gb)} "
                              f"but the shortcut's has {np.shape(gs)}")
         return np.add(gb, gs, dtype=np.float32)
+
+
+class Concat(Module):
+    """y = concatenate([branch(x) for branch in branches], axis=dim): the
+    branches see the same input and their outputs are joined along the
+    channel dimension (``dim=1``), as in a DenseNet block
+    ``Concat(Identity(), Sequential(BatchNorm2d(c), ReLU(), Conv2d(c, k, 3, padding=1)))``.
+    The outputs must agree in every other dimension.
+
+    Backward splits grad_out along ``dim``, sends each slice through its
+    branch (last branch first) and returns the sum of the branches' input
+    gradients. Children are named '0', '1', ... like Sequential's."""
+
+    def __init__(self, *branches, dim=1):
+        super().__init__()
+        if not branches:
+            raise ValueError("Concat: needs at least one branch")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"Concat: dim must be an integer, got {dim!r}")
+        self.dim = int(dim)
+        for i, m in enumerate(branches):
+            self.add_module(str(i), _require_module("Concat", f"branch {i}", m))
+
+    def _axis(self, ndim):
+        d = self.dim + ndim if self.dim < 0 else self.dim
+        if not 1 <= d < ndim:
+            raise ValueError(f"Concat: dim={self.dim} is not a non-batch dimension of the "
+                             f"branches' {ndim}-D outputs")
+        return d
+
+    def forward(self, x):
+        outs = [as_f32(m(x), "Concat", f"the output of branch {i}")
+                for i, m in enumerate(self._modules.values())]
+        shapes = [o.shape for o in outs]
+        d = self._axis(outs[0].ndim)
+        ref = shapes[0][:d] + shapes[0][d + 1:]
+        for i, sh in enumerate(shapes):
+            if len(sh) != len(shapes[0]) or sh[:d] + sh[d + 1:] != ref:
+                raise ValueError(f"Concat: branch {i} returned shape {sh}, which cannot be "
+                                 f"joined along dim={self.dim} with branch 0's {shapes[0]}")
+        self.save_for_backward(shapes, d)
+        return np.concatenate(outs, axis=d)
+
+    def backward(self, grad_out):
+        shapes, d = self.saved_tensors()
+        out_shape = shapes[0][:d] + (sum(s[d] for s in shapes),) + shapes[0][d + 1:]
+        grad_out = as_f32(grad_out, "Concat", "grad_out")
+        if grad_out.shape != out_shape:
+            raise ValueError(f"Concat: grad_out has shape {grad_out.shape}, expected {out_shape} "
+                             f"(the shape of the forward output)")
+        need = self.needs_input_grad
+        bounds = np.cumsum([0] + [s[d] for s in shapes])
+        mods = list(self._modules.values())
+        total = None
+        for i in range(len(mods) - 1, -1, -1):
+            part = [slice(None)] * grad_out.ndim
+            part[d] = slice(int(bounds[i]), int(bounds[i + 1]))
+            g = np.ascontiguousarray(grad_out[tuple(part)])
+            gi = mods[i].backward(g, input_grad=need)
+            if need:
+                if total is not None and np.shape(gi) != np.shape(total):
+                    raise ValueError(f"Concat: branch {i}'s input gradient has shape "
+                                     f"{np.shape(gi)} but branch {i + 1}'s has "
+                                     f"{np.shape(total)}")
+                total = (np.asarray(gi, dtype=np.float32) if total is None
+                         else np.add(total, gi, dtype=np.float32))
+        return total if need else None
+
+    def extra_repr(self):
+        return f"dim={self.dim}"

@@ -1,4 +1,4 @@
-"""Core layers: Linear, Flatten, Identity, Dropout, GaussianNoise.
+"""Core layers: Linear, Flatten, Identity, Dropout, Dropout2d, GaussianNoise.
 
 Each follows fastnn.nn.Module: ``forward(x)`` validates its input once and
 saves what ``backward`` needs as one context (``save_for_backward``);
@@ -18,7 +18,7 @@ from .._ext import _C
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Linear", "Flatten", "Identity", "Dropout", "GaussianNoise"]
+__all__ = ["Linear", "Flatten", "Identity", "Dropout", "Dropout2d", "GaussianNoise"]
 
 
 def _param_array(who, what, arr, shape):
@@ -207,6 +207,51 @@ class Dropout(Module):
         dx = np.empty(shape, dtype=np.float32)
         _C.dropout_backward(dy, mask, dx, p)
         return dx
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Dropout2d(Module):
+    """Channel dropout, as torch.nn.Dropout2d: in training each channel
+    x[n, c] of x (N, C, H, W) -- or (N, C, L) -- is zeroed as a whole with
+    probability p and the kept channels are scaled by 1/(1-p); in eval() it
+    is the identity. The channel mask comes from the same counter-based
+    generator as Dropout (one draw per (n, c), keyed by
+    fastnn.runtime.next_seed()), so it is the same on any thread count."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        p = _real("Dropout2d", "p", p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        x = as_f32(x, "Dropout2d", "x")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Dropout2d: x must be 4-D (N, C, H, W) or 3-D (N, C, L), "
+                             f"got shape {x.shape}")
+        p = self.p
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p}")
+        if not self.training or p == 0.0:
+            self.save_for_backward(x.shape, None)
+            return x
+        keep = np.zeros(x.shape[:2] + (1,) * (x.ndim - 2), dtype=np.float32)
+        if p < 1.0:         # keep = mask / (1 - p) per (n, c): Dropout's kernel on ones
+            ones = np.ones(keep.shape, dtype=np.float32)
+            _C.dropout_forward(runtime.next_seed(), ones, keep,
+                               np.empty(keep.shape, dtype=np.uint8), p)
+        self.save_for_backward(x.shape, keep)
+        return np.multiply(x, keep, dtype=np.float32)
+
+    def backward(self, grad_out):
+        shape, keep = self.saved_tensors()
+        dy = _grad_like("Dropout2d", grad_out, shape)
+        if not self.needs_input_grad:
+            return None
+        return dy if keep is None else np.multiply(dy, keep, dtype=np.float32)
 
     def extra_repr(self):
         return f"p={self.p}"

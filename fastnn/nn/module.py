@@ -328,6 +328,11 @@ class Module:
             self._buffers[name] = value           # a buffer replaced by a new array
             object.__setattr__(self, name, value)
             return
+        for d, kind in ((self._modules, Module), (self._parameters, Parameter)):
+            if name in d and isinstance(value, kind):   # replaced in place: keeps its position
+                d[name] = value
+                object.__setattr__(self, name, value)
+                return
         for d in (self._parameters, self._modules, self._buffers):
             d.pop(name, None)
         if isinstance(value, Parameter):
@@ -341,10 +346,15 @@ class Module:
             d.pop(name, None)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, array):
-        """A float32 array that is state but not trained (e.g. running
-        statistics): saved in ``state_dict`` and restored by ``load_state_dict``."""
-        arr = np.ascontiguousarray(array, dtype=np.float32)
+    def register_buffer(self, name, array, dtype=np.float32):
+        """An array that is state but not trained (e.g. running statistics):
+        saved in ``state_dict`` and restored by ``load_state_dict``. Stored as
+        a C-contiguous ``dtype`` array (float32 by default); ``dtype=None``
+        keeps the array's own dtype (e.g. BatchNorm's int64
+        ``num_batches_tracked``, a 0-d array)."""
+        arr = np.array(array, dtype=dtype, order="C", copy=True)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"register_buffer: {name!r} must be numeric, got dtype {arr.dtype}")
         object.__setattr__(self, name, arr)
         self._buffers[name] = arr
 
@@ -492,6 +502,10 @@ class Module:
                                  f"but {dst.shape} in the model")
             if src.dtype.kind not in "fiub":
                 raise TypeError(f"load_state_dict: {k!r} has non-numeric dtype {src.dtype}")
+            if dst.dtype.kind in "iub" and not (src.dtype.kind in "iub" or
+                                                np.array_equal(src, np.round(src))):
+                raise TypeError(f"load_state_dict: {k!r} is an integer buffer ({dst.dtype}) in "
+                                f"the model but holds non-integer {src.dtype} values")
             if src.dtype.kind == "f" and not np.all(np.isfinite(src)):
                 raise ValueError(f"load_state_dict: {k!r} contains NaN or infinity")
             staged.append((dst, src))

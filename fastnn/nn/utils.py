@@ -1,6 +1,7 @@
-"""Gradient clipping, as torch.nn.utils: clip_grad_norm_ and clip_grad_value_.
+"""Gradient clipping, as torch.nn.utils: clip_grad_norm_ and clip_grad_value_;
+fuse_conv_bn, which folds eval-mode batch norm into the layer before it.
 
-Both work in place on ``Parameter.grad`` of every parameter whose grad is not
+The clipping functions work in place on ``Parameter.grad`` of every parameter whose grad is not
 None, through C kernels (csrc/optim.c). Parameters whose gradients sit in an
 optimizer's flat gradient buffer are read as one array (one pass). Norms are
 accumulated in float64 over a fixed block partition, so the result is the
@@ -13,7 +14,7 @@ from .._check import real
 from .._ext import _C
 from .module import Parameter, flat_grads
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "fuse_conv_bn"]
 
 
 def _grads(parameters, who):
@@ -71,3 +72,84 @@ def clip_grad_value_(parameters, clip_value):
     who = "clip_grad_value_"
     c = real(who, "clip_value", clip_value, finite=False, lo=0.0)
     _C.clamp_inplace(_grads(parameters, who), -c, c, who)
+
+
+def _fold_target(m):
+    """A module BatchNorm can fold into: .weight a Parameter of shape (out, ...)
+    and a .bias attribute (a Parameter of shape (out,) or None) -- Linear,
+    Conv2d, Conv1d (duck-typed, so any layer of that form)."""
+    w = getattr(m, "weight", None)
+    return (isinstance(w, Parameter) and w.data.ndim >= 2 and hasattr(m, "bias")
+            and (m.bias is None or (isinstance(m.bias, Parameter)
+                                    and m.bias.data.shape == (w.data.shape[0],))))
+
+
+def _give_bias(layer, out):
+    """Add a zero bias Parameter to a layer built with bias=False, and record
+    bias=True among its constructor arguments so fastnn.save/load rebuild it
+    with one. False when its constructor has no `bias` argument."""
+    import inspect
+    args, kwargs = layer._init_args
+    try:
+        bound = inspect.signature(type(layer).__init__).bind(layer, *args, **kwargs)
+    except TypeError:
+        return False
+    if "bias" not in inspect.signature(type(layer).__init__).parameters:
+        return False
+    bound.arguments["bias"] = True
+    object.__setattr__(layer, "_init_args", (bound.args[1:], bound.kwargs))
+    layer.bias = Parameter(np.zeros(out, np.float32))
+    return True
+
+
+def fuse_conv_bn(model):
+    """A copy of ``model`` for inference in which every batch norm that
+    directly follows a Linear or convolution inside a Sequential is folded
+    into that layer and replaced by Identity:
+
+        W' = W * s,  b' = (b - running_mean) * s + beta,  s = gamma / sqrt(running_var + eps)
+
+    (s scales output channel/feature o, the first axis of W). A layer without
+    bias gets one. Batch norms elsewhere, or with track_running_stats=False,
+    are left as they are. The input model is not modified; the copy is
+    returned in eval() mode and computes what ``model.eval()`` computes, up to
+    float32 rounding. Returns (the new model)."""
+    import copy
+
+    from .container import Sequential
+    from .layers import Identity
+    from .module import Module
+    from .norm import BatchNorm1d, BatchNorm2d
+    if not isinstance(model, Module):
+        raise TypeError(f"fuse_conv_bn: model must be a fastnn Module, got {type(model).__name__}")
+    fused = copy.deepcopy(model)
+    fused.clear_contexts()
+    for seq in [m for m in fused.modules() if isinstance(m, Sequential)]:
+        names = list(seq._modules)
+        changed = False
+        for prev, name in zip(names, names[1:]):
+            layer, bn = seq._modules[prev], seq._modules[name]
+            if not (isinstance(bn, (BatchNorm1d, BatchNorm2d)) and bn.track_running_stats
+                    and _fold_target(layer)):
+                continue
+            w = layer.weight.data
+            out = w.shape[0]
+            if out != bn.num_features:
+                continue
+            if layer.bias is None and not _give_bias(layer, out):
+                continue
+            s = 1.0 / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
+            shift = -bn.running_mean.astype(np.float64) * s
+            if bn.affine:
+                s = s * bn.weight.data
+                shift = -bn.running_mean.astype(np.float64) * s + bn.bias.data
+            layer.weight.data = w * s.reshape((out,) + (1,) * (w.ndim - 1))
+            layer.bias.data = layer.bias.data * s + shift
+            setattr(seq, name, Identity())
+            changed = True
+        if changed:          # fastnn.save rebuilds a Sequential from its arguments
+            positional = names == [str(i) for i in range(len(names))]
+            object.__setattr__(seq, "_init_args",
+                               (tuple(seq._modules.values()) if positional
+                                else (dict(seq._modules),), {}))
+    return fused.eval()
