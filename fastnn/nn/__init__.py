@@ -11,3 +11,5 @@ from . import utils  # noqa: F401
 
 from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout,  # noqa: F401
                          ReLU, Sigmoid, Softmax, Softplus, Tanh)
+from .rnn import (GRU, LSTM, RNN, Embedding, GRUCell, LastStep, LSTMCell, RNNCell,  # noqa: F401
+                  RNNOutput, TimePool)
