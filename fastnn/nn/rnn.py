@@ -158,6 +158,15 @@ class _RNNBase(Module):
     def forward(self, x, hx=None, lengths=None):
         who, H, L = self._who, self.hidden_size, self.num_layers
         D = 2 if self.bidirectional else 1
+        if isinstance(x, tuple):          # an RNNOutput (stacked layers) or (x, lengths)
+            if isinstance(x, RNNOutput):
+                x, given = x[0], x.lengths
+            elif len(x) == 2:
+                x, given = x
+            else:
+                raise TypeError(f"{who}: x must be an array or a pair (x, lengths), "
+                                f"got a tuple of {len(x)}")
+            lengths = given if lengths is None else lengths
         x = as_f32(x, who, "x")
         if x.ndim != 3:
             raise ValueError(f"{who}: x must be 3-D ({'N, T' if self.batch_first else 'T, N'}, "
