@@ -24,7 +24,7 @@
  * sequence's state at its last valid step and the reverse direction (time
  * T-1 down to 0) starts from h0 at time len[b]-1.
  *
- * Scratch (R, the gates in inference, the gate gradients) comes from the
+ * Scratch (R, W_hh^T, the gates in inference, the gate gradients) comes from the
  * caller's shared workspace region (the GEMM uses the per-thread arenas).
  * What backward needs from forward is passed in by the caller (the layer's
  * saved context). Elementwise work is per element, bias sums per column in
@@ -257,16 +257,24 @@ static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int r
     const size_t step = (size_t)N * GH;
     if (T <= 0 || N <= 0)
         return FNN_OK;
-    float *R = fnn_ws_shared((step + (gates ? 0 : (size_t)T * step)) * sizeof(float));
+    const size_t whs = (size_t)H * GH;
+    float *R = fnn_ws_shared((step + whs + (gates ? 0 : (size_t)T * step)) * sizeof(float));
     if (!R)
         return FNN_ENOMEM;
-    float *G = gates ? gates : R + step;
+    /* W_hh^T (H, G*H) once per call: the per-step GEMM then reads it in place
+     * (row-major B) instead of packing W_hh at every step. */
+    float *WT = R + step;
+    float *G = gates ? gates : WT + whs;
+    for (int j0 = 0; j0 < GH; j0 += 32)
+        for (int k = 0; k < H; k++)
+            for (int j = j0; j < j0 + 32 && j < GH; j++)
+                WT[(size_t)k * GH + j] = w_hh[(size_t)j * H + k];
     TRY(gemm(0, 1, T * N, GH, I, 1.0f, x, I, w_ih, I, 0.0f, G, GH, b_ih,
              b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
     const size_t NH = (size_t)N * H;
     for (int s = 0; s < T; s++) {
         int t = reverse ? T - 1 - s : s;
-        TRY(gemm(0, 1, N, GH, H, 1.0f, h, H, w_hh, H, 0.0f, R, GH, b_hh,
+        TRY(gemm(0, 0, N, GH, H, 1.0f, h, H, WT, GH, 0.0f, R, GH, b_hh,
                  b_hh ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
         step_args A = {mode, N, H, t, lengths, G + t * step, R, h, c,
                        y ? y + (size_t)t * N * ldy : NULL, NULL, ldy,

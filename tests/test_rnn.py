@@ -376,6 +376,7 @@ def test_torch_names_init_and_eval(rng):
     m.train()
     o2, _ = m(x)
     np.testing.assert_array_equal(o1, o2)          # dropout 0: eval = train
+    m.clear_contexts()
     m.eval()
     m(x)
     assert not m._contexts                         # eval saves nothing
