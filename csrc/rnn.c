@@ -66,6 +66,7 @@ typedef struct {
     ptrdiff_t ldy;
     float *hp, *a1, *a2;      /* this step's saves (forward) or saved values (backward) */
     float *dgx, *dgh;         /* backward: (N, G*H) gate gradients (dgh may be dgx) */
+    const float *zeros;       /* backward: H zeros (the output gradient when dy is NULL) */
 } step_args;
 
 #define ACTIVE(A, b) (!(A)->len || (A)->t < (A)->len[b])
@@ -82,7 +83,7 @@ FNN_INLINE int fwd_step_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         float *restrict y = A->y ? A->y + b * A->ldy : NULL;
         if (A->hp)
             memcpy(A->hp + b * H, h, (size_t)H * sizeof(float));
-        if (mode == FNN_LSTM && A->a1)
+        if (mode == FNN_LSTM)
             memcpy(A->a1 + b * H, A->c + b * H, (size_t)H * sizeof(float));
         if (!ACTIVE(A, b)) {
             if (y)
@@ -90,35 +91,41 @@ FNN_INLINE int fwd_step_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             continue;
         }
         if (mode == FNN_LSTM) {
+            float *restrict gi = g, *restrict gf = g + H, *restrict gg = g + 2 * H,
+                            *restrict go = g + 3 * H;
+            const float *restrict ri = r, *restrict rf = r + H, *restrict rg = r + 2 * H,
+                                  *restrict ro = r + 3 * H;
             float *restrict c = A->c + b * H;
-            float *restrict tcs = A->a2 ? A->a2 + b * H : NULL;
+            float *restrict tcs = A->a2 + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
             for (int j = 0; j < H; j++) {
-                float i = fnn_sigmoid(g[j] + r[j]);
-                float f = fnn_sigmoid(g[H + j] + r[H + j]);
-                float gg = fnn_tanh(g[2 * H + j] + r[2 * H + j]);
-                float o = fnn_sigmoid(g[3 * H + j] + r[3 * H + j]);
-                float cc = f * c[j] + i * gg;
+                float i = fnn_sigmoid(gi[j] + ri[j]);
+                float f = fnn_sigmoid(gf[j] + rf[j]);
+                float u = fnn_tanh(gg[j] + rg[j]);
+                float o = fnn_sigmoid(go[j] + ro[j]);
+                float cc = f * c[j] + i * u;
                 float tc = fnn_tanh(cc);
-                g[j] = i;
-                g[H + j] = f;
-                g[2 * H + j] = gg;
-                g[3 * H + j] = o;
+                gi[j] = i;
+                gf[j] = f;
+                gg[j] = u;
+                go[j] = o;
                 c[j] = cc;
                 h[j] = o * tc;
-                if (tcs)
-                    tcs[j] = tc;
+                tcs[j] = tc;
             }
         } else if (mode == FNN_GRU) {
-            float *restrict rn = A->a1 ? A->a1 + b * H : NULL;
+            float *restrict gr = g, *restrict gz = g + H, *restrict gn = g + 2 * H;
+            const float *restrict rr_ = r, *restrict rz = r + H, *restrict rn_ = r + 2 * H;
+            float *restrict rn = A->a1 + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
             for (int j = 0; j < H; j++) {
-                float rr = fnn_sigmoid(g[j] + r[j]);
-                float z = fnn_sigmoid(g[H + j] + r[H + j]);
-                float n = fnn_tanh(g[2 * H + j] + rr * r[2 * H + j]);
-                g[j] = rr;
-                g[H + j] = z;
-                g[2 * H + j] = n;
-                if (rn)
-                    rn[j] = r[2 * H + j];
+                float rr = fnn_sigmoid(gr[j] + rr_[j]);
+                float z = fnn_sigmoid(gz[j] + rz[j]);
+                float n = fnn_tanh(gn[j] + rr * rn_[j]);
+                gr[j] = rr;
+                gz[j] = z;
+                gn[j] = n;
+                rn[j] = rn_[j];
                 h[j] = (1.0f - z) * n + z * h[j];
             }
         } else if (mode == FNN_RNN_TANH) {
@@ -152,43 +159,56 @@ FNN_INLINE int bwd_step_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             continue;
         }
         const float *restrict g = A->G + b * GH;
-        const float *restrict dy = A->dy ? A->dy + b * A->ldy : NULL;
+        const float *restrict dy = A->dy ? A->dy + b * A->ldy : A->zeros;
         float *restrict dh = A->h + b * H;
         if (mode == FNN_LSTM) {
+            const float *restrict gi = g, *restrict gf = g + H, *restrict gg = g + 2 * H,
+                                  *restrict go = g + 3 * H;
+            float *restrict di = dgx, *restrict df = dgx + H, *restrict dg = dgx + 2 * H,
+                            *restrict dO = dgx + 3 * H;
             float *restrict dc = A->c + b * H;
             const float *restrict cp = A->a1 + b * H, *restrict tcs = A->a2 + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
             for (int j = 0; j < H; j++) {
-                float d = dy ? dh[j] + dy[j] : dh[j];
-                float i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+                float d = dh[j] + dy[j];
+                float i = gi[j], f = gf[j], u = gg[j], o = go[j];
                 float tc = tcs[j];
                 float dcc = dc[j] + d * o * (1.0f - tc * tc);
-                dgx[j] = dcc * gg * (i * (1.0f - i));
-                dgx[H + j] = dcc * cp[j] * (f * (1.0f - f));
-                dgx[2 * H + j] = dcc * i * (1.0f - gg * gg);
-                dgx[3 * H + j] = d * tc * (o * (1.0f - o));
+                di[j] = dcc * u * (i * (1.0f - i));
+                df[j] = dcc * cp[j] * (f * (1.0f - f));
+                dg[j] = dcc * i * (1.0f - u * u);
+                dO[j] = d * tc * (o * (1.0f - o));
                 dc[j] = dcc * f;
                 dh[j] = 0.0f;
             }
         } else if (mode == FNN_GRU) {
+            const float *restrict gr = g, *restrict gz = g + H, *restrict gn = g + 2 * H;
+            float *restrict xr = dgx, *restrict xz = dgx + H, *restrict xn = dgx + 2 * H;
+            float *restrict hr = dgh, *restrict hz = dgh + H, *restrict hn = dgh + 2 * H;
             const float *restrict rn = A->a1 + b * H, *restrict hp = A->hp + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
             for (int j = 0; j < H; j++) {
-                float d = dy ? dh[j] + dy[j] : dh[j];
-                float rr = g[j], z = g[H + j], n = g[2 * H + j];
+                float d = dh[j] + dy[j];
+                float rr = gr[j], z = gz[j], n = gn[j];
                 float dn = d * (1.0f - z) * (1.0f - n * n);
                 float dr = dn * rn[j] * (rr * (1.0f - rr));
                 float dz = d * (hp[j] - n) * (z * (1.0f - z));
-                dgx[j] = dgh[j] = dr;
-                dgx[H + j] = dgh[H + j] = dz;
-                dgx[2 * H + j] = dn;
-                dgh[2 * H + j] = dn * rr;
+                xr[j] = hr[j] = dr;
+                xz[j] = hz[j] = dz;
+                xn[j] = dn;
+                hn[j] = dn * rr;
                 dh[j] = d * z;
             }
-        } else {
-            const int tanh_ = mode == FNN_RNN_TANH;
+        } else if (mode == FNN_RNN_TANH) {
             for (int j = 0; j < H; j++) {
-                float d = dy ? dh[j] + dy[j] : dh[j];
-                float hv = g[j];
-                dgx[j] = tanh_ ? d * (1.0f - hv * hv) : (hv > 0.0f ? d : 0.0f);
+                float d = dh[j] + dy[j], hv = g[j];
+                dgx[j] = d * (1.0f - hv * hv);
+                dh[j] = 0.0f;
+            }
+        } else {
+            for (int j = 0; j < H; j++) {
+                float d = dh[j] + dy[j];
+                dgx[j] = g[j] > 0.0f ? d : 0.0f;
                 dh[j] = 0.0f;
             }
         }
@@ -257,8 +277,11 @@ static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int r
     const size_t step = (size_t)N * GH;
     if (T <= 0 || N <= 0)
         return FNN_OK;
-    const size_t whs = (size_t)H * GH;
-    float *R = fnn_ws_shared((step + whs + (gates ? 0 : (size_t)T * step)) * sizeof(float));
+    const size_t whs = (size_t)H * GH, NH = (size_t)N * H;
+    /* Inference: the gates of all steps and two (N, H) rows for the values
+     * the fused pass stores unconditionally (so that its loop vectorizes). */
+    const size_t inf = gates ? 0 : (size_t)T * step + 2 * NH;
+    float *R = fnn_ws_shared((step + whs + inf) * sizeof(float));
     if (!R)
         return FNN_ENOMEM;
     /* W_hh^T (H, G*H) once per call: the per-step GEMM then reads it in place
@@ -269,17 +292,18 @@ static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int r
         for (int k = 0; k < H; k++)
             for (int j = j0; j < j0 + 32 && j < GH; j++)
                 WT[(size_t)k * GH + j] = w_hh[(size_t)j * H + k];
+    float *scratch = gates ? NULL : G + (size_t)T * step;
     TRY(gemm(0, 1, T * N, GH, I, 1.0f, x, I, w_ih, I, 0.0f, G, GH, b_ih,
              b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
-    const size_t NH = (size_t)N * H;
     for (int s = 0; s < T; s++) {
         int t = reverse ? T - 1 - s : s;
         TRY(gemm(0, 0, N, GH, H, 1.0f, h, H, WT, GH, 0.0f, R, GH, b_hh,
                  b_hh ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
         step_args A = {mode, N, H, t, lengths, G + t * step, R, h, c,
                        y ? y + (size_t)t * N * ldy : NULL, NULL, ldy,
-                       hprev ? hprev + t * NH : NULL, aux1 ? aux1 + t * NH : NULL,
-                       aux2 ? aux2 + t * NH : NULL, NULL, NULL};
+                       hprev ? hprev + t * NH : NULL, aux1 ? aux1 + t * NH : scratch,
+                       aux2 ? aux2 + t * NH : (scratch ? scratch + NH : NULL), NULL, NULL,
+                       NULL};
         TRY(run_step(fwd_step_isa, &A));
     }
     return FNN_OK;
@@ -298,16 +322,19 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
     if (T <= 0 || N <= 0)
         return FNN_OK;
     const int two = mode == FNN_GRU;
-    float *dgx = fnn_ws_shared((size_t)(two ? 2 : 1) * T * step * sizeof(float));
+    float *dgx = fnn_ws_shared(((size_t)(two ? 2 : 1) * T * step + H) * sizeof(float));
     if (!dgx)
         return FNN_ENOMEM;
     float *dgh = two ? dgx + T * step : dgx;
+    float *zeros = dgx + (size_t)(two ? 2 : 1) * T * step;
+    memset(zeros, 0, (size_t)H * sizeof(float));
     for (int s = T - 1; s >= 0; s--) {
         int t = reverse ? T - 1 - s : s;
         step_args A = {mode, N, H, t, lengths, (float *)gates + t * step, NULL, dh, dc, NULL,
                        dy ? dy + (size_t)t * N * ldy : NULL, ldy, (float *)hprev + t * NH,
                        aux1 ? (float *)aux1 + t * NH : NULL,
-                       aux2 ? (float *)aux2 + t * NH : NULL, dgx + t * step, dgh + t * step};
+                       aux2 ? (float *)aux2 + t * NH : NULL, dgx + t * step, dgh + t * step,
+                       zeros};
         TRY(run_step(bwd_step_isa, &A));
         TRY(gemm(0, 0, N, H, GH, 1.0f, dgh + t * step, GH, w_hh, H, 1.0f, dh, H, NULL, 0, 0));
     }
