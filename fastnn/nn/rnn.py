@@ -89,17 +89,33 @@ def _state(who, name, v, shape):
     return np.array(v, dtype=np.float32, order="C", copy=True)
 
 
-def _forward_dir(mode, x, T, N, I, H, reverse, params, lengths, h, c, y, off, save):
-    """One layer, one direction through the C time loop: h (and c) are
-    updated in place to h_n (c_n); returns the saves (or None)."""
-    w_ih, w_hh, b_ih, b_hh = params
+def _saves(pool, mode, T, N, H):
+    """The arrays one direction's forward saves for backward: from the
+    module's pool of those a finished backward gave back (a training loop
+    then allocates, and page-faults, nothing per step), else new."""
     G = _GATES[mode]
-    s = None
-    if save:
-        aux = (mode == _LSTM or mode == _GRU)
-        s = (np.empty((T, N, G * H), F32), np.empty((T, N, H), F32),
-             np.empty((T, N, H), F32) if aux else None,
-             np.empty((T, N, H), F32) if mode == _LSTM else None)
+    key = (mode, T, N, H)
+    free = pool.get(key)
+    if free:
+        return free.pop()
+    return (np.empty((T, N, G * H), F32), np.empty((T, N, H), F32),
+            np.empty((T, N, H), F32) if mode in (_LSTM, _GRU) else None,
+            np.empty((T, N, H), F32) if mode == _LSTM else None)
+
+
+def _give_back(pool, mode, saves):
+    T, N, H = saves[1].shape
+    free = pool.setdefault((mode, T, N, H), [])
+    if len(free) < 64:
+        free.append(saves)
+
+
+def _forward_dir(mode, x, T, N, I, H, reverse, params, lengths, h, c, y, off, pool):
+    """One layer, one direction through the C time loop: h (and c) are
+    updated in place to h_n (c_n); returns the saves (or None when pool is
+    None: inference)."""
+    w_ih, w_hh, b_ih, b_hh = params
+    s = None if pool is None else _saves(pool, mode, T, N, H)
     _C.rnn_forward(mode, T, N, I, H, reverse, x, _param(w_ih), _param(w_hh),
                    None if b_ih is None else _param(b_ih),
                    None if b_hh is None else _param(b_hh), lengths, h, c, y, off,
@@ -141,6 +157,7 @@ class _RNNBase(Module):
                 if self.bias:
                     setattr(self, f"bias_ih_l{k}{sfx}", Parameter(np.empty(G * H, F32)))
                     setattr(self, f"bias_hh_l{k}{sfx}", Parameter(np.empty(G * H, F32)))
+        object.__setattr__(self, "_pool", {})
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -203,7 +220,7 @@ class _RNNBase(Module):
             for d in range(D):
                 saves.append(_forward_dir(self.mode, inp, T, N, Ik, H, d == 1, self._params(k, d),
                                           lengths, hn[k * D + d], cn[k * D + d] if lstm else None,
-                                          out, d * H, save))
+                                          out, d * H, self._pool if save else None))
             mask = None
             if k < L - 1 and self.dropout > 0.0 and self.training:
                 mask = np.empty(out.shape, np.uint8)
@@ -256,6 +273,7 @@ class _RNNBase(Module):
                 _backward_dir(self.mode, inp, T, N, Ik, H, d == 1, self._params(k, d), lengths,
                               saves[d], g, d * H, dh[k * D + d], dc[k * D + d] if lstm else None,
                               dx, d == 1)
+                _give_back(self._pool, self.mode, saves[d])
             mask = layers[k - 1][2] if k > 0 else None     # dropout on layer k-1's output
             if mask is not None:
                 _C.dropout_backward(dx, mask, dx, self.dropout)
@@ -330,6 +348,7 @@ class _CellBase(Module):
         self.weight_hh = Parameter(np.empty((G * H, H), F32))
         self.bias_ih = Parameter(np.empty(G * H, F32)) if bias else None
         self.bias_hh = Parameter(np.empty(G * H, F32)) if bias else None
+        object.__setattr__(self, "_pool", {})
         self.reset_parameters()
 
     reset_parameters = _RNNBase.reset_parameters
@@ -356,7 +375,7 @@ class _CellBase(Module):
         save = self.training and is_grad_enabled()
         params = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         s = _forward_dir(self.mode, x, 1, N, self.input_size, H, False, params, None, h, c,
-                         None, 0, save)
+                         None, 0, self._pool if save else None)
         if save:
             self.save_for_backward(x, s, hx is not None)
         return (h, c) if lstm else h
@@ -381,6 +400,7 @@ class _CellBase(Module):
         params = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         _backward_dir(self.mode, x, 1, N, self.input_size, H, False, params, None, s, None, 0,
                       dh, dc, dx, False)
+        _give_back(self._pool, self.mode, s)
         if had_hx:
             return dx, ((dh, dc) if lstm else dh)
         return dx
