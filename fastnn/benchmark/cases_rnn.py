@@ -156,11 +156,11 @@ def _t_rnn_vs_torch(case, group):
 
 
 for _t in (
-        report.Target("RNN1", "seq-MNIST LSTM-128 training step, x torch, 2 threads", ">=", 1.5,
+        report.Target("T31", "seq-MNIST LSTM-128 training step, x torch, 2 threads", ">=", 1.5,
                       _t_rnn_vs_torch(f"train/seqmnist-lstm128/b{BATCH}", "training")),
-        report.Target("RNN2", "seq-MNIST GRU-128 training step, x torch, 2 threads", ">=", 1.5,
+        report.Target("T32", "seq-MNIST GRU-128 training step, x torch, 2 threads", ">=", 1.5,
                       _t_rnn_vs_torch(f"train/seqmnist-gru128/b{BATCH}", "training")),
-        report.Target("RNN3", "LSTM-128 batch-1 inference latency, x torch, 2 threads", ">=", 2.0,
+        report.Target("T33", "LSTM-128 batch-1 inference latency, x torch, 2 threads", ">=", 2.0,
                       _t_rnn_vs_torch("infer/seqmnist-lstm128/b1", "inference"))):
     if all(t.key != _t.key for t in report.TARGETS):
         report.TARGETS.append(_t)
