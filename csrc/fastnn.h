@@ -439,7 +439,8 @@ int fnn_rnn_forward(int mode, int T, int N, int In, int H, int reverse,
  * dL/dh0; dc likewise (LSTM, else NULL). dy (T,N,ldy) or NULL. dx (T,N,In)
  * (= or += when dx_acc) or NULL. Weight and bias gradients (NULL: skipped)
  * are written, or added to where acc has bit 1 (dw_ih), 2 (dw_hh), 4
- * (db_ih), 8 (db_hh). FNN_OK or FNN_ENOMEM. */
+ * (db_ih), 8 (db_hh). need_dh0 == 0: dh and dc end unspecified (the last
+ * step's recurrent GEMM is skipped). FNN_OK or FNN_ENOMEM. */
 int fnn_rnn_backward(int mode, int T, int N, int In, int H, int reverse,
                      const float *x /* (T,N,In) */, const float *w_ih /* (G*H,In) */,
                      const float *w_hh /* (G*H,H) */, const int32_t *lengths /* (N) */,
@@ -448,6 +449,7 @@ int fnn_rnn_backward(int mode, int T, int N, int In, int H, int reverse,
                      float *dh /* (N,H) */, float *dc /* (N,H) or NULL */,
                      float *dx /* (T,N,In) or NULL */, int dx_acc,
                      float *dw_ih /* (G*H,In) */, float *dw_hh /* (G*H,H) */,
-                     float *db_ih /* (G*H) */, float *db_hh /* (G*H) */, int acc, int naive);
+                     float *db_ih /* (G*H) */, float *db_hh /* (G*H) */, int acc, int need_dh0,
+                     int naive);
 
 #endif

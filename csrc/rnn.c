@@ -314,7 +314,7 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
                         const int32_t *lengths, const float *gates, const float *hprev,
                         const float *aux1, const float *aux2, const float *dy, ptrdiff_t ldy,
                         float *dh, float *dc, float *dx, int dx_acc, float *dw_ih,
-                        float *dw_hh, float *db_ih, float *db_hh, int acc)
+                        float *dw_hh, float *db_ih, float *db_hh, int acc, int need_dh0)
 {
     const int GH = gates_of(mode) * H;
     const size_t step = (size_t)N * GH, NH = (size_t)N * H;
@@ -336,7 +336,9 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
                        aux2 ? (float *)aux2 + t * NH : NULL, dgx + t * step, dgh + t * step,
                        zeros};
         TRY(run_step(bwd_step_isa, &A));
-        TRY(gemm(0, 0, N, H, GH, 1.0f, dgh + t * step, GH, w_hh, H, 1.0f, dh, H, NULL, 0, 0));
+        if (s > 0 || need_dh0)    /* dL/dh0 only when the caller wants it */
+            TRY(gemm(0, 0, N, H, GH, 1.0f, dgh + t * step, GH, w_hh, H, 1.0f, dh, H, NULL, 0,
+                     0));
     }
     if (dw_ih)
         TRY(gemm(1, 0, GH, I, (int)TN, 1.0f, dgx, GH, x, I, (acc & 1) ? 1.0f : 0.0f, dw_ih, I,
@@ -368,9 +370,9 @@ int fnn_rnn_backward(int mode, int T, int N, int I, int H, int reverse, const fl
                      const float *gates, const float *hprev, const float *aux1,
                      const float *aux2, const float *dy, ptrdiff_t ldy, float *dh, float *dc,
                      float *dx, int dx_acc, float *dw_ih, float *dw_hh, float *db_ih,
-                     float *db_hh, int acc, int naive)
+                     float *db_hh, int acc, int need_dh0, int naive)
 {
     return rnn_backward(naive ? gemm_naive : fnn_sgemm, mode, T, N, I, H, reverse, x, w_ih,
                         w_hh, lengths, gates, hprev, aux1, aux2, dy, ldy, dh, dc, dx, dx_acc,
-                        dw_ih, dw_hh, db_ih, db_hh, acc);
+                        dw_ih, dw_hh, db_ih, db_hh, acc, need_dh0);
 }

@@ -143,7 +143,7 @@ def test_fast_kernel_matches_its_naive_twin(mode, rng):
         gr = [np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(G * H, np.float32),
               np.zeros(G * H, np.float32)]
         _C.rnn_backward(mode, T, N, I, H, True, x, w_ih, w_hh, L, *sv, y, H, dh, dc, dx, True,
-                        *gr, 15, naive)
+                        *gr, 15, True, naive)
         res.append([y[:, :, H:], h, dh, dx] + gr + ([c, dc] if c is not None else []))
     for a, b_ in zip(*res):
         np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)

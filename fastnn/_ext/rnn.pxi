@@ -18,7 +18,7 @@ cdef extern from "fastnn.h" nogil:
                          const float *gates, const float *hprev, const float *aux1,
                          const float *aux2, const float *dy, Py_ssize_t ldy, float *dh,
                          float *dc, float *dx, int dx_acc, float *dw_ih, float *dw_hh,
-                         float *db_ih, float *db_hh, int acc, int naive)
+                         float *db_ih, float *db_hh, int acc, int need_dh0, int naive)
 
 RNN_MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
 
@@ -94,7 +94,7 @@ def rnn_forward(int mode, int T, int N, int I, int H, bint reverse, x, w_ih, w_h
 
 def rnn_backward(int mode, int T, int N, int I, int H, bint reverse, x, w_ih, w_hh, lengths,
                  gates, hprev, aux1, aux2, dy, Py_ssize_t dy_off, dh, dc, dx, bint dx_acc,
-                 dw_ih, dw_hh, db_ih, db_hh, int acc, bint naive=False):
+                 dw_ih, dw_hh, db_ih, db_hh, int acc, bint need_dh0=True, bint naive=False):
     """Backward of rnn_forward from its saves: see fnn_rnn_backward. dh (dc)
     hold dL/dh_n (dL/dc_n) and receive dL/dh0 (dL/dc0)."""
     cdef int G = _rnn_gates(mode)
@@ -128,5 +128,5 @@ def rnn_backward(int mode, int T, int N, int I, int H, bint reverse, x, w_ih, w_
     with nogil:
         st = fnn_rnn_backward(mode, T, N, I, H, reverse, px, pwi, pwh, pl, pg, php, pa1, pa2,
                               pdy, ldy, pdh, pdc, pdx, dx_acc, pdwi, pdwh, pdbi, pdbh, acc,
-                              naive)
+                              need_dh0, naive)
     check_status(st)

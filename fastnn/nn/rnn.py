@@ -124,11 +124,11 @@ def _forward_dir(mode, x, T, N, I, H, reverse, params, lengths, h, c, y, off, po
 
 
 def _backward_dir(mode, x, T, N, I, H, reverse, params, lengths, saves, dy, off, dh, dc, dx,
-                  dx_acc):
+                  dx_acc, need_dh0):
     w_ih, w_hh, b_ih, b_hh = params
     grads, acc = _grads(params)
     _C.rnn_backward(mode, T, N, I, H, reverse, x, _param(w_ih), _param(w_hh), lengths,
-                    *saves, dy, off, dh, dc, dx, dx_acc, *grads, acc)
+                    *saves, dy, off, dh, dc, dx, dx_acc, *grads, acc, need_dh0)
 
 
 class _RNNBase(Module):
@@ -272,7 +272,7 @@ class _RNNBase(Module):
             for d in range(D):
                 _backward_dir(self.mode, inp, T, N, Ik, H, d == 1, self._params(k, d), lengths,
                               saves[d], g, d * H, dh[k * D + d], dc[k * D + d] if lstm else None,
-                              dx, d == 1)
+                              dx, d == 1, had_hx)
                 _give_back(self._pool, self.mode, saves[d])
             mask = layers[k - 1][2] if k > 0 else None     # dropout on layer k-1's output
             if mask is not None:
@@ -399,7 +399,7 @@ class _CellBase(Module):
         dx = np.empty(x.shape, F32) if need else None
         params = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         _backward_dir(self.mode, x, 1, N, self.input_size, H, False, params, None, s, None, 0,
-                      dh, dc, dx, False)
+                      dh, dc, dx, False, had_hx)
         _give_back(self._pool, self.mode, s)
         if had_hx:
             return dx, ((dh, dc) if lstm else dh)
