@@ -488,3 +488,22 @@ def test_embedding_gru_timepool_model_trains_and_saves(tmp_path, rng):
     fastnn.save(m, str(tmp_path / "m.fnn"))
     m2 = fastnn.load(str(tmp_path / "m.fnn"))
     np.testing.assert_array_equal(m.eval()(idx), m2.eval()(idx))
+
+
+def test_stacked_layers_in_sequential_pass_lengths_on(rng):
+    """LSTM -> GRU -> LastStep in a Sequential fed (x, lengths): the GRU
+    gets the LSTM's output with its lengths, and backward reaches x."""
+    fastnn.manual_seed(4)
+    lstm, gru = nn.LSTM(3, 5), nn.GRU(5, 4)
+    model = nn.Sequential(lstm, gru, nn.LastStep())
+    x = rng.standard_normal((6, 3, 3)).astype(np.float32)
+    L = np.array([2, 6, 4])
+    with fastnn.no_grad():
+        o1, _ = lstm(x, lengths=L)
+        _, h2 = gru(o1, lengths=L)
+    y = model((x, L))
+    np.testing.assert_array_equal(y, h2[0])          # last valid step = h_n
+    dx = model.backward(np.ones_like(y), input_grad=True)
+    assert dx.shape == x.shape and np.abs(dx).sum() > 0
+    for n in range(3):
+        assert not dx[L[n]:, n].any()
