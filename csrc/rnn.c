@@ -285,14 +285,10 @@ static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int r
     if (!R)
         return FNN_ENOMEM;
     /* W_hh^T (H, G*H) once per call: the per-step GEMM then reads it in place
-     * (row-major B) instead of packing W_hh at every step. At batch 1 the
-     * step computes R^T (G*H, 1) = W_hh h^T instead (the same layout as R):
-     * the GEMM's small-N path reads W_hh in place, and the transposed copy,
-     * which would cost more than all the steps, is not needed. */
-    const int gemv = N == 1;
+     * (row-major B) instead of packing W_hh at every step. */
     float *WT = R + step;
     float *G = gates ? gates : WT + whs;
-    for (int j0 = 0; j0 < GH && !gemv; j0 += 32)
+    for (int j0 = 0; j0 < GH; j0 += 32)
         for (int k = 0; k < H; k++)
             for (int j = j0; j < j0 + 32 && j < GH; j++)
                 WT[(size_t)k * GH + j] = w_hh[(size_t)j * H + k];
@@ -301,12 +297,8 @@ static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int r
              b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
     for (int s = 0; s < T; s++) {
         int t = reverse ? T - 1 - s : s;
-        if (gemv)
-            TRY(gemm(0, 1, GH, 1, H, 1.0f, w_hh, H, h, H, 0.0f, R, 1, b_hh,
-                     b_hh ? FNN_BIAS_ROW : FNN_BIAS_NONE, 0));
-        else
-            TRY(gemm(0, 0, N, GH, H, 1.0f, h, H, WT, GH, 0.0f, R, GH, b_hh,
-                     b_hh ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
+        TRY(gemm(0, 0, N, GH, H, 1.0f, h, H, WT, GH, 0.0f, R, GH, b_hh,
+                 b_hh ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
         step_args A = {mode, N, H, t, lengths, G + t * step, R, h, c,
                        y ? y + (size_t)t * N * ldy : NULL, NULL, ldy,
                        hprev ? hprev + t * NH : NULL, aux1 ? aux1 + t * NH : scratch,
