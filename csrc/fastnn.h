@@ -522,5 +522,46 @@ void fnn_layernorm_forward_naive(ptrdiff_t R, ptrdiff_t D, const float *x, const
 void fnn_layernorm_backward_naive(ptrdiff_t R, ptrdiff_t D, const float *x, const float *dy,
                                   const float *mean, const float *rstd, const float *gamma,
                                   float *dgamma, float *dbeta, float *dx);
+/* ---------------------------------------------------------------- rnn.c -- */
+
+/* Recurrent layers, one layer and one direction per call (torch's layouts).
+ * mode: FNN_RNN_TANH, FNN_RNN_RELU (G = 1 gate), FNN_LSTM (G = 4: i, f, g,
+ * o), FNN_GRU (G = 3: r, z, n; n = tanh(W_in x + b_in + r (W_hn h + b_hn))).
+ * Time runs 0..T-1, or T-1..0 when reverse. lengths (N) in [1, T] or NULL
+ * (all T): sample b is active at time t iff t < lengths[b]; inactive samples
+ * keep their state, output 0 and get no gradient. */
+enum { FNN_RNN_TANH = 0, FNN_RNN_RELU = 1, FNN_LSTM = 2, FNN_GRU = 3 };
+
+/* h (N,H): in h0, out h_n; c (N,H) the same for the LSTM (else NULL).
+ * y: output of time t, sample b at y[(t*N + b)*ldy + j], j < H, or NULL.
+ * Saves for backward (all given, or all NULL in inference): gates (T,N,G*H)
+ * activated gates (RNN: h_t), hprev (T,N,H) the state before time t, aux1
+ * (T,N,H) LSTM c_{t-1} / GRU W_hn h + b_hn, aux2 (T,N,H) LSTM tanh(c_t).
+ * naive: the plain-loop GEMM (the twin for tests). FNN_OK or FNN_ENOMEM. */
+int fnn_rnn_forward(int mode, int T, int N, int In, int H, int reverse,
+                    const float *x /* (T,N,In) */, const float *w_ih /* (G*H,In) */,
+                    const float *w_hh /* (G*H,H) */, const float *b_ih /* (G*H) or NULL */,
+                    const float *b_hh /* (G*H) or NULL */, const int32_t *lengths /* (N) */,
+                    float *h /* (N,H) */, float *c /* (N,H) or NULL */,
+                    float *y /* (T,N,ldy) or NULL */, ptrdiff_t ldy,
+                    float *gates /* (T,N,G*H) */, float *hprev /* (T,N,H) */,
+                    float *aux1 /* (T,N,H) */, float *aux2 /* (T,N,H) */, int naive);
+
+/* Backward through time from the forward's saves. dh (N,H): in dL/dh_n, out
+ * dL/dh0; dc likewise (LSTM, else NULL). dy (T,N,ldy) or NULL. dx (T,N,In)
+ * (= or += when dx_acc) or NULL. Weight and bias gradients (NULL: skipped)
+ * are written, or added to where acc has bit 1 (dw_ih), 2 (dw_hh), 4
+ * (db_ih), 8 (db_hh). need_dh0 == 0: dh and dc end unspecified (the last
+ * step's recurrent GEMM is skipped). FNN_OK or FNN_ENOMEM. */
+int fnn_rnn_backward(int mode, int T, int N, int In, int H, int reverse,
+                     const float *x /* (T,N,In) */, const float *w_ih /* (G*H,In) */,
+                     const float *w_hh /* (G*H,H) */, const int32_t *lengths /* (N) */,
+                     const float *gates, const float *hprev, const float *aux1,
+                     const float *aux2, const float *dy /* (T,N,ldy) or NULL */, ptrdiff_t ldy,
+                     float *dh /* (N,H) */, float *dc /* (N,H) or NULL */,
+                     float *dx /* (T,N,In) or NULL */, int dx_acc,
+                     float *dw_ih /* (G*H,In) */, float *dw_hh /* (G*H,H) */,
+                     float *db_ih /* (G*H) */, float *db_hh /* (G*H) */, int acc, int need_dh0,
+                     int naive);
 
 #endif

@@ -1,0 +1,378 @@
+/* rnn.c -- the time loop of recurrent layers (Elman RNN, LSTM, GRU), one
+ * layer and one direction per call, forward and backward through time.
+ *
+ * Forward (Appleyard et al. 2016; oneDNN's CPU RNN):
+ *   1. the input projection of all T steps as one GEMM,
+ *        G (T*N, G*H) = X (T*N, I) W_ih^T + b_ih;
+ *   2. per step, one GEMM for the recurrent projection,
+ *        R (N, G*H) = h_{t-1} (N, H) W_hh^T + b_hh,
+ *      then one fused elementwise pass (gate nonlinearities from fmath.h,
+ *      cell and hidden state update, saves for backward) over the rows.
+ * Backward:
+ *   1. per step (in reverse processing order) one fused pass computing the
+ *      gate gradients dG_t from the saved gates, then one GEMM
+ *      dh_{t-1} += dG_t W_hh;
+ *   2. dW_ih += dGx^T X and dW_hh += dGh^T Hprev, each ONE GEMM with K = T*N
+ *      (gemm.c never splits K: the same bits on any thread count), dx = dGx
+ *      W_ih, and the bias gradients as fixed-order column sums in float64.
+ *
+ * Layouts are torch's: gates stacked along the rows of W_ih (G*H, I) and
+ * W_hh (G*H, H); LSTM i, f, g, o; GRU r, z, n with
+ *   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
+ * Variable lengths: sample b is active at time t iff t < len[b]; an inactive
+ * sample keeps its state, outputs 0 and gets no gradient, so h_n holds each
+ * sequence's state at its last valid step and the reverse direction (time
+ * T-1 down to 0) starts from h0 at time len[b]-1.
+ *
+ * Scratch (R, W_hh^T, the gates in inference, the gate gradients) comes from the
+ * caller's shared workspace region (the GEMM uses the per-thread arenas).
+ * What backward needs from forward is passed in by the caller (the layer's
+ * saved context). Elementwise work is per element, bias sums per column in
+ * a fixed order: results do not depend on the thread count.
+ */
+#include <string.h>
+
+#include "fmath.h"
+#include "parallel.h"
+#include "workspace.h"
+
+static int gates_of(int mode)
+{
+    return mode == FNN_LSTM ? 4 : mode == FNN_GRU ? 3 : 1;
+}
+
+typedef int (*gemm_fn)(int, int, int, int, int, float, const float *, ptrdiff_t,
+                       const float *, ptrdiff_t, float, float *, ptrdiff_t,
+                       const float *, int, int);
+
+static int gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                      ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C,
+                      ptrdiff_t ldc, const float *bias, int bias_mode, int relu)
+{
+    fnn_sgemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, bias_mode,
+                    relu);
+    return FNN_OK;
+}
+
+/* One step's elementwise pass: rows [lo, hi) of the batch. */
+typedef struct {
+    int mode, N, H, t;
+    const int32_t *len;
+    float *G;                 /* (N, G*H) gates of this step: pre-activation in, activated out */
+    const float *R;           /* (N, G*H) recurrent projection (forward) */
+    float *h, *c;             /* (N, H) running states (forward: h, c; backward: dh, dc) */
+    float *y;                 /* forward: output rows (stride ldy) or NULL */
+    const float *dy;          /* backward: output gradient rows (stride ldy) or NULL */
+    ptrdiff_t ldy;
+    float *hp, *a1, *a2;      /* this step's saves (forward) or saved values (backward) */
+    float *dgx, *dgh;         /* backward: (N, G*H) gate gradients (dgh may be dgx) */
+    const float *zeros;       /* backward: H zeros (the output gradient when dy is NULL) */
+} step_args;
+
+#define ACTIVE(A, b) (!(A)->len || (A)->t < (A)->len[b])
+
+FNN_INLINE int fwd_step_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const step_args *A = ctx;
+    (void)part;
+    const int H = A->H, GH = gates_of(A->mode) * H, mode = A->mode;
+    for (ptrdiff_t b = lo; b < hi; b++) {
+        float *restrict g = A->G + b * GH;
+        const float *restrict r = A->R + b * GH;
+        float *restrict h = A->h + b * H;
+        float *restrict y = A->y ? A->y + b * A->ldy : NULL;
+        if (A->hp)
+            memcpy(A->hp + b * H, h, (size_t)H * sizeof(float));
+        if (mode == FNN_LSTM)
+            memcpy(A->a1 + b * H, A->c + b * H, (size_t)H * sizeof(float));
+        if (!ACTIVE(A, b)) {
+            if (y)
+                memset(y, 0, (size_t)H * sizeof(float));
+            continue;
+        }
+        if (mode == FNN_LSTM) {
+            float *restrict gi = g, *restrict gf = g + H, *restrict gg = g + 2 * H,
+                            *restrict go = g + 3 * H;
+            const float *restrict ri = r, *restrict rf = r + H, *restrict rg = r + 2 * H,
+                                  *restrict ro = r + 3 * H;
+            float *restrict c = A->c + b * H;
+            float *restrict tcs = A->a2 + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
+            for (int j = 0; j < H; j++) {
+                float i = fnn_sigmoid(gi[j] + ri[j]);
+                float f = fnn_sigmoid(gf[j] + rf[j]);
+                float u = fnn_tanh(gg[j] + rg[j]);
+                float o = fnn_sigmoid(go[j] + ro[j]);
+                float cc = f * c[j] + i * u;
+                float tc = fnn_tanh(cc);
+                gi[j] = i;
+                gf[j] = f;
+                gg[j] = u;
+                go[j] = o;
+                c[j] = cc;
+                h[j] = o * tc;
+                tcs[j] = tc;
+            }
+        } else if (mode == FNN_GRU) {
+            float *restrict gr = g, *restrict gz = g + H, *restrict gn = g + 2 * H;
+            const float *restrict rr_ = r, *restrict rz = r + H, *restrict rn_ = r + 2 * H;
+            float *restrict rn = A->a1 + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
+            for (int j = 0; j < H; j++) {
+                float rr = fnn_sigmoid(gr[j] + rr_[j]);
+                float z = fnn_sigmoid(gz[j] + rz[j]);
+                float n = fnn_tanh(gn[j] + rr * rn_[j]);
+                gr[j] = rr;
+                gz[j] = z;
+                gn[j] = n;
+                rn[j] = rn_[j];
+                h[j] = (1.0f - z) * n + z * h[j];
+            }
+        } else if (mode == FNN_RNN_TANH) {
+            for (int j = 0; j < H; j++)
+                g[j] = h[j] = fnn_tanh(g[j] + r[j]);
+        } else {
+            for (int j = 0; j < H; j++) {
+                float a = g[j] + r[j];
+                g[j] = h[j] = a > 0.0f ? a : (a == a ? 0.0f : a);
+            }
+        }
+        if (y)
+            memcpy(y, h, (size_t)H * sizeof(float));
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(fwd_step)
+
+FNN_INLINE int bwd_step_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const step_args *A = ctx;
+    (void)part;
+    const int H = A->H, GH = gates_of(A->mode) * H, mode = A->mode;
+    for (ptrdiff_t b = lo; b < hi; b++) {
+        float *restrict dgx = A->dgx + b * GH;
+        float *restrict dgh = A->dgh + b * GH;
+        if (!ACTIVE(A, b)) {     /* state carried: dh, dc unchanged, no gate gradient */
+            memset(dgx, 0, (size_t)GH * sizeof(float));
+            if (dgh != dgx)
+                memset(dgh, 0, (size_t)GH * sizeof(float));
+            continue;
+        }
+        const float *restrict g = A->G + b * GH;
+        const float *restrict dy = A->dy ? A->dy + b * A->ldy : A->zeros;
+        float *restrict dh = A->h + b * H;
+        if (mode == FNN_LSTM) {
+            const float *restrict gi = g, *restrict gf = g + H, *restrict gg = g + 2 * H,
+                                  *restrict go = g + 3 * H;
+            float *restrict di = dgx, *restrict df = dgx + H, *restrict dg = dgx + 2 * H,
+                            *restrict dO = dgx + 3 * H;
+            float *restrict dc = A->c + b * H;
+            const float *restrict cp = A->a1 + b * H, *restrict tcs = A->a2 + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
+            for (int j = 0; j < H; j++) {
+                float d = dh[j] + dy[j];
+                float i = gi[j], f = gf[j], u = gg[j], o = go[j];
+                float tc = tcs[j];
+                float dcc = dc[j] + d * o * (1.0f - tc * tc);
+                di[j] = dcc * u * (i * (1.0f - i));
+                df[j] = dcc * cp[j] * (f * (1.0f - f));
+                dg[j] = dcc * i * (1.0f - u * u);
+                dO[j] = d * tc * (o * (1.0f - o));
+                dc[j] = dcc * f;
+                dh[j] = 0.0f;
+            }
+        } else if (mode == FNN_GRU) {
+            const float *restrict gr = g, *restrict gz = g + H, *restrict gn = g + 2 * H;
+            float *restrict xr = dgx, *restrict xz = dgx + H, *restrict xn = dgx + 2 * H;
+            float *restrict hr = dgh, *restrict hz = dgh + H, *restrict hn = dgh + 2 * H;
+            const float *restrict rn = A->a1 + b * H, *restrict hp = A->hp + b * H;
+#pragma GCC ivdep   /* the gate rows of one sample never overlap */
+            for (int j = 0; j < H; j++) {
+                float d = dh[j] + dy[j];
+                float rr = gr[j], z = gz[j], n = gn[j];
+                float dn = d * (1.0f - z) * (1.0f - n * n);
+                float dr = dn * rn[j] * (rr * (1.0f - rr));
+                float dz = d * (hp[j] - n) * (z * (1.0f - z));
+                xr[j] = hr[j] = dr;
+                xz[j] = hz[j] = dz;
+                xn[j] = dn;
+                hn[j] = dn * rr;
+                dh[j] = d * z;
+            }
+        } else if (mode == FNN_RNN_TANH) {
+            for (int j = 0; j < H; j++) {
+                float d = dh[j] + dy[j], hv = g[j];
+                dgx[j] = d * (1.0f - hv * hv);
+                dh[j] = 0.0f;
+            }
+        } else {
+            for (int j = 0; j < H; j++) {
+                float d = dh[j] + dy[j];
+                dgx[j] = g[j] > 0.0f ? d : 0.0f;
+                dh[j] = 0.0f;
+            }
+        }
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(bwd_step)
+
+static int run_step(int (*const *isa)(void *, ptrdiff_t, ptrdiff_t, int), step_args *A)
+{
+    double flops = (double)A->N * A->H * gates_of(A->mode) * FNN_COST_ELEM;
+    return fnn_parallel_for(A->N, 1, flops, isa[fnn_get_isa()], A);
+}
+
+/* db[j] (+)= sum over rows of d (rows, cols)[:, j], rows in order, float64. */
+typedef struct {
+    const float *d;
+    ptrdiff_t rows;
+    int cols;
+    float *db;
+    int acc;
+} colsum_args;
+
+#define COLSUM_BLOCK 64
+
+static int colsum_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const colsum_args *A = ctx;
+    (void)part;
+    double s[COLSUM_BLOCK];
+    for (ptrdiff_t j0 = lo; j0 < hi; j0 += COLSUM_BLOCK) {
+        int w = (int)(hi - j0 < COLSUM_BLOCK ? hi - j0 : COLSUM_BLOCK);
+        for (int k = 0; k < w; k++)
+            s[k] = 0.0;
+        for (ptrdiff_t r = 0; r < A->rows; r++) {
+            const float *row = A->d + r * A->cols + j0;
+            for (int k = 0; k < w; k++)
+                s[k] += row[k];
+        }
+        for (int k = 0; k < w; k++)
+            A->db[j0 + k] = A->acc ? (float)(A->db[j0 + k] + s[k]) : (float)s[k];
+    }
+    return FNN_OK;
+}
+
+static void colsum(const float *d, ptrdiff_t rows, int cols, float *db, int acc)
+{
+    colsum_args A = {d, rows, cols, db, acc};
+    fnn_parallel_for(cols, COLSUM_BLOCK, (double)rows * cols * FNN_COST_ELEM, colsum_body, &A);
+}
+
+#define TRY(e)                      \
+    do {                            \
+        int st_ = (e);              \
+        if (st_ != FNN_OK)          \
+            return st_;             \
+    } while (0)
+
+static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int reverse,
+                       const float *x, const float *w_ih, const float *w_hh,
+                       const float *b_ih, const float *b_hh, const int32_t *lengths,
+                       float *h, float *c, float *y, ptrdiff_t ldy, float *gates,
+                       float *hprev, float *aux1, float *aux2)
+{
+    const int GH = gates_of(mode) * H;
+    const size_t step = (size_t)N * GH;
+    if (T <= 0 || N <= 0)
+        return FNN_OK;
+    const size_t whs = (size_t)H * GH, NH = (size_t)N * H;
+    /* Inference: the gates of all steps and two (N, H) rows for the values
+     * the fused pass stores unconditionally (so that its loop vectorizes). */
+    const size_t inf = gates ? 0 : (size_t)T * step + 2 * NH;
+    float *R = fnn_ws_shared((step + whs + inf) * sizeof(float));
+    if (!R)
+        return FNN_ENOMEM;
+    /* W_hh^T (H, G*H) once per call: the per-step GEMM then reads it in place
+     * (row-major B) instead of packing W_hh at every step. */
+    float *WT = R + step;
+    float *G = gates ? gates : WT + whs;
+    for (int j0 = 0; j0 < GH; j0 += 32)
+        for (int k = 0; k < H; k++)
+            for (int j = j0; j < j0 + 32 && j < GH; j++)
+                WT[(size_t)k * GH + j] = w_hh[(size_t)j * H + k];
+    float *scratch = gates ? NULL : G + (size_t)T * step;
+    TRY(gemm(0, 1, T * N, GH, I, 1.0f, x, I, w_ih, I, 0.0f, G, GH, b_ih,
+             b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
+    for (int s = 0; s < T; s++) {
+        int t = reverse ? T - 1 - s : s;
+        TRY(gemm(0, 0, N, GH, H, 1.0f, h, H, WT, GH, 0.0f, R, GH, b_hh,
+                 b_hh ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
+        step_args A = {mode, N, H, t, lengths, G + t * step, R, h, c,
+                       y ? y + (size_t)t * N * ldy : NULL, NULL, ldy,
+                       hprev ? hprev + t * NH : NULL, aux1 ? aux1 + t * NH : scratch,
+                       aux2 ? aux2 + t * NH : (scratch ? scratch + NH : NULL), NULL, NULL,
+                       NULL};
+        TRY(run_step(fwd_step_isa, &A));
+    }
+    return FNN_OK;
+}
+
+static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int reverse,
+                        const float *x, const float *w_ih, const float *w_hh,
+                        const int32_t *lengths, const float *gates, const float *hprev,
+                        const float *aux1, const float *aux2, const float *dy, ptrdiff_t ldy,
+                        float *dh, float *dc, float *dx, int dx_acc, float *dw_ih,
+                        float *dw_hh, float *db_ih, float *db_hh, int acc, int need_dh0)
+{
+    const int GH = gates_of(mode) * H;
+    const size_t step = (size_t)N * GH, NH = (size_t)N * H;
+    const ptrdiff_t TN = (ptrdiff_t)T * N;
+    if (T <= 0 || N <= 0)
+        return FNN_OK;
+    const int two = mode == FNN_GRU;
+    float *dgx = fnn_ws_shared(((size_t)(two ? 2 : 1) * T * step + H) * sizeof(float));
+    if (!dgx)
+        return FNN_ENOMEM;
+    float *dgh = two ? dgx + T * step : dgx;
+    float *zeros = dgx + (size_t)(two ? 2 : 1) * T * step;
+    memset(zeros, 0, (size_t)H * sizeof(float));
+    for (int s = T - 1; s >= 0; s--) {
+        int t = reverse ? T - 1 - s : s;
+        step_args A = {mode, N, H, t, lengths, (float *)gates + t * step, NULL, dh, dc, NULL,
+                       dy ? dy + (size_t)t * N * ldy : NULL, ldy, (float *)hprev + t * NH,
+                       aux1 ? (float *)aux1 + t * NH : NULL,
+                       aux2 ? (float *)aux2 + t * NH : NULL, dgx + t * step, dgh + t * step,
+                       zeros};
+        TRY(run_step(bwd_step_isa, &A));
+        if (s > 0 || need_dh0)    /* dL/dh0 only when the caller wants it */
+            TRY(gemm(0, 0, N, H, GH, 1.0f, dgh + t * step, GH, w_hh, H, 1.0f, dh, H, NULL, 0,
+                     0));
+    }
+    if (dw_ih)
+        TRY(gemm(1, 0, GH, I, (int)TN, 1.0f, dgx, GH, x, I, (acc & 1) ? 1.0f : 0.0f, dw_ih, I,
+                 NULL, 0, 0));
+    if (dw_hh)
+        TRY(gemm(1, 0, GH, H, (int)TN, 1.0f, dgh, GH, hprev, H, (acc & 2) ? 1.0f : 0.0f, dw_hh,
+                 H, NULL, 0, 0));
+    if (db_ih)
+        colsum(dgx, TN, GH, db_ih, acc & 4);
+    if (db_hh)
+        colsum(dgh, TN, GH, db_hh, acc & 8);
+    if (dx)
+        TRY(gemm(0, 0, (int)TN, I, GH, 1.0f, dgx, GH, w_ih, I, dx_acc ? 1.0f : 0.0f, dx, I,
+                 NULL, 0, 0));
+    return FNN_OK;
+}
+
+int fnn_rnn_forward(int mode, int T, int N, int I, int H, int reverse, const float *x,
+                    const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
+                    const int32_t *lengths, float *h, float *c, float *y, ptrdiff_t ldy,
+                    float *gates, float *hprev, float *aux1, float *aux2, int naive)
+{
+    return rnn_forward(naive ? gemm_naive : fnn_sgemm, mode, T, N, I, H, reverse, x, w_ih,
+                       w_hh, b_ih, b_hh, lengths, h, c, y, ldy, gates, hprev, aux1, aux2);
+}
+
+int fnn_rnn_backward(int mode, int T, int N, int I, int H, int reverse, const float *x,
+                     const float *w_ih, const float *w_hh, const int32_t *lengths,
+                     const float *gates, const float *hprev, const float *aux1,
+                     const float *aux2, const float *dy, ptrdiff_t ldy, float *dh, float *dc,
+                     float *dx, int dx_acc, float *dw_ih, float *dw_hh, float *db_ih,
+                     float *db_hh, int acc, int need_dh0, int naive)
+{
+    return rnn_backward(naive ? gemm_naive : fnn_sgemm, mode, T, N, I, H, reverse, x, w_ih,
+                        w_hh, lengths, gates, hprev, aux1, aux2, dy, ldy, dh, dc, dx, dx_acc,
+                        dw_ih, dw_hh, db_ih, db_hh, acc, need_dh0);
+}
