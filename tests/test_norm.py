@@ -535,3 +535,18 @@ def test_same_bits_on_every_isa_path():
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def test_fuse_conv_bn_with_real_conv2d():
+    fastnn.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                      nn.Conv2d(8, 4, 3), nn.BatchNorm2d(4))
+    x = np.random.default_rng(0).standard_normal((4, 3, 10, 10)).astype(np.float32)
+    for _ in range(3):                   # running statistics away from their start
+        y = m(x)
+        m.backward(np.ones_like(y))
+    m.eval()
+    f = nn.utils.fuse_conv_bn(m)
+    assert not any(isinstance(c, nn.BatchNorm2d) for c in f)
+    with fastnn.no_grad():
+        np.testing.assert_allclose(f(x), m(x), rtol=1e-5, atol=1e-5)
