@@ -16,7 +16,7 @@ import numpy as np
 import fastnn
 from fastnn._ext import _C
 
-from .cases_train import EPOCH, _data
+from .cases_train import EPOCH, _data, train_step_impls
 from .harness import Case, register
 
 LAYERS = {"lenet-c2": (32, 64, 14, 5), "c3x3-32": (32, 32, 28, 3)}
@@ -138,52 +138,10 @@ def torch_lenet(torch):
 def _lenet_setup(batch):
     def setup(want):
         x, y = _data()
-        x = x.reshape(-1, 1, 28, 28)
-        fastnn.manual_seed(0)
-        model = fastnn_lenet()
-        opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
-        loss = fastnn.nn.CrossEntropyLoss()
-        loader = fastnn.data.DataLoader(x, y, batch_size=batch, shuffle=True, seed=0,
-                                        drop_last=True)
-        state = {"it": iter(loader)}
-
-        def step_fastnn():
-            try:
-                xb, yb = next(state["it"])
-            except StopIteration:
-                state["it"] = iter(loader)
-                xb, yb = next(state["it"])
-            out = model(xb)
-            loss(out, yb)
-            opt.zero_grad()
-            model.backward(loss.backward())
-            opt.step()
-
-        impls = {"fastnn": step_fastnn}
-        torch = _torch() if "torch" in want else None
-        if torch is not None:
-            torch.manual_seed(0)
-            tm = torch_lenet(torch)
-            topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
-            tloss = torch.nn.CrossEntropyLoss()
-            xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-            ts = {"perm": torch.randperm(len(x)), "i": 0}
-
-            def step_torch():
-                i = ts["i"]
-                if i + batch > len(x):
-                    ts["perm"], i = torch.randperm(len(x)), 0
-                idx = ts["perm"][i:i + batch]
-                ts["i"] = i + batch
-                lv = tloss(tm(xt[idx]), yt[idx])
-                topt.zero_grad()
-                lv.backward()
-                topt.step()
-            impls["torch"] = step_torch
-        for f in impls.values():
-            for _ in range(2):
-                f()
-        return impls
+        return train_step_impls(want, x.reshape(-1, 1, 28, 28), y, batch, fastnn_lenet,
+                                lambda params: fastnn.optim.Adam(params, lr=1e-3), torch_lenet,
+                                lambda torch, params: torch.optim.Adam(params, lr=1e-3),
+                                warmup=2)
     return setup
 
 

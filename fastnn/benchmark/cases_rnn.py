@@ -14,7 +14,7 @@ import numpy as np
 import fastnn
 
 from . import report
-from .cases_train import EPOCH, _data
+from .cases_train import EPOCH, _data, train_step_impls
 from .harness import Case, register
 
 BATCH = 64
@@ -46,54 +46,19 @@ def _seq_data():
     return x.reshape(-1, 28, 28), y
 
 
+def _adam(params):
+    return fastnn.optim.Adam(params, lr=1e-3)
+
+
+def _torch_adam(torch, params):
+    return torch.optim.Adam(params, lr=1e-3)
+
+
 def _train_setup(kind):
     def setup(want):
         x, y = _seq_data()
-        fastnn.manual_seed(0)
-        model = _fastnn_model(kind)
-        opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
-        loss = fastnn.nn.CrossEntropyLoss()
-        loader = fastnn.data.DataLoader(x, y, batch_size=BATCH, shuffle=True, seed=0,
-                                        drop_last=True)
-        state = {"it": iter(loader)}
-
-        def step_fastnn():
-            try:
-                xb, yb = next(state["it"])
-            except StopIteration:
-                state["it"] = iter(loader)
-                xb, yb = next(state["it"])
-            out = model.forward(xb)
-            loss(out, yb)
-            opt.zero_grad()
-            model.backward(loss.backward())
-            opt.step()
-
-        impls = {"fastnn": step_fastnn}
-        torch = _torch(want)
-        if torch is not None:
-            torch.manual_seed(0)
-            tm = _torch_model(torch, kind)
-            topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
-            tloss = torch.nn.CrossEntropyLoss()
-            xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
-            ts = {"perm": torch.randperm(len(x)), "i": 0}
-
-            def step_torch():
-                i = ts["i"]
-                if i + BATCH > len(x):
-                    ts["perm"], i = torch.randperm(len(x)), 0
-                idx = ts["perm"][i:i + BATCH]
-                ts["i"] = i + BATCH
-                lv = tloss(tm(xt[idx]), yt[idx])
-                topt.zero_grad()
-                lv.backward()
-                topt.step()
-            impls["torch"] = step_torch
-        for f in impls.values():
-            for _ in range(3):
-                f()
-        return impls
+        return train_step_impls(want, x, y, BATCH, lambda: _fastnn_model(kind), _adam,
+                                lambda torch: _torch_model(torch, kind), _torch_adam)
     return setup
 
 

@@ -68,68 +68,80 @@ def torch_model(torch, hidden, p):
     return torch.nn.Sequential(*layers, torch.nn.Linear(prev, 10))
 
 
+def train_step_impls(want, x, y, batch, fastnn_model, fastnn_opt, torch_model, torch_opt,
+                     warmup=3):
+    """The harness's implementations of one training step on (x, y): fastnn's as
+    the README's loop writes it (a shuffling DataLoader, restarted when it runs
+    out) and, when wanted and installed, torch's usual loop on the same data and
+    batch size. fastnn_model() / fastnn_opt(params) and torch_model(torch) /
+    torch_opt(torch, params) build the models and optimizers."""
+    fastnn.manual_seed(0)
+    model = fastnn_model()
+    opt = fastnn_opt(model.parameters())
+    loss = fastnn.nn.CrossEntropyLoss()
+    loader = fastnn.data.DataLoader(x, y, batch_size=batch, shuffle=True, seed=0,
+                                    drop_last=True)
+    state = {"it": iter(loader)}
+
+    def step_fastnn():
+        try:
+            xb, yb = next(state["it"])
+        except StopIteration:
+            state["it"] = iter(loader)
+            xb, yb = next(state["it"])
+        out = model(xb)
+        loss(out, yb)
+        opt.zero_grad()
+        model.backward(loss.backward())
+        opt.step()
+
+    impls = {"fastnn": step_fastnn}
+    torch = None
+    if "torch" in want:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    if torch is not None:
+        torch.manual_seed(0)
+        tm = torch_model(torch)
+        topt = torch_opt(torch, tm.parameters())
+        tloss = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
+        ts = {"perm": torch.randperm(len(x)), "i": 0}
+
+        def step_torch():
+            i = ts["i"]
+            if i + batch > len(x):
+                ts["perm"], i = torch.randperm(len(x)), 0
+            idx = ts["perm"][i:i + batch]
+            ts["i"] = i + batch
+            lv = tloss(tm(xt[idx]), yt[idx])
+            topt.zero_grad()
+            lv.backward()
+            topt.step()
+        impls["torch"] = step_torch
+    for f in impls.values():       # warm up (and surface API errors early)
+        for _ in range(warmup):
+            f()
+    return impls
+
+
 def _setup(name):
     hidden, p, opt_name, batch = MODELS[name]
 
+    def fastnn_opt(params):
+        return (fastnn.optim.SGD(params, lr=0.01, momentum=0.9) if opt_name == "sgd"
+                else fastnn.optim.Adam(params, lr=1e-3))
+
+    def torch_opt(torch, params):
+        return (torch.optim.SGD(params, lr=0.01, momentum=0.9) if opt_name == "sgd"
+                else torch.optim.Adam(params, lr=1e-3))
+
     def setup(want):
         x, y = _data()
-        fastnn.manual_seed(0)
-        model = fastnn_model(hidden, p)
-        if opt_name == "sgd":
-            opt = fastnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        else:
-            opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
-        loss = fastnn.nn.CrossEntropyLoss()
-        loader = fastnn.data.DataLoader(x, y, batch_size=batch, shuffle=True, seed=0,
-                                        drop_last=True)
-        state = {"it": iter(loader)}
-
-        def batch_fastnn():
-            try:
-                return next(state["it"])
-            except StopIteration:
-                state["it"] = iter(loader)
-                return next(state["it"])
-
-        def step_fastnn():
-            xb, yb = batch_fastnn()
-            out = model.forward(xb)
-            loss(out, yb)
-            opt.zero_grad()
-            model.backward(loss.backward())
-            opt.step()
-
-        impls = {"fastnn": step_fastnn}
-        if "torch" in want:
-            try:
-                import torch
-            except ImportError:
-                torch = None
-            if torch is not None:
-                torch.manual_seed(0)
-                tm = torch_model(torch, hidden, p)
-                topt = (torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9) if opt_name == "sgd"
-                        else torch.optim.Adam(tm.parameters(), lr=1e-3))
-                tloss = torch.nn.CrossEntropyLoss()
-                xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-                tstate = {"perm": torch.randperm(len(x)), "i": 0}
-
-                def step_torch():
-                    i = tstate["i"]
-                    if i + batch > len(x):
-                        tstate["perm"], i = torch.randperm(len(x)), 0
-                    idx = tstate["perm"][i:i + batch]
-                    tstate["i"] = i + batch
-                    out = tm(xt[idx])
-                    lv = tloss(out, yt[idx])
-                    topt.zero_grad()
-                    lv.backward()
-                    topt.step()
-                impls["torch"] = step_torch
-        for f in impls.values():       # warm up (and surface API errors early)
-            for _ in range(3):
-                f()
-        return impls
+        return train_step_impls(want, x, y, batch, lambda: fastnn_model(hidden, p), fastnn_opt,
+                                lambda torch: torch_model(torch, hidden, p), torch_opt)
     return setup
 
 
