@@ -180,23 +180,53 @@ AI double ce_prob_bwd_body(const job *J, ptrdiff_t lo, ptrdiff_t hi)
 }
 ISA_VARIANTS(ce_prob_bwd)
 
-int fnn_cross_entropy_forward(int N, int C, const float *x, const int64_t *target,
-                                 const float *weight, float smoothing, double scale,
-                                 float *grad, float *row_max, double *row_coef,
-                                 double *row_loss, double *total)
+/* The class-index (ti) and probability (tf) targets share the bookkeeping;
+ * only the row kernel differs. */
+static int ce_forward(range_fn fn, int N, int C, const float *x, const int64_t *ti,
+                      const float *tf, const float *weight, float smoothing, double scale,
+                      float *grad, float *row_max, double *row_coef, double *row_loss,
+                      double *total)
 {
     job J = {0};
     ce_setup(&J, C, weight, smoothing);
     J.x = x;
-    J.ti = target;
+    J.ti = ti;
+    J.tf = tf;
     J.scale = scale;
     J.grad = grad;
     J.rmax = row_max;
     J.rcoef = row_coef;
     J.rloss = row_loss;
-    const int st = loss_run_rows(N, ROW_COST, FNN_ISA_PICK(ce_fwd), &J);
+    const int st = loss_run_rows(N, ROW_COST, fn, &J);
     *total = st ? NAN : fnn_sum_ordered(row_loss, N);
     return st;
+}
+
+static int ce_backward(range_fn fn, int N, int C, const float *x, const int64_t *ti,
+                       const float *tf, const float *weight, float smoothing,
+                       const float *row_max, const double *row_coef, double scale,
+                       const float *row_scale, float *grad)
+{
+    job J = {0};
+    ce_setup(&J, C, weight, smoothing);
+    J.x = x;
+    J.ti = ti;
+    J.tf = tf;
+    J.scale = scale;
+    J.rs = row_scale;
+    J.grad = grad;
+    J.rmax = (float *)row_max;      /* read only */
+    J.rcoef = (double *)row_coef;   /* read only */
+    return loss_run_rows(N, ROW_COST, fn, &J);
+}
+
+int fnn_cross_entropy_forward(int N, int C, const float *x, const int64_t *target,
+                                 const float *weight, float smoothing, double scale,
+                                 float *grad, float *row_max, double *row_coef,
+                                 double *row_loss, double *total)
+{
+    return ce_forward(FNN_ISA_PICK(ce_fwd), N, C, x, target, NULL, weight, smoothing, scale,
+                      grad, row_max, row_coef, row_loss, total);
 }
 
 int fnn_cross_entropy_backward(int N, int C, const float *x, const int64_t *target,
@@ -204,16 +234,8 @@ int fnn_cross_entropy_backward(int N, int C, const float *x, const int64_t *targ
                                 const float *row_max, const double *row_coef,
                                 double scale, const float *row_scale, float *grad)
 {
-    job J = {0};
-    ce_setup(&J, C, weight, smoothing);
-    J.x = x;
-    J.ti = target;
-    J.scale = scale;
-    J.rs = row_scale;
-    J.grad = grad;
-    J.rmax = (float *)row_max;      /* read only */
-    J.rcoef = (double *)row_coef;   /* read only */
-    return loss_run_rows(N, ROW_COST, FNN_ISA_PICK(ce_bwd), &J);
+    return ce_backward(FNN_ISA_PICK(ce_bwd), N, C, x, target, NULL, weight, smoothing,
+                       row_max, row_coef, scale, row_scale, grad);
 }
 
 int fnn_cross_entropy_prob_forward(int N, int C, const float *x, const float *prob,
@@ -221,18 +243,8 @@ int fnn_cross_entropy_prob_forward(int N, int C, const float *x, const float *pr
                                       float *grad, float *row_max, double *row_coef,
                                       double *row_loss, double *total)
 {
-    job J = {0};
-    ce_setup(&J, C, weight, smoothing);
-    J.x = x;
-    J.tf = prob;
-    J.scale = scale;
-    J.grad = grad;
-    J.rmax = row_max;
-    J.rcoef = row_coef;
-    J.rloss = row_loss;
-    const int st = loss_run_rows(N, ROW_COST, FNN_ISA_PICK(ce_prob_fwd), &J);
-    *total = st ? NAN : fnn_sum_ordered(row_loss, N);
-    return st;
+    return ce_forward(FNN_ISA_PICK(ce_prob_fwd), N, C, x, NULL, prob, weight, smoothing,
+                      scale, grad, row_max, row_coef, row_loss, total);
 }
 
 int fnn_cross_entropy_prob_backward(int N, int C, const float *x, const float *prob,
@@ -240,16 +252,8 @@ int fnn_cross_entropy_prob_backward(int N, int C, const float *x, const float *p
                                      const float *row_max, const double *row_coef,
                                      double scale, const float *row_scale, float *grad)
 {
-    job J = {0};
-    ce_setup(&J, C, weight, smoothing);
-    J.x = x;
-    J.tf = prob;
-    J.scale = scale;
-    J.rs = row_scale;
-    J.grad = grad;
-    J.rmax = (float *)row_max;
-    J.rcoef = (double *)row_coef;
-    return loss_run_rows(N, ROW_COST, FNN_ISA_PICK(ce_prob_bwd), &J);
+    return ce_backward(FNN_ISA_PICK(ce_prob_bwd), N, C, x, NULL, prob, weight, smoothing,
+                       row_max, row_coef, scale, row_scale, grad);
 }
 
 /* ---------------------------------------------------------------- NLL -- */
