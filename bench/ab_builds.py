@@ -88,6 +88,50 @@ def mlp(hidden, p, opt_name, batch):
         opt.step()
     return f
 
+def train(model, x, y, opt="adam"):
+    opt = (optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if opt == "sgd"
+           else optim.Adam(model.parameters(), lr=1e-3))
+    crit = nn.CrossEntropyLoss()
+    def f():
+        out = model(x)
+        crit(out, y)
+        opt.zero_grad()
+        model.backward(crit.backward())
+        opt.step()
+    return f
+
+def cnn(kind, batch):
+    fastnn.manual_seed(0)
+    C, P, R = nn.Conv2d, nn.MaxPool2d, nn.ReLU
+    if kind == "lenet":
+        m = nn.Sequential(C(1, 32, 5, padding=2), R(), P(2), C(32, 64, 5, padding=2), R(), P(2),
+                          nn.Flatten(), nn.Linear(3136, 1024), R(), nn.Linear(1024, 10))
+    else:
+        B = nn.BatchNorm2d
+        m = nn.Sequential(C(1, 32, 3, padding=1, bias=False), B(32), R(),
+                          C(32, 32, 3, padding=1, bias=False), B(32), R(), P(2),
+                          C(32, 64, 3, padding=1, bias=False), B(64), R(), P(2),
+                          nn.Flatten(), nn.Linear(3136, 128), R(), nn.Linear(128, 10))
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    return train(m, x, rng.integers(0, 10, batch))
+
+def layer(mod, shape):
+    x = rng.standard_normal(shape, dtype=np.float32)
+    mod.train()
+    g = rng.standard_normal(mod(x).shape, dtype=np.float32)
+    kw = {"input_grad": True} if NEW_API else {}
+    def f():
+        mod(x)
+        mod.backward(g, **kw)
+    return f
+
+def rnn(kind, batch):
+    fastnn.manual_seed(0)
+    m = nn.Sequential(getattr(nn, kind)(28, 128, batch_first=True), nn.LastStep(),
+                      nn.Linear(128, 10))
+    x = rng.random((batch, 28, 28), dtype=np.float32)
+    return train(m, x, rng.integers(0, 10, batch))
+
 MAKERS = {
     "matmul 1024^3": lambda: mm(1024, 1024, 1024),
     "matmul 128x1024x784 NT (fwd)": lambda: mm(128, 1024, 784, tb=True),
@@ -101,6 +145,15 @@ MAKERS = {
     "adam step 1M": lambda: adam(1 << 20),
     "train mlp-small b64 (SGD)": lambda: mlp((256,), 0.0, "sgd", 64),
     "train mlp-large b128 (dropout, Adam)": lambda: mlp((1024, 1024), 0.5, "adam", 128),
+    "conv 32->64 k5 14px b64 fwd+bwd": lambda: layer(nn.Conv2d(32, 64, 5, padding=2), (64, 32, 14, 14)),
+    "conv 32->32 k3 28px b128 fwd+bwd": lambda: layer(nn.Conv2d(32, 32, 3, padding=1), (128, 32, 28, 28)),
+    "conv 1->32 k5 28px b64 fwd+bwd": lambda: layer(nn.Conv2d(1, 32, 5, padding=2), (64, 1, 28, 28)),
+    "maxpool2 64x32x28x28 fwd+bwd": lambda: layer(nn.MaxPool2d(2), (64, 32, 28, 28)),
+    "batchnorm2d 128x32x28x28 fwd+bwd": lambda: layer(nn.BatchNorm2d(32), (128, 32, 28, 28)),
+    "train lenet b64 (Adam)": lambda: cnn("lenet", 64),
+    "train bn-cnn b128 (Adam)": lambda: cnn("bn", 128),
+    "train seq-mnist lstm-128 b64 (Adam)": lambda: rnn("LSTM", 64),
+    "train seq-mnist gru-128 b64 (Adam)": lambda: rnn("GRU", 64),
 }
 
 for line in sys.stdin:
@@ -132,6 +185,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--budget", type=float, default=0.05, help="seconds per turn")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated substrings: only the workloads whose name has one")
     args = ap.parse_args(argv)
     procs = {}
     for tag, tree in (("old", args.old), ("new", args.new)):
@@ -139,9 +194,11 @@ def main(argv=None):
         procs[tag] = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, text=True, env=env,
                                       cwd=os.path.abspath(tree))
-    names = [n for n in WORKER.split("MAKERS = {")[1].split("}\n")[0].splitlines()
+    names = [n for n in WORKER.split("\nMAKERS = {")[1].split("}\n")[0].splitlines()
              if n.strip().startswith('"')]
     names = [n.strip().split('":')[0].strip('"') for n in names]
+    if args.only:
+        names = [n for n in names if any(k in n for k in args.only.split(","))]
 
     def ask(tag, name, threads):
         p = procs[tag]

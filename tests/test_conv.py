@@ -217,6 +217,7 @@ THREAD_CASES = [
     (32, 32, 3, 1, 1, 1, 32, (8, 32, 32, 32)),
     (64, 64, 1, 1, 0, 1, 1, (4, 64, 24, 24)),
     (32, 32, 3, 2, 1, 1, 4, (8, 32, 24, 24)),
+    (16, 24, 3, 1, 1, 1, 1, (37, 16, 14, 14)),     # backward chunks of 3 samples, the last of 1
 ]
 
 
@@ -233,6 +234,26 @@ def test_same_bits_on_one_and_two_threads(case, rng):
         outs.append((y, dx, m.weight.grad.copy(), m.bias.grad.copy()))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch", [17, 37, 64])
+@pytest.mark.parametrize("acc", [False, True])
+def test_backward_chunks_of_the_batch_match_reference(batch, acc, rng):
+    """dW is summed over chunks of samples (at most 16, the last one short):
+    every chunking, with and without accumulation into an existing grad."""
+    m = nn.Conv2d(6, 8, 3, padding=1, groups=2)
+    x = rng.standard_normal((batch, 6, 9, 9)).astype(np.float32)
+    g = rng.standard_normal((batch, 8, 9, 9)).astype(np.float32)
+    _, rdx, rdw, rdb = ref_conv(x, m.weight.data, m.bias.data, m, g)
+    m.zero_grad()
+    if acc:
+        m.weight.grad[...] = 1.0
+        m.bias.grad[...] = 1.0
+    m.forward(x)
+    dx = m.backward(g, input_grad=True)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(m.weight.grad, rdw + acc, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(m.bias.grad, rdb + acc, rtol=1e-4, atol=1e-3)
 
 
 def test_module_reuse_and_eval(rng):
