@@ -94,40 +94,93 @@ FNN_RANGE_CLONES(avg_bwd)
 
 /* torch's rule: the first tap inside the plane starts as the maximum at
  * -inf; a later tap replaces it when greater or NaN. */
+/* Output columns [*lo, *hi) whose tap column ow sw + off lies inside [0, W). */
+static void inside(int off, int sw, int W, int Wo, int *lo, int *hi)
+{
+    int a = off < 0 ? (-off + sw - 1) / sw : 0;
+    int b = W - off > 0 ? (W - off + sw - 1) / sw : 0;
+    *lo = a < Wo ? a : Wo;
+    *hi = b < *lo ? *lo : (b < Wo ? b : Wo);
+}
+
+/* A row of outputs at a time: for each tap (i, j) in window order, one loop
+ * over the output columns whose tap lies inside the plane, a select with no
+ * branch (the compiler vectorises it; a per-window branch mispredicts every
+ * other tap on real data). */
 FNN_INLINE int max_fwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     (void)part;
     const pool_args *A = ctx;
-    const fnn_pool2d *s = A->s;
-    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    const int H = A->s->H, W = A->s->W, Ho = A->s->Ho, Wo = A->s->Wo, kh = A->s->kh,
+              kw = A->s->kw, sh = A->s->sh, sw = A->s->sw, ph = A->s->ph, pw = A->s->pw,
+              dh = A->s->dh, dw = A->s->dw;
+    const ptrdiff_t HW = (ptrdiff_t)H * W, P = (ptrdiff_t)Ho * Wo;
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1
+        && 2 * Ho <= H && 2 * Wo <= W) {
+        /* the common 2x2 stride-2 case, every window inside the plane: the
+         * four taps in one loop over a row (a, b above c, d) */
+        for (ptrdiff_t q = lo; q < hi; q++)
+            for (int oh = 0; oh < Ho; oh++) {
+                const float *restrict r0 = A->x + q * HW + (ptrdiff_t)2 * oh * W, *restrict r1 = r0 + W;
+                float *restrict yr = A->y + q * P + (ptrdiff_t)oh * Wo;
+                int32_t *restrict ir = A->idx + q * P + (ptrdiff_t)oh * Wo;
+                const int32_t at = 2 * oh * W;
+                for (int ow = 0; ow < Wo; ow++) {
+                    float m = r0[2 * ow], v;
+                    int32_t k = at + 2 * ow, take;
+                    v = r0[2 * ow + 1];
+                    take = (v > m) | (v != v);
+                    m = take ? v : m;
+                    k = take ? at + 2 * ow + 1 : k;
+                    v = r1[2 * ow];
+                    take = (v > m) | (v != v);
+                    m = take ? v : m;
+                    k = take ? at + W + 2 * ow : k;
+                    v = r1[2 * ow + 1];
+                    take = (v > m) | (v != v);
+                    m = take ? v : m;
+                    k = take ? at + W + 2 * ow + 1 : k;
+                    yr[ow] = m;
+                    ir[ow] = k;
+                }
+            }
+        return FNN_OK;
+    }
     for (ptrdiff_t q = lo; q < hi; q++) {
         const float *x = A->x + q * HW;
-        float *y = A->y + q * P;
-        int32_t *idx = A->idx + q * P;
-        for (int oh = 0; oh < s->Ho; oh++) {
-            int h0 = oh * s->sh - s->ph, h1 = h0 + (s->kh - 1) * s->dh + 1;
-            if (h1 > s->H)
-                h1 = s->H;
+        for (int oh = 0; oh < Ho; oh++) {
+            float *restrict yr = A->y + q * P + (ptrdiff_t)oh * Wo;
+            int32_t *restrict ir = A->idx + q * P + (ptrdiff_t)oh * Wo;
+            int h0 = oh * sh - ph, h1 = h0 + (kh - 1) * dh + 1;
+            if (h1 > H)
+                h1 = H;
             while (h0 < 0)
-                h0 += s->dh;
-            for (int ow = 0; ow < s->Wo; ow++) {
-                int w0 = ow * s->sw - s->pw, w1 = w0 + (s->kw - 1) * s->dw + 1;
-                if (w1 > s->W)
-                    w1 = s->W;
+                h0 += dh;
+            for (int ow = 0; ow < Wo; ow++) {     /* the first tap inside, if any */
+                int w0 = ow * sw - pw, w1 = w0 + (kw - 1) * dw + 1;
+                if (w1 > W)
+                    w1 = W;
                 while (w0 < 0)
-                    w0 += s->dw;
-                int32_t best = h0 < h1 && w0 < w1 ? (int32_t)(h0 * s->W + w0) : -1;
-                float m = -INFINITY;
-                for (int ih = h0; ih < h1; ih += s->dh)
-                    for (int iw = w0; iw < w1; iw += s->dw) {
-                        float v = x[(ptrdiff_t)ih * s->W + iw];
-                        if (v > m || v != v) {
-                            m = v;
-                            best = (int32_t)(ih * s->W + iw);
-                        }
+                    w0 += dw;
+                yr[ow] = -INFINITY;
+                ir[ow] = h0 < h1 && w0 < w1 ? (int32_t)(h0 * W + w0) : -1;
+            }
+            for (int i = 0; i < kh; i++) {
+                int ih = oh * sh - ph + i * dh;
+                if (ih < 0 || ih >= H)
+                    continue;
+                for (int j = 0; j < kw; j++) {
+                    int off = j * dw - pw, a, e;
+                    inside(off, sw, W, Wo, &a, &e);
+                    const float *restrict xr = x + (ptrdiff_t)ih * W + off;
+                    const int32_t at = ih * W + off;
+                    for (int ow = a; ow < e; ow++) {
+                        float v = xr[(ptrdiff_t)ow * sw];
+                        int take = (v > yr[ow]) | (v != v);
+                        yr[ow] = take ? v : yr[ow];
+                        ir[ow] = take ? at + ow * sw : ir[ow];
                     }
-                y[(ptrdiff_t)oh * s->Wo + ow] = m;
-                idx[(ptrdiff_t)oh * s->Wo + ow] = best;
+                }
             }
         }
     }
