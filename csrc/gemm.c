@@ -107,6 +107,26 @@ void fnn_gemm_store_tile(const float *acc, int ldt, float *c, ptrdiff_t ldc,
 
 /* ------------------------------------------------------------- packing -- */
 
+/* dst[p*ldd + i] = src[p*lds + i] for p < k, i < w: the row copies of
+ * packing. The widths of whole panels (8, 12, 16, 48) get constant-size
+ * copies the compiler inlines: a libc memcpy call per 32-byte row cost more
+ * than the copy (perf: 9% of an LSTM training step). */
+static void copy_rows(int k, int w, const float *src, ptrdiff_t lds, float *dst, int ldd)
+{
+#define COPY_ROWS(W)                                                          \
+    for (int p = 0; p < k; p++)                                               \
+        memcpy(dst + (ptrdiff_t)p * ldd, src + p * lds, (W) * sizeof(float)); \
+    return;
+    switch (w) {
+    case 8: COPY_ROWS(8)
+    case 12: COPY_ROWS(12)
+    case 16: COPY_ROWS(16)
+    case 48: COPY_ROWS(48)
+    default: COPY_ROWS((size_t)w)
+    }
+#undef COPY_ROWS
+}
+
 /* op(A) rows [0,mc) x cols [0,kc) -> MR-row panels, panel-major, k-major
  * inside a panel: dst[panel][p*MR + i]. Rows past mc are left unwritten (the
  * kernel never reads them). */
@@ -119,8 +139,7 @@ static void pack_a(const fnn_gemm_arch *ar, int trans, int mc, int kc,
         if (!trans)                 /* op(A)(i,p) = a[i*lda + p]: transpose */
             ar->pack_t(mr, kc, a + (ptrdiff_t)i0 * lda, lda, dst, MR);
         else                        /* op(A)(i,p) = a[p*lda + i]: copy rows */
-            for (int p = 0; p < kc; p++)
-                memcpy(dst + p * MR, a + p * lda + i0, (size_t)mr * sizeof(float));
+            copy_rows(kc, mr, a + i0, lda, dst, MR);
         dst += (ptrdiff_t)MR * kc;
     }
 }
@@ -131,8 +150,7 @@ static void pack_b_panel(const fnn_gemm_arch *ar, int trans, int kc, int nr,
                          const float *b, ptrdiff_t ldb, float *dst, int w)
 {
     if (!trans) {                   /* op(B)(p,j) = b[p*ldb + j]: copy rows */
-        for (int p = 0; p < kc; p++)
-            memcpy(dst + p * w, b + p * ldb, (size_t)nr * sizeof(float));
+        copy_rows(kc, nr, b, ldb, dst, w);
     } else {                        /* op(B)(p,j) = b[j*ldb + p]: transpose */
         ar->pack_t(nr, kc, b, ldb, dst, w);
     }

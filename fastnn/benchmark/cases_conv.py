@@ -16,6 +16,7 @@ import numpy as np
 import fastnn
 from fastnn._ext import _C
 
+from . import report
 from .cases_train import EPOCH, _data, train_step_impls
 from .harness import Case, register
 
@@ -150,3 +151,43 @@ register(Case("train/lenet/b64", group="training", unit="sample", work=64,
               params={"model": "lenet", "optimizer": "adam", "batch": 64},
               description="one Adam step of the LeNet-style CNN (conv5x5-32, pool, "
                           "conv5x5-64, pool, fc-1024, fc-10)"))
+
+
+def bn_cnn(nn):
+    """Issue 12's BN CNN, in fastnn.nn or torch.nn (the same constructors)."""
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+                         nn.Linear(128, 10))
+
+
+def _bn_cnn_setup(batch):
+    def setup(want):
+        x, y = _data()
+        return train_step_impls(want, x.reshape(-1, 1, 28, 28), y, batch,
+                                lambda: bn_cnn(fastnn.nn),
+                                lambda params: fastnn.optim.Adam(params, lr=1e-3),
+                                lambda torch: bn_cnn(torch.nn),
+                                lambda torch, params: torch.optim.Adam(params, lr=1e-3),
+                                warmup=2)
+    return setup
+
+
+register(Case("train/bn-cnn/b128", group="training", unit="sample", work=128,
+              setup=_bn_cnn_setup(128), epoch_samples=EPOCH, rss=True,
+              params={"model": "bn-cnn", "optimizer": "adam", "batch": 128},
+              description="one Adam step of the BN CNN (3 x [conv3x3, BN, ReLU] with two "
+                          "max-pools, fc-128, fc-10)"))
+
+
+for _t in (
+        report.Target("T21", "LeNet-style CNN training step, x torch, 2 threads", ">=", 1.5,
+                      report.vs_torch_at_2_threads("train/lenet/b64", "training")),
+        report.Target("T22", "BN CNN training step, x torch, 2 threads", ">=", 1.5,
+                      report.vs_torch_at_2_threads("train/bn-cnn/b128", "training")),
+        report.Target("T23", "BatchNorm2d (128, 32, 28, 28) forward + backward, x torch, "
+                      "2 threads", ">=", 2.0,
+                      report.vs_torch_at_2_threads("norm/batchnorm2d/128x32x28x28", "norm"))):
+    if all(t.key != _t.key for t in report.TARGETS):
+        report.TARGETS.append(_t)

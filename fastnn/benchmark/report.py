@@ -172,6 +172,16 @@ def _best_fastnn(results):
     return order[0] if order else None
 
 
+def vs_torch_at_2_threads(case, group):
+    """A target's collector: the best fastnn variant of `case` against torch
+    at 2 threads."""
+    def collect(results, machine, run):
+        best = _best_fastnn([r for r in results if r["case"] == case])
+        return _ratio_rows(results, (group,), best, "torch",
+                           lambda r: r["case"] == case and r["threads"] == 2)
+    return collect
+
+
 def _t_scaling(groups, pred):
     def collect(results, machine, run):
         best = _best_fastnn([r for r in results if r["group"] in groups])
