@@ -223,13 +223,15 @@ static int run_step(int (*const *isa)(void *, ptrdiff_t, ptrdiff_t, int), step_a
     return fnn_parallel_for(A->N, 1, flops, isa[fnn_get_isa()], A);
 }
 
-/* db[j] (+)= sum over rows of d (rows, cols)[:, j], rows in order, float64. */
+/* db[j] (+)= sum over rows of d (rows, cols)[:, j], rows in order, float64;
+ * the same sums also into db2 (+)= when db2 is not NULL (the two biases of
+ * an LSTM or Elman layer share their gradient: one pass for both). */
 typedef struct {
     const float *d;
     ptrdiff_t rows;
     int cols;
-    float *db;
-    int acc;
+    float *db, *db2;
+    int acc, acc2;
 } colsum_args;
 
 #define COLSUM_BLOCK 64
@@ -250,13 +252,16 @@ static int colsum_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         }
         for (int k = 0; k < w; k++)
             A->db[j0 + k] = A->acc ? (float)(A->db[j0 + k] + s[k]) : (float)s[k];
+        for (int k = 0; k < w && A->db2; k++)
+            A->db2[j0 + k] = A->acc2 ? (float)(A->db2[j0 + k] + s[k]) : (float)s[k];
     }
     return FNN_OK;
 }
 
-static void colsum(const float *d, ptrdiff_t rows, int cols, float *db, int acc)
+static void colsum(const float *d, ptrdiff_t rows, int cols, float *db, int acc, float *db2,
+                   int acc2)
 {
-    colsum_args A = {d, rows, cols, db, acc};
+    colsum_args A = {d, rows, cols, db, db2, acc, acc2};
     fnn_parallel_for(cols, COLSUM_BLOCK, (double)rows * cols * FNN_COST_ELEM, colsum_body, &A);
 }
 
@@ -346,10 +351,14 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
     if (dw_hh)
         TRY(gemm(1, 0, GH, H, (int)TN, 1.0f, dgh, GH, hprev, H, (acc & 2) ? 1.0f : 0.0f, dw_hh,
                  H, NULL, 0, 0));
-    if (db_ih)
-        colsum(dgx, TN, GH, db_ih, acc & 4);
-    if (db_hh)
-        colsum(dgh, TN, GH, db_hh, acc & 8);
+    if (dgh == dgx && db_ih && db_hh)
+        colsum(dgx, TN, GH, db_ih, acc & 4, db_hh, acc & 8);
+    else {
+        if (db_ih)
+            colsum(dgx, TN, GH, db_ih, acc & 4, NULL, 0);
+        if (db_hh)
+            colsum(dgh, TN, GH, db_hh, acc & 8, NULL, 0);
+    }
     if (dx)
         TRY(gemm(0, 0, (int)TN, I, GH, 1.0f, dgx, GH, w_ih, I, dx_acc ? 1.0f : 0.0f, dx, I,
                  NULL, 0, 0));
