@@ -14,7 +14,7 @@ training batch (rotation up to 10 degrees, shift up to 10%, scale 0.9-1.1),
 a fixed number of epochs; the result is the final epoch's test error (no
 selection on the test set).
 
-    python examples/mnist_resnet.py --data-dir ../shared/data/mnist [--epochs 10]
+    python examples/mnist_resnet.py --data-dir ../shared/data/mnist [--epochs 8]
 """
 import os
 import sys
@@ -28,7 +28,7 @@ GOAL = "<= 0.6%"
 
 
 def main(argv=None):
-    args = _mnist_cnn.parser(__doc__, epochs=10, lr=3e-3, weight_decay=5e-4,
+    args = _mnist_cnn.parser(__doc__, epochs=8, lr=3e-3, weight_decay=5e-4,
                              label_smoothing=0.1, degrees=10, translate=0.1,
                              scale=0.1).parse_args(argv)
     return _mnist_cnn.run(args, lambda: models.resnet((1, 28, 28), 10),
