@@ -15,13 +15,14 @@ PRESETS = {
     "mlp-dropout": ((1024, 1024), 0.5, 0.2),
 }
 # The convolutional models of fastnn.models, on (N, 1, H, W) images, and their
-# defaults for what the command line leaves unset: optimizer, lr, schedule,
-# (epochs, batch size) on digits, (epochs, batch size) on mnist/idx.
+# defaults for what the command line leaves unset: optimizer, schedule,
+# (epochs, batch size, lr) on digits, (epochs, batch size, lr) on mnist/idx.
+# The digits defaults are measured (README: each reaches >= 97% test accuracy).
 CNN_MODELS = {
-    "lenet5": ("adam", 3e-3, "onecycle", (30, 32), (10, 128)),
-    "cnn": ("adam", 1e-3, "onecycle", (15, 32), (5, 128)),
-    "cnn-bn": ("adam", 3e-3, "onecycle", (15, 32), (5, 128)),
-    "resnet": ("adam", 3e-3, "onecycle", (15, 32), (5, 128)),
+    "lenet5": ("adam", "onecycle", (20, 16, 1e-2), (10, 128, 3e-3)),
+    "cnn": ("adam", "onecycle", (15, 32, 2e-3), (5, 128, 1e-3)),
+    "cnn-bn": ("adam", "onecycle", (10, 32, 3e-3), (5, 128, 3e-3)),
+    "resnet": ("adam", "onecycle", (10, 32, 3e-3), (5, 128, 3e-3)),
 }
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 SCHEDULES = ("none", "step", "cosine", "exponential", "onecycle", "plateau")
@@ -107,10 +108,11 @@ the labels must be bytes 0..K-1, the images uint8 (N, rows, cols).""")
     p.add_argument("--input-dropout", type=_fraction, default=None, metavar="P",
                    help="dropout on the inputs (default: the preset's)")
     p.add_argument("--epochs", type=_pos_int, default=None, metavar="N",
-                   help="training epochs (default: 30 on digits, 10 on mnist/idx; a CNN's "
-                        "own: see the README)")
+                   help="training epochs (default: 30 on digits, 10 on mnist/idx) for an MLP; "
+                        "a CNN has its own default (see the README)")
     p.add_argument("--batch-size", type=_pos_int, default=None, metavar="N",
-                   help="mini-batch size (default: 32 on digits, 128 on mnist/idx)")
+                   help="mini-batch size (default: 32 on digits, 128 on mnist/idx; lenet5 "
+                        "on digits: 16)")
     p.add_argument("--lr", type=_pos_float, default=None,
                    help="learning rate (default: sgd 0.1 on digits / 0.05 on mnist/idx, adam "
                         "and adamw 1e-3, rmsprop 1e-3, adagrad 1e-2, adadelta 1.0; a CNN "
@@ -193,8 +195,8 @@ def _check(parser, args):
 def _defaults(args):
     small = args.dataset == "digits"
     if args.model in CNN_MODELS:
-        opt, lr, sched, on_digits, on_mnist = CNN_MODELS[args.model]
-        epochs, batch = on_digits if small else on_mnist
+        opt, sched, on_digits, on_mnist = CNN_MODELS[args.model]
+        epochs, batch, lr = on_digits if small else on_mnist
         if args.optimizer is None:
             args.optimizer = opt
             if args.lr is None:
@@ -335,7 +337,10 @@ def train_main(argv, prog="python -m fastnn train"):
     image_shape = xtr.shape[1:]
     if args.model not in CNN_MODELS:        # an MLP sees the flattened pixels
         xtr, xte = xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)
-    model = build_model(image_shape, n_classes, args)
+    try:
+        model = build_model(image_shape, n_classes, args)
+    except ValueError as e:          # e.g. images too small for a CNN
+        parser.error(f"argument --model: {e}")
     opt = build_optimizer(model, args)
     sched, interval = build_scheduler(opt, args, -(-(len(xtr) - n_val) // args.batch_size))
     callbacks = []
