@@ -37,6 +37,7 @@ def test_models_adapt_to_the_image_size(name, h):
 
 def test_model_options_and_other_shapes():
     fastnn.manual_seed(0)
+    assert fastnn.models.lenet5 is models.lenet5         # public after `import fastnn`
     assert models.resnet((3, 32, 32), 5, width=8, blocks=(1, 1))(_images(2, 32).repeat(3, 1)
                                                                ).shape == (2, 5)
     assert models.lenet5((1, 12, 9), 3)(np.zeros((2, 1, 12, 9), np.float32)).shape == (2, 3)
