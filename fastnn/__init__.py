@@ -8,7 +8,7 @@ from . import data, datasets, nn, ops, optim  # noqa: F401
 from .io import load, save  # noqa: F401
 from .nn.module import is_grad_enabled, no_grad  # noqa: F401
 from .train import Trainer  # noqa: F401
-from . import ensemble, functional, train  # noqa: F401
+from . import ensemble, functional, models, train  # noqa: F401
 
 _init_from_env()
 del _init_from_env

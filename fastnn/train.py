@@ -435,13 +435,17 @@ class Trainer:
 
     # -- public API ------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, seed=None, verbose=True):
-        """Train for ``epochs`` epochs; returns the History."""
+            shuffle=True, seed=None, verbose=True, transform=None):
+        """Train for ``epochs`` epochs; returns the History. ``transform``: a
+        callable applied to every training batch of x (e.g. a
+        ``fastnn.data.augment`` transform, new random draws each epoch);
+        validation and ``evaluate`` data are never transformed."""
         from .data import DataLoader
         if int(epochs) != epochs or epochs < 1:
             raise ValueError(f"Trainer.fit: epochs must be a positive integer, got {epochs!r}")
         x_tr, y_tr, val = self._split(x, y, validation_data, validation_split)
-        loader = DataLoader(x_tr, y_tr, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        loader = DataLoader(x_tr, y_tr, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                            transform=transform)
         callbacks = list(self.callbacks)
         if verbose and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())

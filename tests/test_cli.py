@@ -10,6 +10,7 @@ import pytest
 
 import fastnn
 from fastnn.benchmark.report import accuracy_section
+from helpers import MNIST_DIR, have_mnist
 
 
 def run(*args, cwd=None):
@@ -112,6 +113,12 @@ def cli(*args):
     (["--warmup", "2", "--schedule", "onecycle"], "does not combine with --schedule onecycle"),
     (["--optimizer", "adam", "--momentum", "0.5"], "--optimizer adam has no momentum"),
     (["--goal", "<1%"], "argument --goal: needs --record"),
+    (["--model", "vgg"], "or a CNN (lenet5, cnn, cnn-bn, resnet), got 'vgg'"),
+    (["--model", "cnn", "--dropout", "0.5"], "argument --dropout: applies to the MLPs"),
+    (["--model", "lenet5", "--activation", "tanh"], "argument --activation: applies to the MLPs"),
+    (["--model", "resnet", "--input-dropout", "0.2"], "argument --input-dropout: applies to"),
+    (["--model", "cnn-bn", "--momentum", "0.5"], "--model cnn-bn trains with adam unless"),
+    (["--model", "cnn", "--warmup", "1", "--schedule", "onecycle"], "does not combine with"),
 ])
 def test_bad_values_are_usage_errors(args, message):
     code, out, err = cli("train", *args)
@@ -137,7 +144,8 @@ def test_help_describes_commands_and_defaults():
     code, out, _ = cli("train", "--help")
     assert code == 0
     out = " ".join(out.split())                  # argparse wraps to the terminal's width
-    for default in ("(default: digits)", "(default: mlp)", "(default: sgd)", "(default: 0.9)",
+    for default in ("(default: digits)", "(default: mlp)", "(default: sgd for an MLP, adam "
+                    "for a CNN)", "(default: 0.9)",
                     "(default: 0.0)", "(default: 30 on digits, 10 on mnist/idx)",
                     "train-images-idx3-ubyte"):
         assert default in out, default
@@ -197,3 +205,78 @@ def test_idx_dataset_reads_any_mnist_format_directory(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     code, out, err = cli("train", "--dataset", "idx", "--data-dir", str(tmp_path), "--quiet")
     assert code == 2 and "t10k-labels-idx1-ubyte" in err.splitlines()[-1]
+
+
+# ------------------------------------------------ convolutional models --
+
+def _result(out):
+    """(test accuracy %, epochs) from the result line."""
+    m = re.search(r"test accuracy (\d+\.\d\d)%.*\((?:[^,]+), (\d+) epochs?\)", out)
+    assert m, out
+    return float(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.parametrize("model, params, epochs", [
+    ("lenet5", "21,386", 20), ("cnn-bn", "62,378", 10), ("cnn", "325,514", 15)])
+def test_cnn_default_run_on_digits_reaches_97_percent(model, params, epochs):
+    """The README's claim for each model's default run (measured over seeds
+    0-4: lenet5 >= 98.06%, cnn-bn >= 99.44%, cnn >= 98.33%)."""
+    code, out, err = cli("train", "--model", model, "--quiet")
+    assert code == 0, err
+    assert f"digits: 1437 train / 360 test | {params} parameters" in err
+    acc, n = _result(out)
+    assert n == epochs and acc >= 97.0, out
+
+
+def test_resnet_on_digits_one_epoch_and_save(tmp_path):
+    # the default run (10 epochs, about 15 s) is measured in the README; here:
+    # one epoch learns, and the saved model (Residual blocks, BatchNorm) reloads
+    path = tmp_path / "resnet.npz"
+    code, out, err = cli("train", "--model", "resnet", "--epochs", "1", "--save", str(path))
+    assert code == 0, err
+    assert "174,970 parameters" in err and "Residual(" in err          # the printed model
+    lines = [ln for ln in err.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 1
+    lr = float(re.search(r"  lr (\S+)", lines[0]).group(1))
+    assert 0 < lr < 3e-3 / 25           # the one cycle (peak 3e-3, start 3e-3/25) is over
+    acc, n = _result(out)
+    assert n == 1 and acc > 30.0          # chance is 10%
+    m = fastnn.load(path)
+    m.eval()
+    x, y = fastnn.datasets.load_digits(flatten=False)
+    assert m(x[:200]).shape == (200, 10)
+
+
+def test_cnn_on_28x28_idx_images(tmp_path):
+    """28x28 images (the digits enlarged 3x and padded, MNIST's shape) from an
+    IDX directory: the CNNs take their 28x28 form."""
+    x, y = fastnn.datasets.load_digits(flatten=False)
+    img = np.rint(np.pad(x[:, 0].repeat(3, 1).repeat(3, 2), ((0, 0), (2, 2), (2, 2))) * 255)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", img[:300])
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", y[:300])
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", img[1500:])
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", y[1500:])
+    for model, params in (("lenet5", "61,706"), ("cnn-bn", "431,018"), ("resnet", "174,970")):
+        code, out, err = cli("train", "--dataset", "idx", "--data-dir", str(tmp_path), "--model",
+                             model, "--epochs", "1", "--batch-size", "50", "--quiet")
+        assert code == 0, err
+        assert f"idx: 300 train / 297 test | {params} parameters" in err, err
+        assert _result(out)[1] == 1
+    _write_idx(tmp_path / "train-images-idx3-ubyte", img[:300, :6, :6])
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", img[1500:, :6, :6])
+    code, out, err = cli("train", "--dataset", "idx", "--data-dir", str(tmp_path), "--model",
+                         "cnn", "--quiet")
+    assert code == 2 and "argument --model: cnn: input_shape needs" in err and "8x8" in err
+
+
+@pytest.mark.skipif(not have_mnist(), reason="MNIST not found (../shared/data/mnist)")
+def test_mnist_images_reach_the_cnns_as_28x28():
+    from fastnn import cli as cli_mod
+    args = cli_mod._defaults(cli_mod.build_parser().parse_args(
+        ["--dataset", "mnist", "--data-dir", MNIST_DIR, "--model", "resnet"]))
+    xtr, xte, ytr, yte = cli_mod._load(args)
+    assert xtr.shape == (60000, 1, 28, 28) and xte.shape == (10000, 1, 28, 28)
+    assert (args.optimizer, args.schedule, args.epochs, args.batch_size) == ("adam", "onecycle",
+                                                                              5, 128)
+    model = cli_mod.build_model(xtr.shape[1:], 10, args)
+    assert model.num_parameters() == 174970 and model(xte[:4]).shape == (4, 10)

@@ -44,6 +44,27 @@ def test_fit_learns_and_records_history():
     assert set(ev) == {"loss", "accuracy"} and ev["accuracy"] > 0.9
 
 
+def test_fit_transform_applies_to_training_batches_only():
+    fastnn.manual_seed(0)
+    x, y = blobs(n=100)
+    seen = []
+
+    def record(xb):            # a stand-in augmentation: mark every batch it sees
+        seen.append(len(xb))
+        return xb * 0.0 + 1.0
+
+    t = make_trainer(mlp())
+    h = t.fit(x, y, epochs=2, batch_size=32, validation_data=(x[:10], y[:10]), verbose=False,
+              transform=record)
+    assert seen == [32, 32, 32, 4] * 2          # every training batch, never validation
+    # the model saw constant inputs: no better than the class prior, whatever it predicts
+    assert h.history["accuracy"][-1] <= np.bincount(y).max() / len(y) + 1e-9
+    plain = make_trainer(mlp()).fit(x, y, epochs=4, batch_size=32, verbose=False)
+    assert plain.history["accuracy"][-1] > 0.8
+    with pytest.raises(TypeError, match="transform"):
+        t.fit(x, y, epochs=1, verbose=False, transform=3)
+
+
 def test_training_is_reproducible_on_1_and_2_threads():
     x, y = blobs(n=600, d=20)
     results = []

@@ -8,8 +8,9 @@ conv/fwd: forward, no context saved (torch under no_grad); conv/bwd: the
 backward kernel alone (dX, dW, db; torch's aten.convolution_backward);
 conv/gemm: one GEMM (O, C k k) x (C k k, N Ho Wo) of the forward's flops.
 
-train/lenet/b64: conv5x5-32 pad 2, ReLU, maxpool 2, conv5x5-64 pad 2, ReLU,
-maxpool 2, fc-1024, ReLU, fc-10; Adam(lr=1e-3), batch 64, the README's loop.
+train/lenet/b64: fastnn.models.cnn, conv5x5-32 pad 2, ReLU, maxpool 2,
+conv5x5-64 pad 2, ReLU, maxpool 2, fc-1024, ReLU, fc-10; Adam(lr=1e-3),
+batch 64, the README's loop.
 """
 import numpy as np
 
@@ -121,11 +122,9 @@ for _name, (_ci, _co, _h, _k) in LAYERS.items():
 
 
 def fastnn_lenet():
-    nn = fastnn.nn
-    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(64 * 7 * 7, 1024), nn.ReLU(),
-                         nn.Linear(1024, 10))
+    """The LeNet-style CNN of fastnn.models (``fastnn train --model cnn``)."""
+    from fastnn import models
+    return models.cnn((1, 28, 28), 10)
 
 
 def torch_lenet(torch):
