@@ -152,8 +152,10 @@ register(Case("train/lenet/b64", group="training", unit="sample", work=64,
                           "conv5x5-64, pool, fc-1024, fc-10)"))
 
 
-def bn_cnn(nn):
-    """Issue 12's BN CNN, in fastnn.nn or torch.nn (the same constructors)."""
+def torch_bn_cnn(torch):
+    """fastnn.models.cnn_bn (issue 12's BN CNN) in torch."""
+    nn = torch.nn
+
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
     return nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64),
@@ -165,9 +167,9 @@ def _bn_cnn_setup(batch):
     def setup(want):
         x, y = _data()
         return train_step_impls(want, x.reshape(-1, 1, 28, 28), y, batch,
-                                lambda: bn_cnn(fastnn.nn),
+                                lambda: fastnn.models.cnn_bn((1, 28, 28), 10),
                                 lambda params: fastnn.optim.Adam(params, lr=1e-3),
-                                lambda torch: bn_cnn(torch.nn),
+                                torch_bn_cnn,
                                 lambda torch, params: torch.optim.Adam(params, lr=1e-3),
                                 warmup=2)
     return setup
