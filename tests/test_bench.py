@@ -986,6 +986,13 @@ def test_write_record_fields(tmp_path):
     assert (d["threads"], d["isa"], d["cpu"], d["fastnn"]) == (
         info["num_threads"], info["isa"], info["cpu"], info["version"])
     assert len(d["date"]) == 10 and d["date"][4] == "-" and d["command"].startswith("python ")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    git = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    if git.returncode == 0:                   # the commit measured, '+dirty' if edited
+        assert d["git_commit"].split("+")[0] == git.stdout.strip()
+    else:
+        assert "git_commit" not in d
     # no epochs (a run stopped at once) does not divide by zero
     assert write_record(str(tmp_path / "z.json"), "z", 1, 0, 3.0)["seconds_per_epoch"] == 3.0
 
