@@ -229,6 +229,7 @@ def train(args, text=None, log=print):
     t0 = time.perf_counter()
     step, chars, epoch, stop = 0, 0, 0, False
     run_loss, run_n, t_log, c_log = 0.0, 0, t0, 0
+    win_loss, win_n, train_curve = 0.0, 0, []
     norms = []
     while not stop and epoch < epochs:
         epoch += 1
@@ -252,15 +253,21 @@ def train(args, text=None, log=print):
             chars += y.size
             run_loss += lval * y.size
             run_n += y.size
+            win_loss += lval * y.size
+            win_n += y.size
             now = time.perf_counter()
-            last = now - t0 >= budget
+            last = now - t0 >= budget or (total_steps is not None and step >= total_steps)
             if step % args.log_every == 0 or last:
                 rate = (chars - c_log) / (now - t_log)
-                log(f"epoch {epoch} step {step}/{steps_per_epoch * epoch}  loss {run_loss / run_n:.4f} "
-                    f"({run_loss / run_n / LN2:.3f} bpc)  grad norm {np.median(norms):.2f} "
-                    f"(max {max(norms):.2f}, clip {args.clip})  lr {opt.param_groups[0]['lr']:.2e}  "
+                wl = win_loss / win_n
+                train_curve.append({"step": step, "chars": chars, "seconds": now - t0,
+                                    "loss": wl, "lr": opt.param_groups[0]["lr"]})
+                log(f"epoch {epoch} step {step}/{steps_per_epoch * epoch}  loss {wl:.4f} "
+                    f"({wl / LN2:.3f} bpc)  grad norm {np.median(norms[-args.log_every:]):.2f} "
+                    f"(max {max(norms[-args.log_every:]):.2f}, clip {args.clip})  lr {opt.param_groups[0]['lr']:.2e}  "
                     f"{rate:.0f} chars/s  {now - t0:.0f} s")
                 t_log, c_log = now, chars
+                win_loss, win_n = 0.0, 0
             if step % args.eval_every == 0 and not last:
                 vl = evaluate(model, va, args.seq_len, loss_fn)
                 log(f"  validation loss {vl:.4f} nats/char ({vl / LN2:.3f} bpc) at step {step}, "
@@ -284,7 +291,7 @@ def train(args, text=None, log=print):
     text_sample = sample(model, vocab, args.sample_chars, args.temperature, prime, args.seed)
     res = {"val_loss": vl, "val_bpc": vl / LN2, "steps": step, "epochs": step / steps_per_epoch,
            "train_seconds": train_seconds, "chars_per_second": chars / train_seconds,
-           "sample": text_sample, "curve": curve}
+           "sample": text_sample, "curve": curve, "train_curve": train_curve}
     log(f"final validation loss {vl:.4f} nats/char ({vl / LN2:.3f} bpc) after {step} steps "
         f"({step / steps_per_epoch:.2f} epochs, {chars} characters) in {train_seconds:.0f} s "
         f"of training ({chars / train_seconds:.0f} chars/s)")
@@ -315,6 +322,7 @@ def write_curve(path, res, settings, log=print):
     with open(path, "w") as f:
         json.dump({"settings": settings, "val_loss": res["val_loss"], "val_bpc": res["val_bpc"],
                    "train_seconds": res["train_seconds"], "curve": res["curve"],
+                   "train_curve": res["train_curve"],
                    "sample": res["sample"]}, f, indent=1)
     log(f"wrote {path}")
     try:
@@ -327,9 +335,9 @@ def write_curve(path, res, settings, log=print):
     c = res["curve"]
     mins = [p["seconds"] / 60 for p in c]
     fig, ax = plt.subplots(figsize=(6, 4))
-    tc = [p for p in c if p["train_loss"] is not None]
-    ax.plot([p["seconds"] / 60 for p in tc], [p["train_loss"] for p in tc],
-            label="train (mean since the previous point)")
+    tc = res["train_curve"]
+    ax.plot([p["seconds"] / 60 for p in tc], [p["loss"] for p in tc], lw=1,
+            label="train (mean over each --log-every steps)")
     ax.plot(mins, [p["val_loss"] for p in c], marker="o", label="validation")
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel("loss (nats per character)")

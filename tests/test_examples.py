@@ -170,6 +170,7 @@ def test_char_lm_trains_on_synthetic_text(tmp_path):
     assert any(ln.startswith("final validation loss") for ln in lines)
     d = json.loads((tmp_path / "curve.json").read_text())
     assert d["curve"] == json.loads(json.dumps(curve)) and d["sample"] == res["sample"]
+    assert len(d["train_curve"]) == math.ceil(res["steps"] / 10) and d["train_curve"][-1]["step"] == res["steps"]
     rec = json.loads((tmp_path / "acc" / "lm.json").read_text())
     assert rec["test_error_pct"] is None and rec["val_loss_nats"] == pytest.approx(res["val_loss"])
     assert "bpc" in rec["result"] and rec["epochs"] == 20
