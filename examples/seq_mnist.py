@@ -121,9 +121,15 @@ def main(argv=None):
     if args.grad_norms:
         os.makedirs(os.path.dirname(os.path.abspath(args.grad_norms)), exist_ok=True)
         with open(args.grad_norms, "w") as f:
+            r4 = lambda v: float(f"{v:.4g}")       # noqa: E731  (4 significant digits)
             json.dump({"every": args.norm_every, "clip": args.clip,
-                       "per_parameter": monitor.records, "per_layer": monitor.layer_norms(),
-                       "total_before_clipping": clip.norms}, f)
+                       "per_parameter": [(s, {k: r4(v) for k, v in d.items()})
+                                         for s, d in monitor.records],
+                       "per_layer": [(s, {k: r4(v) for k, v in d.items()})
+                                     for s, d in monitor.layer_norms()],
+                       "total_before_clipping": [r4(clip.norms[s - 1]) for s, _ in monitor.records],
+                       "total_median": float(np.median(clip.norms)),
+                       "total_max": float(max(clip.norms)), "clipped_fraction": clipped}, f)
     if args.record:
         from fastnn.benchmark.record import write_record
         write_record(args.record, "sequential MNIST: LSTM-128, LastStep, Linear (Adam, batch 64)",

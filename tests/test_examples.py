@@ -213,7 +213,7 @@ def test_seq_mnist_short_run_records(tmp_path, capsys):
     d = json.loads(rec.read_text())
     assert d["test_error_pct"] == pytest.approx(100 - acc) and d["epochs"] == 1
     n = json.loads(gn.read_text())
-    assert len(n["total_before_clipping"]) == 47 and len(n["per_layer"]) == 9
+    assert len(n["total_before_clipping"]) == len(n["per_layer"]) == 9 and n["total_max"] > 0
     step, layers = n["per_layer"][0]
     assert step == 5 and set(layers) == {"0", "2"} and all(v > 0 for v in layers.values())
     out = capsys.readouterr().out
