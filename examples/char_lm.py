@@ -221,6 +221,8 @@ def train(args, text=None, log=print):
         f"{args.batch_size} streams of {tr.shape[0]}, val {len(val_data)}; "
         f"{steps_per_epoch} steps of {args.seq_len} per epoch; "
         f"{model.num_parameters()} parameters")
+    from fastnn.benchmark.record import _git_commit
+    commit = _git_commit()                   # the code this run started from
     v0 = evaluate(model, va, args.seq_len, loss_fn)
     log(f"  validation loss {v0:.4f} nats/char ({v0 / LN2:.3f} bpc) before training "
         f"(uniform: ln {len(vocab)} = {math.log(len(vocab)):.4f})")
@@ -310,7 +312,7 @@ def train(args, text=None, log=print):
                      None, round(res["epochs"], 2), train_seconds,
                      goal=args.goal,
                      result=f"val loss {vl:.3f} nats/char ({vl / LN2:.3f} bpc)",
-                     extra={"val_loss_nats": vl, "val_bpc": vl / LN2, "steps": step,
+                     extra={"git_commit": commit, "val_loss_nats": vl, "val_bpc": vl / LN2, "steps": step,
                             "chars_per_second": res["chars_per_second"], "settings": settings,
                             "curve": os.path.relpath(args.curve) if args.curve else None})
     return res
