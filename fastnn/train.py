@@ -19,7 +19,8 @@ import numpy as np
 from .nn.module import Module
 
 __all__ = ["Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "ProgressBar", "LearningRateScheduler", "GradientNormMonitor", "CSVLogger"]
+           "ProgressBar", "LearningRateScheduler", "GradientNormMonitor", "GradientClipping",
+           "CSVLogger"]
 
 
 # ----------------------------------------------------------------- history --
@@ -341,6 +342,56 @@ class GradientNormMonitor(Callback):
             if last:
                 logs["grad_norm_max"] = max(last.values())
                 logs["grad_norm_min"] = min(last.values())
+
+    def layer_norms(self):
+        """The records per layer: a list of (step, {layer name: norm}), a
+        layer's norm being the L2 norm of all its parameters' gradients
+        together (the layer's name is the parameter's up to its last dot:
+        '0.weight_ih_l0' and '0.weight_hh_l0' belong to layer '0')."""
+        out = []
+        for step, norms in self.records:
+            sq = {}
+            for name, v in norms.items():
+                layer = name.rsplit(".", 1)[0] if "." in name else ""
+                sq[layer] = sq.get(layer, 0.0) + v * v
+            out.append((step, {k: math.sqrt(v) for k, v in sq.items()}))
+        return out
+
+
+class GradientClipping(Callback):
+    """Clip the gradients to a joint norm of at most ``max_norm`` after every
+    backward, before the optimizer step (``nn.utils.clip_grad_norm_`` over
+    the model's parameters). ``self.norms`` holds each step's total norm
+    before clipping; the epoch log gets its median (``grad_norm_total``) and
+    the fraction of steps that were clipped (``clipped``). A
+    GradientNormMonitor listed before it in ``callbacks`` sees the gradients
+    before clipping, one listed after it the clipped ones."""
+
+    def __init__(self, max_norm, norm_type=2.0):
+        from ._check import real_arg
+        self.max_norm = float(real_arg("GradientClipping", "max_norm", max_norm, lo=0.0,
+                                       lo_open=True))
+        if isinstance(norm_type, str) and norm_type.lower() == "inf" or norm_type == math.inf:
+            norm_type = math.inf
+        else:
+            norm_type = real_arg("GradientClipping", "norm_type", norm_type, lo=0.0, lo_open=True)
+        self.norm_type = norm_type
+        self.norms = []
+        self._epoch_start = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = len(self.norms)
+
+    def on_after_backward(self, step):
+        from .nn.utils import clip_grad_norm_
+        self.norms.append(clip_grad_norm_(self.trainer.model.parameters(), self.max_norm,
+                                          self.norm_type))
+
+    def on_epoch_end(self, epoch, logs=None):
+        seen = self.norms[self._epoch_start:]
+        if seen and logs is not None:
+            logs["grad_norm_total"] = float(np.median(seen))
+            logs["clipped"] = float(np.mean(np.asarray(seen) > self.max_norm))
 
 
 class CSVLogger(Callback):

@@ -896,6 +896,21 @@ def test_to_json_is_strict_json():
     assert d == {"a": None, "b": [1.0, None], "c": 2.5, "d": [None, 1.0]}
 
 
+def test_accuracy_section_renders_a_result_text_record(tmp_path):
+    acc = tmp_path / "accuracy"
+    rec = write_record(str(acc / "lm.json"), "char LM", None, 2.5, 100.0, goal="<= 1.6",
+                       result="val loss 1.550 nats/char (2.236 bpc)", extra={"val_bpc": 2.236})
+    assert rec["test_error_pct"] is None and rec["val_bpc"] == 2.236
+    assert rec["epochs"] == 2.5 and rec["seconds_per_epoch"] == 40.0
+    lines = report.accuracy_section(str(acc))
+    assert any(ln.startswith("| char LM | val loss 1.550 nats/char (2.236 bpc) | <= 1.6 | 2.5 | "
+                             "100 s | 40.00 |") for ln in lines)
+    with pytest.raises(ValueError, match="test_error_pct or result"):
+        write_record(str(acc / "x.json"), "x", None, 1, 1.0)
+    (acc / "noresult.json").write_text(json.dumps({**rec, "result": ""}))
+    assert any("noresult.json" in ln and "left out" in ln for ln in report.accuracy_section(str(acc)))
+
+
 def test_accuracy_section_skips_corrupt_records(tmp_path):
     acc = tmp_path / "accuracy"
     acc.mkdir()
@@ -904,7 +919,7 @@ def test_accuracy_section_skips_corrupt_records(tmp_path):
     (acc / "foreign.json").write_text('{"name": "x"}')
     lines = report.accuracy_section(str(acc))
     text = "\n".join(lines)
-    assert "| good run | 1.50% |" in text
+    assert "| good run | 1.50% test error |" in text
     assert "broken.json" in text and "foreign.json" in text and "left out" in text
 
 
@@ -971,6 +986,13 @@ def test_write_record_fields(tmp_path):
     assert (d["threads"], d["isa"], d["cpu"], d["fastnn"]) == (
         info["num_threads"], info["isa"], info["cpu"], info["version"])
     assert len(d["date"]) == 10 and d["date"][4] == "-" and d["command"].startswith("python ")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    git = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    if git.returncode == 0:                   # the commit measured, '+dirty' if edited
+        assert d["git_commit"].split("+")[0] == git.stdout.strip()
+    else:
+        assert "git_commit" not in d
     # no epochs (a run stopped at once) does not divide by zero
     assert write_record(str(tmp_path / "z.json"), "z", 1, 0, 3.0)["seconds_per_epoch"] == 3.0
 
@@ -983,15 +1005,15 @@ def test_accuracy_section_in_the_report(tmp_path, capsys):
     (acc / "notes.txt").write_text("not a record")
     lines = report.accuracy_section(str(acc))
     assert lines[0] == "## Accuracy runs" and "`accuracy/`" in lines[2]
-    rows = [ln for ln in lines if ln.startswith("| ") and "test error" not in ln]
-    assert len(rows) == 2 and rows[0].startswith("| digits mlp sgd | 2.00% |  | 4 | 10 s | 2.50 |")
+    rows = [ln for ln in lines if ln.startswith("| ") and "| result |" not in ln]
+    assert len(rows) == 2 and rows[0].startswith("| digits mlp sgd | 2.00% test error |  | 4 | 10 s | 2.50 |")
     assert rows[0].endswith(f"| {rec['threads']} | {rec['date']} | `{rec['command']}` |")
-    assert rows[1].startswith("| mnist mlp adam | 1.53% | <= 1.6% | 20 | 58 s | 2.88 |")
+    assert rows[1].startswith("| mnist mlp adam | 1.53% test error | <= 1.6% | 20 | 58 s | 2.88 |")
     # the markdown written next to accuracy/ includes it
     src = write_json(tmp_path / "run.json", make_report(sample_results()))
     assert main(["--from-json", src, "--markdown", str(tmp_path / "RESULTS.md"), "--quiet"]) == 0
     md = (tmp_path / "RESULTS.md").read_text()
-    assert "## Accuracy runs" in md and "| mnist mlp adam | 1.53% | <= 1.6% |" in md
+    assert "## Accuracy runs" in md and "| mnist mlp adam | 1.53% test error | <= 1.6% |" in md
     assert md.index("## Targets") < md.index("## Results") < md.index("## Accuracy runs")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import fastnn
 from fastnn import nn, optim
-from fastnn.train import (CSVLogger, EarlyStopping, GradientNormMonitor, History,
+from fastnn.train import (CSVLogger, EarlyStopping, GradientClipping, GradientNormMonitor, History,
                           LearningRateScheduler, ModelCheckpoint, ProgressBar, Trainer)
 
 
@@ -314,3 +314,48 @@ def test_bad_arguments():
         Trainer(mlp(), nn.CrossEntropyLoss(), optim.SGD(mlp().parameters(), lr=0.1), metrics=("f7",))
     with pytest.raises(FloatingPointError, match="loss became"):
         make_trainer(mlp(), lr=1e6).fit(x * 1e3, y, epochs=5, verbose=False)
+
+
+def test_grad_monitor_on_an_lstm_per_layer_and_clipping():
+    """GradientNormMonitor on a recurrent model gives every LSTM weight's norm
+    and, grouped, each layer's; GradientClipping clips before the step, and a
+    monitor after it sees the clipped gradients."""
+    fastnn.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 7, 4)).astype(np.float32)
+    y = (x[:, :, 0].sum(1) > 0).astype(np.int64)
+    model = nn.Sequential(nn.LSTM(4, 12, batch_first=True), nn.LastStep(), nn.Linear(12, 2))
+    raw = []
+
+    class Direct(fastnn.train.Callback):       # the norms computed here, from p.grad
+        def on_after_backward(self, step):
+            raw.append({n: float(np.linalg.norm(p.grad.astype(np.float64)))
+                        for n, p in self.trainer.model.named_parameters()})
+
+    before, after = GradientNormMonitor(), GradientNormMonitor()
+    clip = GradientClipping(0.05)
+    t = Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-2),
+                callbacks=[Direct(), before, clip, after])
+    h = t.fit(x, y, epochs=2, batch_size=32, verbose=False)
+    names = {n for n, _ in model.named_parameters()}
+    assert names == {"0.weight_ih_l0", "0.weight_hh_l0", "0.bias_ih_l0", "0.bias_hh_l0",
+                     "2.weight", "2.bias"}
+    assert len(raw) == len(before.records) == len(clip.norms) == 6
+    for r, (step, got), total in zip(raw, before.records, clip.norms):
+        assert set(got) == names and all(got[n] == pytest.approx(r[n], rel=1e-5) for n in names)
+        assert total == pytest.approx(np.sqrt(sum(v * v for v in r.values())), rel=1e-5)
+    for (_, layers), (_, got) in zip(before.layer_norms(), before.records):
+        assert set(layers) == {"0", "2"}
+        lstm = [got[n] for n in names if n.startswith("0.")]
+        assert layers["0"] == pytest.approx(np.sqrt(np.sum(np.square(lstm))))
+        assert layers["2"] == pytest.approx(np.hypot(got["2.weight"], got["2.bias"]))
+    for (_, got), total in zip(after.records, clip.norms):     # clipped to a joint norm 0.05
+        joint = np.sqrt(sum(v * v for v in got.values()))
+        assert joint == pytest.approx(min(total, 0.05), rel=1e-4)
+    assert h.history["clipped"] == [1.0, 1.0] and h.history["grad_norm_total"][0] > 0.05
+    assert GradientClipping(1.0, norm_type="inf").norm_type == float("inf")
+    for bad in (0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="GradientClipping: max_norm"):
+            GradientClipping(bad)
+    with pytest.raises(ValueError, match="GradientClipping: norm_type"):
+        GradientClipping(1.0, norm_type=0)

@@ -566,8 +566,10 @@ def accuracy_section(records_dir):
                 r = json.load(f)
             if not isinstance(r, dict) or any(k not in r for k in keys):
                 raise ValueError("not a --record file")
+            if r["test_error_pct"] is None and not r.get("result"):
+                raise ValueError("neither test_error_pct nor result")
             for k in ("test_error_pct", "wall_seconds", "seconds_per_epoch"):
-                r[k] = float(r[k])
+                r[k] = None if r[k] is None else float(r[k])
             rows.append(r)
         except (OSError, ValueError, TypeError) as e:
             bad.append(f"{os.path.basename(path)} ({e})")
@@ -576,11 +578,13 @@ def accuracy_section(records_dir):
     out = ["## Accuracy runs", "",
            "Full training runs, each recorded by its own `--record` flag (files in "
            f"`{os.path.basename(records_dir)}/`).", "",
-           "| run | test error | goal | epochs | wall time | s/epoch | threads | when | command |",
+           "| run | result | goal | epochs | wall time | s/epoch | threads | when | command |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         goal = r.get("goal", "")
-        out.append(f"| {r['name']} | {r['test_error_pct']:.2f}% | {goal} | {r['epochs']} | "
+        res = (r["result"] if r["test_error_pct"] is None
+               else f"{r['test_error_pct']:.2f}% test error")
+        out.append(f"| {r['name']} | {res} | {goal} | {r['epochs']} | "
                    f"{r['wall_seconds']:.0f} s | {r['seconds_per_epoch']:.2f} | {r['threads']} | "
                    f"{r['date']} | `{r['command']}` |")
     if bad:
