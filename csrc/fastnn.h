@@ -61,6 +61,24 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               float beta, float *C, ptrdiff_t ldc, const float *bias,
               int bias_mode, int relu);
 
+/* op(B) packed once for many products with the same B (an RNN's recurrent
+ * weights over T steps): fnn_sgemm_pack_b writes op(B) (K,N) in the GEMM's
+ * panel layout into `data` (fnn_sgemm_packed_floats(K, N) floats), then
+ * fnn_sgemm_pb computes what fnn_sgemm would with that B -- the same bits --
+ * without packing B again. The packing belongs to the ISA in use when it was
+ * made (kept in the struct). */
+typedef struct {
+    int K, N, kc, nr, vl;
+    const void *arch;
+    float *data;
+} fnn_packed_b;
+size_t fnn_sgemm_packed_floats(int K, int N);
+void fnn_sgemm_pack_b(int trans_b, int K, int N, const float *B, ptrdiff_t ldb, float *data,
+                      fnn_packed_b *out);
+int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, ptrdiff_t lda,
+                 const fnn_packed_b *B, float beta, float *C, ptrdiff_t ldc,
+                 const float *bias, int bias_mode, int relu);
+
 /* The obvious triple loop with float64 accumulation: the naive twin the fast
  * path is tested against. Same arguments and semantics as fnn_sgemm. */
 void fnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K,

@@ -182,6 +182,7 @@ typedef struct {
     int pack_b;                    /* 0: read full B panels in place */
     int pack_a;                    /* 0: the kernel reads A in place */
     fnn_gemm_blocks bl;            /* kc, mc, nc (gemm_blocking.c) */
+    const fnn_packed_b *pb;        /* op(B) packed beforehand, or NULL */
 } gemm_args;
 
 static inline const float *a_at(const gemm_args *g, int i, int p)
@@ -211,6 +212,13 @@ static inline int panel_width(const fnn_gemm_arch *ar, int nr)
     return nr == ar->nr ? nr : (nr + ar->vl - 1) / ar->vl * ar->vl;
 }
 
+/* Floats of one packed row of op(B) over all N columns: whole panels and
+ * the last one padded to its width. */
+static inline ptrdiff_t packed_width(const fnn_gemm_arch *ar, int N)
+{
+    return (ptrdiff_t)(N / ar->nr) * ar->nr + (N % ar->nr ? panel_width(ar, N % ar->nr) : 0);
+}
+
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
 static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       int m1, int n0, int n1, float *abuf, float *bbuf)
@@ -218,7 +226,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
     const int MR = ar->mr, NR = ar->nr;
     /* Equal blocks rather than full blocks and a sliver: K = 784 with KC = 256
      * runs as 4 x 196, not 3 x 256 + 16. Same for the M and N blocks. */
-    const int KC = balanced(g->K, g->bl.kc, 8);
+    const int KC = g->pb ? g->pb->kc : balanced(g->K, g->bl.kc, 8);
     const int MC = balanced(m1 - m0, g->bl.mc, MR);
     const int NC = balanced(n1 - n0, g->bl.nc, NR);
     for (int pc = 0; pc < g->K; pc += KC) {
@@ -232,7 +240,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
             for (int jc = n0; jc < n1; jc += NC) {
                 int nc = n1 - jc < NC ? n1 - jc : NC;
-                for (int jr = 0; jr < nc; jr += NR) {
+                for (int jr = 0; jr < nc && !g->pb; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     if (g->pack_b == 0 && nr == NR)
                         continue;
@@ -247,7 +255,11 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                         int i = ic + ir, j = jc + jr;
                         const float *bp;
                         ptrdiff_t ldb;
-                        if (g->pack_b == 0 && nr == NR) {
+                        if (g->pb) {        /* block pc, then whole panels */
+                            bp = g->pb->data + (ptrdiff_t)pc * packed_width(ar, g->pb->N)
+                                 + (ptrdiff_t)(j / NR) * kc * NR;
+                            ldb = panel_width(ar, nr);
+                        } else if (g->pack_b == 0 && nr == NR) {
                             bp = b_at(g, pc, j);
                             ldb = g->ldb;
                         } else {
@@ -340,6 +352,34 @@ static void epilogue_only(int M, int N, float *C, ptrdiff_t ldc, const fnn_epi *
             C[i * ldc + j] = epi_value(0.0f, &C[i * ldc + j], i, j, ep);
 }
 
+/* The threads over C for g (packing buffers sized from the blocks). */
+static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
+{
+    double flops = 2.0 * M * N * g->K;
+    int nt = fnn_threads_for(flops);
+    gemm_job J = {ar, g, M, N, 1, 1, 0, 0};
+    split_threads(nt, M, N, g->K, ar, g->bl.mc, &J.tm, &J.tn);
+    int kc = g->K < g->bl.kc ? g->K : g->bl.kc;
+    if (g->pb)
+        kc = g->pb->kc;
+    int mcap = M < g->bl.mc ? M : g->bl.mc;
+    int ncap = N < g->bl.nc ? N : g->bl.nc;
+    J.afl = (size_t)(mcap + ar->mr) * kc;
+    J.bfl = g->pb ? 0 : (size_t)(ncap + ar->nr) * kc;
+    return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
+}
+
+/* K == 0 or alpha == 0: only the epilogue, on the calling thread. */
+static int no_product(int M, int N, float beta, float *C, ptrdiff_t ldc, const float *bias,
+                      int bias_mode, int relu)
+{
+    fnn_epi ep = {1.0f, beta, bias, bias_mode, relu};
+    unsigned s = fnn_ftz_enter();
+    epilogue_only(M, N, C, ldc, &ep);
+    fnn_ftz_leave(s);
+    return FNN_OK;
+}
+
 int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
               float beta, float *C, ptrdiff_t ldc, const float *bias,
@@ -347,16 +387,11 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 {
     if (M <= 0 || N <= 0)
         return FNN_OK;
-    if (K <= 0 || alpha == 0.0f) {
-        fnn_epi ep = {1.0f, beta, bias, bias_mode, relu};
-        unsigned s = fnn_ftz_enter();
-        epilogue_only(M, N, C, ldc, &ep);
-        fnn_ftz_leave(s);
-        return FNN_OK;
-    }
+    if (K <= 0 || alpha == 0.0f)
+        return no_product(M, N, beta, C, ldc, bias, bias_mode, relu);
     const fnn_gemm_arch *ar = arch_in_use();
     gemm_args g = {trans_a, trans_b, K, alpha, beta, A, B, lda, ldb, ldc, C,
-                   bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar)};
+                   bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL};
     /* Small N (the output layer: 10 classes): every A element is used by one
      * micro-kernel call only, so packing A would copy all of it for no reuse;
      * the kernel reads it in place instead. Same sums, same order. */
@@ -367,15 +402,51 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
      * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */
     if (!trans_b && ((double)K * N * sizeof(float) <= 256.0 * 1024 || M <= 2 * ar->mr))
         g.pack_b = 0;
+    return gemm_run(ar, &g, M, N);
+}
 
-    double flops = 2.0 * M * N * K;
-    int nt = fnn_threads_for(flops);
-    gemm_job J = {ar, &g, M, N, 1, 1, 0, 0};
-    split_threads(nt, M, N, K, ar, g.bl.mc, &J.tm, &J.tn);
-    int kc = K < g.bl.kc ? K : g.bl.kc;
-    int mcap = M < g.bl.mc ? M : g.bl.mc;
-    int ncap = N < g.bl.nc ? N : g.bl.nc;
-    J.afl = (size_t)(mcap + ar->mr) * kc;
-    J.bfl = (size_t)(ncap + ar->nr) * kc;
-    return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
+/* ------------------------------------------------------ packed op(B) -- */
+
+size_t fnn_sgemm_packed_floats(int K, int N)
+{
+    const fnn_gemm_arch *ar = arch_in_use();
+    return K > 0 && N > 0 ? (size_t)K * (size_t)packed_width(ar, N) : 0;
+}
+
+/* Block pc of kc rows at data + pc * packed_width(N); inside it the panels
+ * of NR columns (the last padded to its width), each kc x width, k-major --
+ * what gemm_rect packs into its buffer, for all of N at once. */
+void fnn_sgemm_pack_b(int trans_b, int K, int N, const float *B, ptrdiff_t ldb, float *data,
+                      fnn_packed_b *out)
+{
+    const fnn_gemm_arch *ar = arch_in_use();
+    fnn_gemm_blocks bl = fnn_gemm_blocks_for(ar);
+    *out = (fnn_packed_b){K, N, balanced(K > 0 ? K : 1, bl.kc, 8), ar->nr, ar->vl, ar, data};
+    const ptrdiff_t pw = packed_width(ar, N);
+    for (int pc = 0; pc < K; pc += out->kc) {
+        int kc = K - pc < out->kc ? K - pc : out->kc;
+        for (int j = 0; j < N; j += ar->nr) {
+            int nr = N - j < ar->nr ? N - j : ar->nr;
+            const float *src = trans_b ? B + (ptrdiff_t)j * ldb + pc : B + (ptrdiff_t)pc * ldb + j;
+            pack_b_panel(ar, trans_b, kc, nr, src, ldb, data + pc * pw + (ptrdiff_t)j * kc,
+                         panel_width(ar, nr));
+        }
+    }
+}
+
+int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, ptrdiff_t lda,
+                 const fnn_packed_b *B, float beta, float *C, ptrdiff_t ldc,
+                 const float *bias, int bias_mode, int relu)
+{
+    const int N = B->N, K = B->K;
+    if (M <= 0 || N <= 0)
+        return FNN_OK;
+    if (K <= 0 || alpha == 0.0f)
+        return no_product(M, N, beta, C, ldc, bias, bias_mode, relu);
+    const fnn_gemm_arch *ar = B->arch;
+    gemm_args g = {trans_a, 0, K, alpha, beta, A, NULL, lda, 0, ldc, C,
+                   bias, bias_mode, relu, 0, 1, fnn_gemm_blocks_for(ar), B};
+    if (N <= ar->nr && ar->kernel_sa)
+        g.pack_a = 0;
+    return gemm_run(ar, &g, M, N);
 }

@@ -24,8 +24,11 @@
  * sequence's state at its last valid step and the reverse direction (time
  * T-1 down to 0) starts from h0 at time len[b]-1.
  *
- * Scratch (R, W_hh^T, the gates in inference, the gate gradients) comes from the
- * caller's shared workspace region (the GEMM uses the per-thread arenas).
+ * The recurrent weights are packed once per call into the GEMM's panel layout
+ * (fnn_sgemm_pack_b), so the T per-step products never pack them again.
+ * Scratch (R, the packed W_hh, the gates in inference, the gate gradients)
+ * comes from the caller's shared workspace region (the GEMM uses the
+ * per-thread arenas).
  * What backward needs from forward is passed in by the caller (the layer's
  * saved context). Elementwise work is per element, bias sums per column in
  * a fixed order: results do not depend on the thread count.
@@ -265,6 +268,44 @@ static void colsum(const float *d, ptrdiff_t rows, int cols, float *db, int acc,
     fnn_parallel_for(cols, COLSUM_BLOCK, (double)rows * cols * FNN_COST_ELEM, colsum_body, &A);
 }
 
+/* The recurrent weights as op(B) of the per-step products: packed once per
+ * call into the GEMM's panel layout (the per-step product then never packs
+ * them again: at batch 64 packing 512 x 2048 weights cost as much as the
+ * product), or read by the naive GEMM of the test twin. */
+typedef struct {
+    gemm_fn gemm;
+    int trans;
+    const float *w;
+    ptrdiff_t ldw;
+    int K, N;
+    fnn_packed_b packed;
+} rec_weights;
+
+/* floats of workspace rec_prepare needs */
+static size_t rec_floats(gemm_fn gemm, int K, int N)
+{
+    return gemm == fnn_sgemm ? fnn_sgemm_packed_floats(K, N) : 0;
+}
+
+static void rec_prepare(rec_weights *r, gemm_fn gemm, int trans, const float *w, ptrdiff_t ldw,
+                        int K, int N, float *buf)
+{
+    *r = (rec_weights){gemm, trans, w, ldw, K, N, {0}};
+    if (gemm == fnn_sgemm)
+        fnn_sgemm_pack_b(trans, K, N, w, ldw, buf, &r->packed);
+}
+
+/* C (M, N) = A (M, K) op(W) + beta C + bias */
+static int rec_mul(const rec_weights *r, int M, const float *A, ptrdiff_t lda, float beta,
+                   float *C, ptrdiff_t ldc, const float *bias)
+{
+    int bm = bias ? FNN_BIAS_COL : FNN_BIAS_NONE;
+    if (r->gemm == fnn_sgemm)
+        return fnn_sgemm_pb(0, M, 1.0f, A, lda, &r->packed, beta, C, ldc, bias, bm, 0);
+    return r->gemm(0, r->trans, M, r->N, r->K, 1.0f, A, lda, r->w, r->ldw, beta, C, ldc, bias,
+                   bm, 0);
+}
+
 #define TRY(e)                      \
     do {                            \
         int st_ = (e);              \
@@ -282,28 +323,22 @@ static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int r
     const size_t step = (size_t)N * GH;
     if (T <= 0 || N <= 0)
         return FNN_OK;
-    const size_t whs = (size_t)H * GH, NH = (size_t)N * H;
+    const size_t whs = rec_floats(gemm, H, GH), NH = (size_t)N * H;
     /* Inference: the gates of all steps and two (N, H) rows for the values
      * the fused pass stores unconditionally (so that its loop vectorizes). */
     const size_t inf = gates ? 0 : (size_t)T * step + 2 * NH;
     float *R = fnn_ws_shared((step + whs + inf) * sizeof(float));
     if (!R)
         return FNN_ENOMEM;
-    /* W_hh^T (H, G*H) once per call: the per-step GEMM then reads it in place
-     * (row-major B) instead of packing W_hh at every step. */
-    float *WT = R + step;
-    float *G = gates ? gates : WT + whs;
-    for (int j0 = 0; j0 < GH; j0 += 32)
-        for (int k = 0; k < H; k++)
-            for (int j = j0; j < j0 + 32 && j < GH; j++)
-                WT[(size_t)k * GH + j] = w_hh[(size_t)j * H + k];
+    rec_weights W;                  /* op(B) = W_hh^T (H, G*H) */
+    rec_prepare(&W, gemm, 1, w_hh, H, H, GH, R + step);
+    float *G = gates ? gates : R + step + whs;
     float *scratch = gates ? NULL : G + (size_t)T * step;
     TRY(gemm(0, 1, T * N, GH, I, 1.0f, x, I, w_ih, I, 0.0f, G, GH, b_ih,
              b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
     for (int s = 0; s < T; s++) {
         int t = reverse ? T - 1 - s : s;
-        TRY(gemm(0, 0, N, GH, H, 1.0f, h, H, WT, GH, 0.0f, R, GH, b_hh,
-                 b_hh ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
+        TRY(rec_mul(&W, N, h, H, 0.0f, R, GH, b_hh));
         step_args A = {mode, N, H, t, lengths, G + t * step, R, h, c,
                        y ? y + (size_t)t * N * ldy : NULL, NULL, ldy,
                        hprev ? hprev + t * NH : NULL, aux1 ? aux1 + t * NH : scratch,
@@ -327,12 +362,15 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
     if (T <= 0 || N <= 0)
         return FNN_OK;
     const int two = mode == FNN_GRU;
-    float *dgx = fnn_ws_shared(((size_t)(two ? 2 : 1) * T * step + H) * sizeof(float));
+    const size_t whs = rec_floats(gemm, GH, H);
+    float *dgx = fnn_ws_shared(((size_t)(two ? 2 : 1) * T * step + H + whs) * sizeof(float));
     if (!dgx)
         return FNN_ENOMEM;
     float *dgh = two ? dgx + T * step : dgx;
     float *zeros = dgx + (size_t)(two ? 2 : 1) * T * step;
     memset(zeros, 0, (size_t)H * sizeof(float));
+    rec_weights W;                  /* op(B) = W_hh (G*H, H) */
+    rec_prepare(&W, gemm, 0, w_hh, H, GH, H, zeros + H);
     for (int s = T - 1; s >= 0; s--) {
         int t = reverse ? T - 1 - s : s;
         step_args A = {mode, N, H, t, lengths, (float *)gates + t * step, NULL, dh, dc, NULL,
@@ -342,8 +380,7 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
                        zeros};
         TRY(run_step(bwd_step_isa, &A));
         if (s > 0 || need_dh0)    /* dL/dh0 only when the caller wants it */
-            TRY(gemm(0, 0, N, H, GH, 1.0f, dgh + t * step, GH, w_hh, H, 1.0f, dh, H, NULL, 0,
-                     0));
+            TRY(rec_mul(&W, N, dgh + t * step, GH, 1.0f, dh, H, NULL));
     }
     if (dw_ih)
         TRY(gemm(1, 0, GH, I, (int)TN, 1.0f, dgx, GH, x, I, (acc & 1) ? 1.0f : 0.0f, dw_ih, I,

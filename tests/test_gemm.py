@@ -930,3 +930,36 @@ def test_output_layer_shapes_bitwise_on_1_and_2_threads(isa, ta, tb, rng):
         want, tol = reference(a, b, ta, tb, bias=bias, relu=True)
         assert_close(outs[0], want, tol, f"{isa} {M}x{N}x{K}")
         assert_bits_equal(outs[0], outs[1], f"{isa} {M}x{N}x{K} 1 vs 2 threads")
+
+
+# ------------------------------------------------- op(B) packed beforehand --
+
+def prepacked_cases():
+    cases = []
+    for isa, bl in BLOCKING.items():
+        mr, nr, kc = bl["mr"], bl["nr"], bl["kc"]
+        for s in ((1, 1, 1), (mr + 1, nr - 1, 5), (2 * mr + 3, 3 * nr + 5, kc + 7),
+                  (64, 512, 128), (64, 128, 512), (3, 2 * nr, 2 * kc + 1), (mr * 9, 7, 33)):
+            cases.append(pytest.param(isa, *s, id=f"{isa}-{s[0]}x{s[1]}x{s[2]}"))
+    return cases
+
+
+@pytest.mark.parametrize("isa_,M,N,K", prepacked_cases())
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_prepacked_b_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
+    """fnn_sgemm_pack_b + fnn_sgemm_pb (the recurrent layers' per-step
+    product) against fnn_sgemm on the same operands: identical bits, with
+    every epilogue part in play, on 1 and 2 threads; and near float64."""
+    fastnn.set_isa(isa_)
+    a, b = operands(rng, M, N, K, ta, tb, ints=False)
+    bias = rng.standard_normal(N).astype(F32)
+    c0 = rng.standard_normal((M, N)).astype(F32)
+    for threads in (1, 2):
+        fastnn.set_num_threads(threads)
+        want, got = c0.copy(), c0.copy()
+        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, want, bias, 1, True)
+        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, got, bias, 1, True, prepacked=True)
+        np.testing.assert_array_equal(got, want, err_msg=f"{isa_} {threads}T {M}x{N}x{K}")
+    ref = np.maximum(0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+                     + 0.25 * c0 + bias, 0)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))

@@ -12,6 +12,14 @@ cdef extern from "fastnn.h" nogil:
                          Py_ssize_t ldc, const float *bias, int bias_mode,
                          int relu)
     void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc)
+    ctypedef struct fnn_packed_b:
+        int K, N
+    size_t fnn_sgemm_packed_floats(int K, int N)
+    void fnn_sgemm_pack_b(int trans_b, int K, int N, const float *B, Py_ssize_t ldb,
+                          float *data, fnn_packed_b *out)
+    int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, Py_ssize_t lda,
+                     const fnn_packed_b *B, float beta, float *C, Py_ssize_t ldc,
+                     const float *bias, int bias_mode, int relu)
     int FNN_BIAS_NONE
     int FNN_BIAS_COL
     int FNN_BIAS_ROW
@@ -39,9 +47,11 @@ cdef inline Py_ssize_t rowstride(cnp.ndarray x):
 
 
 def sgemm(bint trans_a, bint trans_b, int M, int N, int K, float alpha, a, b, float beta,
-          c, bias, int bias_mode, bint relu, bint naive=False):
+          c, bias, int bias_mode, bint relu, bint naive=False, bint prepacked=False):
     """C = alpha op(A) op(B) + beta C (+ bias, ReLU). 2-D float32 arrays with a
-    unit-stride last dimension; every shape and stride checked here."""
+    unit-stride last dimension; every shape and stride checked here.
+    prepacked: op(B) packed first (fnn_sgemm_pack_b), then fnn_sgemm_pb -- the
+    path the recurrent layers take (for the tests)."""
     if M < 0 or N < 0 or K < 0:
         raise ValueError(f"sgemm: M, N, K must be >= 0, got {M}, {N}, {K}")
     if bias_mode not in (FNN_BIAS_NONE, FNN_BIAS_COL, FNN_BIAS_ROW):
@@ -57,6 +67,18 @@ def sgemm(bint trans_a, bint trans_b, int M, int N, int K, float alpha, a, b, fl
     cdef float *pc = <float *>cnp.PyArray_DATA(Cm)
     cdef Py_ssize_t lda = rowstride(A), ldb = rowstride(B), ldc = rowstride(Cm)
     cdef int status = 0
+    cdef fnn_packed_b packed
+    cdef cnp.ndarray P
+    cdef float *pp
+    if prepacked and not naive:
+        P = np.empty(max(<Py_ssize_t>fnn_sgemm_packed_floats(K, N), 1), np.float32)
+        pp = <float *>cnp.PyArray_DATA(P)
+        with nogil:
+            fnn_sgemm_pack_b(trans_b, K, N, pb, ldb, pp, &packed)
+            status = fnn_sgemm_pb(trans_a, M, alpha, pa, lda, &packed, beta, pc, ldc, pbias,
+                                  bias_mode, relu)
+        check_status(status)
+        return
     with nogil:
         if naive:
             fnn_sgemm_naive(trans_a, trans_b, M, N, K, alpha, pa, lda, pb, ldb,
