@@ -58,33 +58,74 @@ static void inside(int off, int sw, int W, int Wo, int *lo, int *hi)
     *hi = b < *lo ? *lo : (b < Wo ? b : Wo);
 }
 
+/* Row (i, j) of channel plane xc's columns: the tap (i, j) of every output
+ * pixel, r[oh Wo + ow], zero where it reads padding. */
+static void im2col_row(const fnn_conv2d *s, const float *xc, int i, int j, float *r0)
+{
+    int off = j * s->dw - s->pw, lo, hi;
+    inside(off, s->sw, s->W, s->Wo, &lo, &hi);
+    for (int oh = 0; oh < s->Ho; oh++) {
+        float *r = r0 + (ptrdiff_t)oh * s->Wo;
+        int ih = oh * s->sh - s->ph + i * s->dh;
+        if (ih < 0 || ih >= s->H) {
+            memset(r, 0, sizeof(float) * s->Wo);
+            continue;
+        }
+        const float *xr = xc + (ptrdiff_t)ih * s->W + off;
+        for (int ow = 0; ow < lo; ow++)
+            r[ow] = 0.0f;
+        if (s->sw == 1)             /* a loop, not a libc call per short row */
+            for (int ow = lo; ow < hi; ow++)
+                r[ow] = xr[ow];
+        else
+            for (int ow = lo; ow < hi; ow++)
+                r[ow] = xr[(ptrdiff_t)ow * s->sw];
+        for (int ow = hi; ow < s->Wo; ow++)
+            r[ow] = 0.0f;
+    }
+}
+
 /* col (nc kh kw, P), row stride ld: the taps of channels x (nc, H, W). */
 static void im2col(const fnn_conv2d *s, const float *x, int nc, float *col, ptrdiff_t ld)
 {
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
     for (int c = 0; c < nc; c++)
         for (int i = 0; i < s->kh; i++)
-            for (int j = 0; j < s->kw; j++) {
-                float *row = col + ((ptrdiff_t)(c * s->kh + i) * s->kw + j) * ld;
-                int off = j * s->dw - s->pw, lo, hi;
-                inside(off, s->sw, s->W, s->Wo, &lo, &hi);
-                for (int oh = 0; oh < s->Ho; oh++) {
-                    float *r = row + (ptrdiff_t)oh * s->Wo;
-                    int ih = oh * s->sh - s->ph + i * s->dh;
-                    if (ih < 0 || ih >= s->H) {
-                        memset(r, 0, sizeof(float) * s->Wo);
-                        continue;
-                    }
-                    const float *xr = x + c * HW + (ptrdiff_t)ih * s->W + off;
-                    for (int ow = 0; ow < lo; ow++)
-                        r[ow] = 0.0f;
-                    if (s->sw == 1)
-                        memcpy(r + lo, xr + lo, sizeof(float) * (hi - lo));
-                    else
-                        for (int ow = lo; ow < hi; ow++)
-                            r[ow] = xr[(ptrdiff_t)ow * s->sw];
-                    for (int ow = hi; ow < s->Wo; ow++)
-                        r[ow] = 0.0f;
+            for (int j = 0; j < s->kw; j++)
+                im2col_row(s, x + c * HW, i, j, col + ((ptrdiff_t)(c * s->kh + i) * s->kw + j) * ld);
+}
+
+/* The same columns written straight into the GEMM's packed op(B) panels
+ * (one row at a time through `row`, P floats that stay in L1), so the
+ * forward's product never copies a column matrix into its own buffer. */
+static void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const fnn_packed_b *pb,
+                          float *row)
+{
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
+    const int P = s->Ho * s->Wo, K = nc * s->kh * s->kw, NR = pb->nr;
+    for (int c = 0, k = 0; c < nc; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++, k++) {
+                im2col_row(s, x + c * HW, i, j, row);
+                int pc = k / pb->kc * pb->kc, kcb = K - pc < pb->kc ? K - pc : pb->kc;
+                float *blk = pb->data + pc * pb->row_floats;
+                int q = 0;
+#define PANELS(W)                                                                   \
+    for (; q + (W) <= P; q += (W))                                                  \
+        memcpy(blk + (ptrdiff_t)q * kcb + (ptrdiff_t)(k - pc) * (W), row + q,       \
+               sizeof(float) * (W));
+                if (NR == 48) {             /* inlined constant-size copies */
+                    PANELS(48)
+                } else if (NR == 16) {
+                    PANELS(16)
+                } else {
+                    PANELS(NR)
+                }
+#undef PANELS
+                if (q < P) {                /* the last panel, zero past P */
+                    float *d = blk + (ptrdiff_t)q * kcb + (ptrdiff_t)(k - pc) * pb->last_w;
+                    memcpy(d, row + q, sizeof(float) * (P - q));
+                    memset(d + (P - q), 0, sizeof(float) * (pb->last_w - (P - q)));
                 }
             }
 }
@@ -123,16 +164,21 @@ static int fwd_samples(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
     float *col = A->buf + part * A->slice;
     int pw = pointwise(s);
+    fnn_packed_b pb;
+    if (!pw)                        /* columns in the product's panels, one row buffer after */
+        fnn_sgemm_packed_layout(K, (int)P, col, &pb);
     for (ptrdiff_t n = lo; n < hi; n++)
         for (int g = 0; g < s->G; g++) {
             const float *xg = A->x + (n * s->C + (ptrdiff_t)g * Cg) * HW;
-            if (!pw)
-                im2col(s, xg, Cg, col, P);
-            int st = fnn_sgemm(0, 0, Og, (int)P, K, 1.0f, A->w + (ptrdiff_t)g * Og * K, K,
-                               pw ? xg : col, P, 0.0f,
-                               A->y + (n * s->O + (ptrdiff_t)g * Og) * P, P,
-                               A->bias ? A->bias + (ptrdiff_t)g * Og : NULL,
-                               A->bias ? FNN_BIAS_ROW : FNN_BIAS_NONE, 0);
+            const float *wg = A->w + (ptrdiff_t)g * Og * K, *bg = A->bias ? A->bias + (ptrdiff_t)g * Og : NULL;
+            float *yg = A->y + (n * s->O + (ptrdiff_t)g * Og) * P;
+            int bm = bg ? FNN_BIAS_ROW : FNN_BIAS_NONE, st;
+            if (pw) {
+                st = fnn_sgemm(0, 0, Og, (int)P, K, 1.0f, wg, K, xg, P, 0.0f, yg, P, bg, bm, 0);
+            } else {
+                im2col_packed(s, xg, Cg, &pb, col + A->slice - P);
+                st = fnn_sgemm_pb(0, Og, 1.0f, wg, K, &pb, 0.0f, yg, P, bg, bm, 0);
+            }
             if (st)
                 return st;
         }
@@ -359,7 +405,8 @@ int fnn_conv2d_forward(const fnn_conv2d *s, const float *x, const float *w, cons
     if (depthwise(s))
         return fnn_parallel_for((ptrdiff_t)s->N * s->O, 1, conv_flops(s), FNN_ISA_PICK(dw_fwd_planes), &A);
     size_t K = (size_t)(s->C / s->G) * s->kh * s->kw, P = (size_t)s->Ho * s->Wo;
-    return over_items(&A, fwd_samples, s->N, pointwise(s) ? 0 : K * P, 0);
+    return over_items(&A, fwd_samples, s->N,
+                      pointwise(s) ? 0 : fnn_sgemm_packed_floats((int)K, (int)P) + P, 0);
 }
 
 /* Chunks of the batch for dW's partials: a function of the shape alone, at

@@ -69,10 +69,18 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
  * made (kept in the struct). */
 typedef struct {
     int K, N, kc, nr, vl;
+    int last_w;             /* width of the last panel (columns past N are zero) */
+    ptrdiff_t row_floats;   /* floats of one row of op(B) over all panels */
     const void *arch;
     float *data;
 } fnn_packed_b;
 size_t fnn_sgemm_packed_floats(int K, int N);
+/* The layout alone, for a caller that writes the panels itself (im2col
+ * straight into them). Rows [pc, pc + kcb) of op(B), pc a multiple of kc
+ * (kcb = min(kc, K - pc)), start at data + pc row_floats; inside them panel
+ * q (columns [q nr, q nr + nr)) is kcb rows of its width (nr, or last_w for
+ * the last one, its columns past N zero) at q nr kcb. */
+void fnn_sgemm_packed_layout(int K, int N, float *data, fnn_packed_b *out);
 void fnn_sgemm_pack_b(int trans_b, int K, int N, const float *B, ptrdiff_t ldb, float *data,
                       fnn_packed_b *out);
 int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, ptrdiff_t lda,

@@ -256,7 +256,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                         const float *bp;
                         ptrdiff_t ldb;
                         if (g->pb) {        /* block pc, then whole panels */
-                            bp = g->pb->data + (ptrdiff_t)pc * packed_width(ar, g->pb->N)
+                            bp = g->pb->data + (ptrdiff_t)pc * g->pb->row_floats
                                  + (ptrdiff_t)(j / NR) * kc * NR;
                             ldb = panel_width(ar, nr);
                         } else if (g->pack_b == 0 && nr == NR) {
@@ -413,16 +413,24 @@ size_t fnn_sgemm_packed_floats(int K, int N)
     return K > 0 && N > 0 ? (size_t)K * (size_t)packed_width(ar, N) : 0;
 }
 
+void fnn_sgemm_packed_layout(int K, int N, float *data, fnn_packed_b *out)
+{
+    const fnn_gemm_arch *ar = arch_in_use();
+    fnn_gemm_blocks bl = fnn_gemm_blocks_for(ar);
+    int last = N > 0 && N % ar->nr ? N % ar->nr : ar->nr;
+    *out = (fnn_packed_b){K, N, balanced(K > 0 ? K : 1, bl.kc, 8), ar->nr, ar->vl,
+                          panel_width(ar, last), packed_width(ar, N), ar, data};
+}
+
 /* Block pc of kc rows at data + pc * packed_width(N); inside it the panels
  * of NR columns (the last padded to its width), each kc x width, k-major --
  * what gemm_rect packs into its buffer, for all of N at once. */
 void fnn_sgemm_pack_b(int trans_b, int K, int N, const float *B, ptrdiff_t ldb, float *data,
                       fnn_packed_b *out)
 {
-    const fnn_gemm_arch *ar = arch_in_use();
-    fnn_gemm_blocks bl = fnn_gemm_blocks_for(ar);
-    *out = (fnn_packed_b){K, N, balanced(K > 0 ? K : 1, bl.kc, 8), ar->nr, ar->vl, ar, data};
-    const ptrdiff_t pw = packed_width(ar, N);
+    fnn_sgemm_packed_layout(K, N, data, out);
+    const fnn_gemm_arch *ar = out->arch;
+    const ptrdiff_t pw = out->row_floats;
     for (int pc = 0; pc < K; pc += out->kc) {
         int kc = K - pc < out->kc ? K - pc : out->kc;
         for (int j = 0; j < N; j += ar->nr) {
