@@ -74,6 +74,9 @@ def ref_pool(m, x, dy):
 
 LAYERS = [
     (lambda: nn.MaxPool2d(2), (2, 3, 8, 8)),
+    (lambda: nn.MaxPool2d(2), (2, 3, 7, 9)),            # the 2x2 path, a row and column left over
+    (lambda: nn.MaxPool2d(2, ceil_mode=True), (1, 2, 7, 9)),   # windows past the edge: general path
+    (lambda: nn.MaxPool2d(2, 2, 1), (1, 2, 6, 6)),      # padded: general path
     (lambda: nn.MaxPool2d(3, 2, 1), (1, 2, 7, 9)),
     (lambda: nn.MaxPool2d((3, 2), (2, 1), (1, 1), dilation=(1, 2)), (2, 2, 7, 8)),
     (lambda: nn.MaxPool2d(3, 2, 1, ceil_mode=True), (2, 2, 8, 7)),
