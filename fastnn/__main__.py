@@ -6,7 +6,7 @@ import sys
 
 COMMANDS = {
     "info": "print the version, CPU, instruction-set path, threads and build flags",
-    "train": "train an MLP on the bundled digits, MNIST or any IDX data set; test accuracy",
+    "train": "train an MLP or a CNN on the bundled digits, MNIST or any IDX data set; test accuracy",
     "bench": "time fastnn's kernels and training steps side by side with numpy and PyTorch",
 }
 
