@@ -135,18 +135,19 @@ def torch_lenet(torch):
                          nn.Linear(1024, 10))
 
 
-def _lenet_setup(batch):
+def _cnn_setup(batch, fastnn_model, torch_model):
+    """The README-loop step of a CNN on MNIST-shaped data, Adam(1e-3), both sides."""
     def setup(want):
         x, y = _data()
-        return train_step_impls(want, x.reshape(-1, 1, 28, 28), y, batch, fastnn_lenet,
-                                lambda params: fastnn.optim.Adam(params, lr=1e-3), torch_lenet,
+        return train_step_impls(want, x.reshape(-1, 1, 28, 28), y, batch, fastnn_model,
+                                lambda params: fastnn.optim.Adam(params, lr=1e-3), torch_model,
                                 lambda torch, params: torch.optim.Adam(params, lr=1e-3),
                                 warmup=2)
     return setup
 
 
 register(Case("train/lenet/b64", group="training", unit="sample", work=64,
-              setup=_lenet_setup(64), epoch_samples=EPOCH, rss=True,
+              setup=_cnn_setup(64, fastnn_lenet, torch_lenet), epoch_samples=EPOCH, rss=True,
               params={"model": "lenet", "optimizer": "adam", "batch": 64},
               description="one Adam step of the LeNet-style CNN (conv5x5-32, pool, "
                           "conv5x5-64, pool, fc-1024, fc-10)"))
@@ -163,20 +164,8 @@ def torch_bn_cnn(torch):
                          nn.Linear(128, 10))
 
 
-def _bn_cnn_setup(batch):
-    def setup(want):
-        x, y = _data()
-        return train_step_impls(want, x.reshape(-1, 1, 28, 28), y, batch,
-                                lambda: fastnn.models.cnn_bn((1, 28, 28), 10),
-                                lambda params: fastnn.optim.Adam(params, lr=1e-3),
-                                torch_bn_cnn,
-                                lambda torch, params: torch.optim.Adam(params, lr=1e-3),
-                                warmup=2)
-    return setup
-
-
 register(Case("train/bn-cnn/b128", group="training", unit="sample", work=128,
-              setup=_bn_cnn_setup(128), epoch_samples=EPOCH, rss=True,
+              setup=_cnn_setup(128, lambda: fastnn.models.cnn_bn((1, 28, 28), 10), torch_bn_cnn), epoch_samples=EPOCH, rss=True,
               params={"model": "bn-cnn", "optimizer": "adam", "batch": 128},
               description="one Adam step of the BN CNN (3 x [conv3x3, BN, ReLU] with two "
                           "max-pools, fc-128, fc-10)"))
