@@ -376,7 +376,6 @@ class DistributedDataParallel:
                             f"got {bucket_mb!r}") from None
         if not bucket_mb > 0 or bucket_mb != bucket_mb:
             raise ValueError(f"DistributedDataParallel: bucket_mb must be > 0, got {bucket_mb!r}")
-        init()
         self.model, self.optimizer = model, optimizer
         self.bucket_mb, self.overlap = bucket_mb, bool(overlap)
         self._sync = True
@@ -390,6 +389,7 @@ class DistributedDataParallel:
                                  f"gradient but is not in the optimizer's flat buffers; pass "
                                  f"all trainable parameters to the optimizer, or freeze it "
                                  f"(requires_grad=False) before building the optimizer")
+        init()
         if broadcast:
             broadcast_parameters(model, optimizer)
         if seed_per_rank and world_size() > 1:

@@ -255,7 +255,23 @@ class SyncBatchNorm(_BatchNorm):
             conv = cls.convert_sync_batchnorm(child)
             if conv is not child:
                 setattr(module, name, conv)
+                _replace_init_arg(module, child, conv)
         return module
+
+
+def _replace_init_arg(module, old, new):
+    """Keep the constructor arguments fastnn.save records in step with a
+    replaced child (Sequential(a, bn, ...) saves its children as arguments)."""
+    def swap(v):
+        if v is old:
+            return new
+        if isinstance(v, (list, tuple)):
+            return type(v)(swap(a) for a in v)
+        if isinstance(v, dict):
+            return type(v)((k, swap(a)) for k, a in v.items())
+        return v
+    args, kwargs = module._init_args
+    object.__setattr__(module, "_init_args", (swap(args), swap(kwargs)))
 
 
 class LayerNorm(Module):
