@@ -125,6 +125,7 @@ def init(threads="auto", abort_on_exception=True, timeout=None):
     if _comm.Get_size() > 1:
         import atexit
         atexit.register(_exit_handshake)
+        _start_watchdog()
     if abort_on_exception:
         _install_excepthook()
     if threads == "auto":
@@ -158,38 +159,66 @@ def _abort(msg):
 
 
 def _wait(reqs, what):
-    """Wait for requests like MPI Waitall, but abort the job, naming the
-    rank, when a peer has left the script (its exit notice) or after the
-    timeout."""
-    testall = _MPI.Request.Testall
-    if testall(reqs):
-        return
-    me = _comm.Get_rank()
-    deadline = time.monotonic() + _timeout
-    gone, grace = None, None
+    """MPI Waitall, watched: while the main thread waits here, the watchdog
+    thread aborts the job, naming the rank, when a peer has left the script
+    (its exit notice) or the wait exceeds the timeout."""
+    global _waiting
+    _waiting = (what, time.monotonic())
+    try:
+        _MPI.Request.Waitall(reqs)
+    finally:
+        _waiting = None
+
+
+_waiting = None       # (what, since) while the main thread waits in a collective
+_watch = None         # [thread, stop flag]
+
+
+def _watchdog(stop):
+    """Every 0.1 s: note the exit notices of ranks that left, and abort when
+    the main thread has waited for a departed rank for 2 s, or for anything
+    longer than the timeout. (A rank that finished every collective also
+    sends a notice on its way out: the grace period lets the main thread's
+    last wait complete.)"""
     status = _MPI.Status()
-    spins = 0
-    while not testall(reqs):
-        spins += 1
-        if spins & 255:
-            continue
-        now = time.monotonic()
+    me = _comm.Get_rank()
+    gone = None
+    while not stop:
+        time.sleep(0.1)
         if gone is None and _ctl.Iprobe(source=_MPI.ANY_SOURCE, tag=_EXIT_TAG, status=status):
-            # a rank that finished every collective also exits: give our
-            # requests a moment to complete before calling it a failure
-            gone, grace = status.Get_source(), now + 2.0
-        if gone is not None and now > grace:
-            _abort(f"rank {gone} left the script while rank {me} waited for {what}")
-        if now > deadline:
+            gone = (status.Get_source(), time.monotonic())
+        w = _waiting
+        if w is None or stop:
+            continue
+        what, since = w
+        now = time.monotonic()
+        if gone is not None and now - max(gone[1], since) > 2.0:
+            _abort(f"rank {gone[0]} left the script while rank {me} waited for {what}")
+        if now - since > _timeout:
             _abort(f"rank {me} waited {_timeout:g} s for {what}: another rank stopped or hangs "
                    f"(init(timeout=...) or FASTNN_DIST_TIMEOUT sets the limit)")
 
 
+def _start_watchdog():
+    global _watch
+    import threading
+    if _MPI.Query_thread() < _MPI.THREAD_MULTIPLE:
+        return                    # MPI without thread support: launcher and excepthook only
+    stop = []
+    t = threading.Thread(target=_watchdog, args=(stop,), name="fastnn-mpi-watchdog",
+                         daemon=True)
+    t.start()
+    _watch = (t, stop)
+
+
 def _exit_handshake():
-    """At interpreter exit: tell the other ranks, then wait (with the
-    timeout) until every rank has reached its end too."""
+    """At interpreter exit: stop the watchdog, tell the other ranks, then
+    wait (with the timeout) until every rank has reached its end too."""
     if _comm is None:
         return
+    if _watch is not None:
+        _watch[1].append(True)
+        _watch[0].join()
     me, k = _comm.Get_rank(), _comm.Get_size()
     note = np.array([me], np.int64)
     sends = [_ctl.Isend(note, dest=r, tag=_EXIT_TAG) for r in range(k) if r != me]
@@ -481,8 +510,6 @@ class DistributedDataParallel:
             if k == 0:
                 self._bucket_of[id(p)].left -= 1
         self._launch_ready()
-        if self._next:                         # drive the progress of what is in flight
-            _MPI.Request.Testall([b.req for b in self._buckets[:self._next]])
 
     def _model_done(self, m):
         if not self._sync:
