@@ -72,11 +72,15 @@ def run(args):
             dist.barrier()
             w0, r0 = ddp.stats["wait_s"], ddp.stats["reduce_s"]
             e0 = ddp.stats["early_buckets"]
+            t_opt = 0.0
             t0 = time.perf_counter()
         loss(model(xb), yb)
         opt.zero_grad()
         model.backward(loss.backward())
+        t1 = time.perf_counter()
         opt.step()
+        if i >= args.warmup:
+            t_opt += time.perf_counter() - t1
     t = time.perf_counter() - t0
     wait = (ddp.stats["wait_s"] - w0) / args.steps
     red = (ddp.stats["reduce_s"] - r0) / args.steps
@@ -90,6 +94,7 @@ def run(args):
            "parameter_bytes": ddp.gradient_bytes,
            "buckets": ddp.num_buckets, "bucket_mb": args.bucket_mb,
            "early_buckets_per_step": (ddp.stats["early_buckets"] - e0) / args.steps,
+           "optimizer_ms_per_step": 1e3 * t_opt / args.steps,
            "wait_ms_per_step": 1e3 * dist.all_reduce(np.array([wait]), op="max")[0],
            "reduce_ms_per_step": 1e3 * dist.all_reduce(np.array([red]), op="max")[0]}
     if r == 0:
@@ -153,8 +158,9 @@ def compare(args):
         rows.append((model, one, many, spread, [round(d["samples_per_s"]) for d in res[1]]))
     print(f"| model | global batch | 1 x {args.threads} thr samples/s | {args.ranks} ranks x "
           f"{args.threads} thr samples/s | speedup | ms/step 1 / {args.ranks} | bytes sent/step "
-          f"(= gradient buffer) | all-reduce wait ms/step | buckets (early/step) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"(= gradient buffer) | all-reduce wait ms/step | optimizer ms/step 1 / {args.ranks} "
+          f"| buckets (early/step) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model, one, many, spread, spread1 in rows:
         same = "yes" if many["bytes_per_step"] == many["gradient_bytes"] else "NO"
         print(f"| {model} | {one['global_batch']} | {one['samples_per_s']:,.0f} {spread1} | "
@@ -162,6 +168,7 @@ def compare(args):
               f"{many['samples_per_s'] / one['samples_per_s']:.2f}x | "
               f"{one['ms_per_step']:.2f} / {many['ms_per_step']:.2f} | "
               f"{many['bytes_per_step']:,} ({same}) | {many['wait_ms_per_step']:.2f} | "
+              f"{one['optimizer_ms_per_step']:.2f} / {many['optimizer_ms_per_step']:.2f} | "
               f"{many['buckets']} ({many['early_buckets_per_step']:.0f}) |")
     print()
     print(projection([(m, k["ms_per_step"] - k["wait_ms_per_step"], k["bytes_per_step"],

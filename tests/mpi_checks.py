@@ -208,6 +208,27 @@ def check_sync_batchnorm():
     say("ok SyncBatchNorm")
 
 
+def check_sync_batchnorm_training():
+    """SyncBatchNorm on 2 ranks trains as BatchNorm1d on one process with the
+    whole batch, also through an unevenly split short last batch (3 + 2)."""
+    x, y = data(45)
+
+    def model(bn):
+        fastnn.manual_seed(4)
+        return nn.Sequential(nn.Linear(13, 6), bn(6), nn.ReLU(), nn.Linear(6, 3))
+    m = model(nn.SyncBatchNorm)
+    opt = optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    ddp = train_ddp(m, opt, x, y, 2)
+    ref = model(nn.BatchNorm1d)
+    ropt = optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    train_reference(ref, ropt, x, y, 2)
+    for (k, a), b in zip(m.state_dict().items(), ref.state_dict().values()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=k)
+    assert_same_on_all_ranks(list(m.state_dict().values()), "SyncBatchNorm model state")
+    ddp.remove_hooks()
+    say("ok SyncBatchNorm training")
+
+
 def check_checkpoints(outdir):
     x, y = data(40)
     # 2 ranks train one epoch and rank 0 saves: resumed later by one process (mode resume)
@@ -294,6 +315,7 @@ def main(outdir):
     check_one_bucket_and_no_overlap()
     check_broadcast()
     check_sync_batchnorm()
+    check_sync_batchnorm_training()
     check_checkpoints(outdir)
     check_trainer(outdir)
     check_seeds_and_threads()

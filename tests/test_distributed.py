@@ -81,7 +81,7 @@ def test_two_ranks_match_one_process_and_more(main_run):
     p, dt, _ = main_run
     assert p.returncode == 0, p.stdout + p.stderr
     for check in ("ok equivalence n=45", "ok equivalence n=41", "ok one bucket",
-                  "ok broadcast", "ok SyncBatchNorm", "ok checkpoint 1 process -> 2 ranks",
+                  "ok broadcast", "ok SyncBatchNorm", "ok SyncBatchNorm training", "ok checkpoint 1 process -> 2 ranks",
                   "ok Trainer(distributed=True)", "ok per-rank seeds", "all ok"):
         assert check in p.stdout, p.stdout + p.stderr
     assert p.stdout.count("all ok") == 1, "only rank 0 prints"
