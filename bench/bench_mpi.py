@@ -146,26 +146,33 @@ def compare(args):
         base = [sys.executable, os.path.abspath(__file__), "--model", model,
                 "--global-batch", str(args.global_batch), "--threads", str(args.threads),
                 "--bucket-mb", str(args.bucket_mb), "--warmup", str(warm), "--steps", str(steps)]
-        res = {1: [], args.ranks: []}
+        res = {1: [], args.ranks: [], "part": []}
+        part = list(base)
+        part[part.index("--global-batch") + 1] = str(args.global_batch // args.ranks)
         for _ in range(args.repeats):
-            for k in (1, args.ranks):
-                cmd = base if k == 1 else [mpiexec, "-n", str(k)] + base
+            for k in (1, args.ranks, "part"):
+                cmd = (base if k == 1 else part if k == "part"
+                       else [mpiexec, "-n", str(k)] + base)
                 out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
                 res[k].append(json.loads(out.stdout.strip().splitlines()[-1]))
         med = {k: sorted(v, key=lambda d: d["samples_per_s"])[len(v) // 2] for k, v in res.items()}
         one, many = med[1], med[args.ranks]
+        # the bound with free communication: K x (one process at the per-rank batch)
+        one["bound"] = args.ranks * med["part"]["samples_per_s"] / one["samples_per_s"]
+        one["part_ms"] = med["part"]["ms_per_step"]
         spread = [round(d["samples_per_s"]) for d in res[args.ranks]]
         rows.append((model, one, many, spread, [round(d["samples_per_s"]) for d in res[1]]))
     print(f"| model | global batch | 1 x {args.threads} thr samples/s | {args.ranks} ranks x "
-          f"{args.threads} thr samples/s | speedup | ms/step 1 / {args.ranks} | bytes sent/step "
+          f"{args.threads} thr samples/s | speedup | bound without communication | "
+          f"ms/step 1 / {args.ranks} | bytes sent/step "
           f"(= gradient buffer) | all-reduce wait ms/step | optimizer ms/step 1 / {args.ranks} "
           f"| buckets (early/step) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model, one, many, spread, spread1 in rows:
         same = "yes" if many["bytes_per_step"] == many["gradient_bytes"] else "NO"
         print(f"| {model} | {one['global_batch']} | {one['samples_per_s']:,.0f} {spread1} | "
               f"{many['samples_per_s']:,.0f} {spread} | "
-              f"{many['samples_per_s'] / one['samples_per_s']:.2f}x | "
+              f"{many['samples_per_s'] / one['samples_per_s']:.2f}x | {one['bound']:.2f}x | "
               f"{one['ms_per_step']:.2f} / {many['ms_per_step']:.2f} | "
               f"{many['bytes_per_step']:,} ({same}) | {many['wait_ms_per_step']:.2f} | "
               f"{one['optimizer_ms_per_step']:.2f} / {many['optimizer_ms_per_step']:.2f} | "

@@ -105,20 +105,24 @@ def init(threads="auto", abort_on_exception=True, timeout=None):
     Raises ImportError saying what to install when mpi4py or the MPI
     library is missing."""
     global _MPI, _comm, _node, _ctl, _timeout
-    if _MPI is not None:
+    if _comm is not None:
         return _comm.Get_size()
-    MPI = _import_mpi()
-    if not MPI.Is_initialized():
-        MPI.Init_thread(MPI.THREAD_FUNNELED)
-    _MPI = MPI
     if timeout is None:
         timeout = os.environ.get("FASTNN_DIST_TIMEOUT", 30.0)
     try:
-        _timeout = float(timeout)
+        seconds = float(timeout)
     except (TypeError, ValueError):
         raise ValueError(f"init: timeout must be a number of seconds, got {timeout!r}") from None
-    if not _timeout > 0:
+    if not seconds > 0:
         raise ValueError(f"init: timeout must be > 0, got {timeout!r}")
+    if not (threads in ("auto", None) or (isinstance(threads, int) and not
+                                             isinstance(threads, bool) and threads >= 1)):
+        raise ValueError(f"init: threads must be 'auto', None or a positive integer, "
+                         f"got {threads!r}")
+    MPI = _import_mpi()
+    if not MPI.Is_initialized():
+        MPI.Init_thread(MPI.THREAD_MULTIPLE)
+    _MPI, _timeout = MPI, seconds
     _comm = MPI.COMM_WORLD.Dup()
     _ctl = MPI.COMM_WORLD.Dup()
     _node = _comm.Split_type(MPI.COMM_TYPE_SHARED, key=_comm.Get_rank())
@@ -214,7 +218,7 @@ def _start_watchdog():
 def _exit_handshake():
     """At interpreter exit: stop the watchdog, tell the other ranks, then
     wait (with the timeout) until every rank has reached its end too."""
-    if _comm is None:
+    if _comm is None or _MPI.Is_finalized():
         return
     if _watch is not None:
         _watch[1].append(True)
@@ -258,7 +262,7 @@ def remove_abort_hook():
 
 
 def is_initialized():
-    return _MPI is not None
+    return _comm is not None
 
 
 def rank():

@@ -132,6 +132,18 @@ def test_init_without_mpi4py_says_what_to_install(monkeypatch):
         dist.init()
 
 
+def test_init_argument_checks():
+    if dist.is_initialized():
+        pytest.skip("MPI already initialised in this process")
+    with pytest.raises(ValueError, match="timeout must be > 0"):
+        dist.init(timeout=0)
+    with pytest.raises(ValueError, match="timeout must be a number"):
+        dist.init(timeout="soon")
+    with pytest.raises(ValueError, match="threads must be"):
+        dist.init(threads=0)
+    assert not dist.is_initialized()
+
+
 def test_single_process_defaults():
     if dist.is_initialized():
         pytest.skip("MPI already initialised in this process")
