@@ -207,6 +207,12 @@ def test_post_backward_hooks_fire_per_backward_call():
     assert calls == [("model", None)]
     with pytest.raises(TypeError, match="hook must be callable"):
         lin.register_post_backward_hook(3)
+    import copy
+    twin = copy.deepcopy(model)                # a copy does not call the original's hooks
+    assert twin._post_backward_hooks is None and model._post_backward_hooks
+    twin(x)
+    twin.backward(np.ones((4, 2), np.float32))
+    assert calls == [("model", None)]
 
 
 def test_ddp_argument_checks():

@@ -345,6 +345,13 @@ class Module:
     def __init__(self):
         pass
 
+    def __getstate__(self):
+        """Copies (copy.deepcopy) and pickles leave the post-backward hooks
+        behind: they belong to the original (e.g. its DistributedDataParallel)."""
+        state = self.__dict__.copy()
+        state["_post_backward_hooks"] = None
+        return state
+
     # -- registration ----------------------------------------------------
     def __setattr__(self, name, value):
         if name in self._buffers and isinstance(value, np.ndarray):
