@@ -488,6 +488,10 @@ class DistributedDataParallel:
         self._next = 0
 
     def _launch(self, b):
+        if b.params[0]._slot is None or b.params[0]._slot[0] is not b.buf:
+            raise RuntimeError("DistributedDataParallel: the optimizer's flat buffers were "
+                               "rebuilt (add_param_group?) after the wrapper was built; build "
+                               "DistributedDataParallel after the last change to the optimizer")
         for p in b.params:
             if p._gstate:                     # lazily zero, or None: a zero contribution
                 p._grad.fill(0.0)
