@@ -319,6 +319,11 @@ def train_main(argv, prog="python -m fastnn train"):
     _defaults(args)
     import fastnn
     from . import nn, train
+    from . import distributed as dist
+    distributed = dist.launched_world_size() > 1      # under mpiexec -n K: data-parallel
+    if distributed:
+        dist.init()                # threads: the node's cores / its ranks, unless --threads
+    main = dist.is_main()          # only rank 0 prints and writes files
     if args.threads is not None:
         fastnn.set_num_threads(args.threads)
     fastnn.manual_seed(args.seed)
@@ -342,7 +347,8 @@ def train_main(argv, prog="python -m fastnn train"):
     except ValueError as e:          # e.g. images too small for a CNN
         parser.error(f"argument --model: {e}")
     opt = build_optimizer(model, args)
-    sched, interval = build_scheduler(opt, args, -(-(len(xtr) - n_val) // args.batch_size))
+    sched, interval = build_scheduler(opt, args, -(-(len(xtr) - n_val)
+                                                   // (args.batch_size * dist.world_size())))
     callbacks = []
     if args.early_stopping is not None:
         callbacks.append(train.EarlyStopping("val_loss", patience=args.early_stopping,
@@ -350,13 +356,17 @@ def train_main(argv, prog="python -m fastnn train"):
     if args.checkpoint:
         callbacks.append(train.ModelCheckpoint(args.checkpoint, save_best_only=args.val_split > 0))
     trainer = train.Trainer(model, nn.CrossEntropyLoss(label_smoothing=args.label_smoothing), opt,
-                            scheduler=sched, scheduler_interval=interval, callbacks=callbacks)
+                            scheduler=sched, scheduler_interval=interval, callbacks=callbacks,
+                            distributed=distributed)
     info = fastnn.info()
-    print(f"fastnn {info['version']} | {info['isa']} | {info['num_threads']} threads | "
-          f"{args.dataset}: {len(xtr) - n_val} train"
-          f"{f' / {n_val} validation' if n_val else ''} / {len(xte)} test | "
-          f"{model.num_parameters():,} parameters", file=sys.stderr)
-    if not args.quiet:
+    ranks = (f"{dist.world_size()} ranks x {info['num_threads']} threads, batch "
+             f"{args.batch_size} per rank" if distributed else f"{info['num_threads']} threads")
+    if main:
+        print(f"fastnn {info['version']} | {info['isa']} | {ranks} | "
+              f"{args.dataset}: {len(xtr) - n_val} train"
+              f"{f' / {n_val} validation' if n_val else ''} / {len(xte)} test | "
+              f"{model.num_parameters():,} parameters", file=sys.stderr)
+    if not args.quiet and main:
         print(model, file=sys.stderr)
     t0 = time.perf_counter()
     try:
@@ -365,9 +375,13 @@ def train_main(argv, prog="python -m fastnn train"):
                            verbose=not args.quiet)
     except FloatingPointError as e:     # diverged: a result, not a bug; no traceback
         print(f"{prog}: error: {e}", file=sys.stderr)
+        if distributed:
+            dist._abort(f"rank {dist.rank()} diverged")
         return 1
     wall = time.perf_counter() - t0
     res = trainer.evaluate(xte, yte)
+    if not main:
+        return 0
     if hist.best and hist.best.get("epoch") is not None:
         b = hist.best
         how = (f"stopped after epoch {b['stopped_epoch']}" if b.get("stopped_epoch")

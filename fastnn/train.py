@@ -33,6 +33,7 @@ class History:
         self.epochs = []
         self.history = {}
         self.best = None          # filled by EarlyStopping: best step/epoch/score
+        self.main = True          # False on the ranks > 0 of a distributed run: they write nothing
 
     def append(self, logs):
         self.epochs.append(dict(logs))
@@ -41,12 +42,14 @@ class History:
 
     def to_json(self, path=None):
         text = json.dumps({"epochs": self.epochs, "best": self.best}, indent=1)
-        if path is not None:
+        if path is not None and self.main:
             with open(path, "w") as f:
                 f.write(text)
         return text
 
     def to_csv(self, path):
+        if not self.main:
+            return path
         keys = sorted({k for e in self.epochs for k in e}, key=lambda k: (k != "epoch", k))
         with open(path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys)
@@ -57,6 +60,8 @@ class History:
 
     def plot(self, path):
         """Loss and metric curves as a PNG (needs matplotlib, an optional extra)."""
+        if not self.main:
+            return path
         try:
             import matplotlib
             matplotlib.use("Agg")
@@ -88,8 +93,10 @@ class History:
 # --------------------------------------------------------------- callbacks --
 
 class Callback:
-    """Base class; override any hook. ``self.trainer`` is set by fit()."""
+    """Base class; override any hook. ``self.trainer`` is set by fit().
+    ``main_only``: in a distributed run only rank 0 runs it (output, files)."""
     trainer = None
+    main_only = False
 
     def on_train_begin(self, logs=None): pass
     def on_train_end(self, logs=None): pass
@@ -172,7 +179,7 @@ class EarlyStopping(Callback):
             if self.wait >= self.patience:
                 self.trainer.stop_training = True
                 self.stopped_epoch = logs.get("epoch")
-                if self.verbose:
+                if self.verbose and self.trainer.history.main:
                     at = f"step {step}" if logs.get("_source") == "step" else f"epoch {self.stopped_epoch}"
                     print(f"early stopping at {at}: no {self.monitor} improvement in "
                           f"{self.wait} evaluations; best {self.monitor} {self.best_score:.4f} "
@@ -192,6 +199,7 @@ class ModelCheckpoint(Callback):
     """Save the model (and optimizer state) with fastnn.save after each epoch,
     or only when ``monitor`` improves (``save_best_only``). ``path`` may use
     ``{epoch}`` and any log key, e.g. "ckpt-{epoch:03d}-{val_loss:.3f}.npz"."""
+    main_only = True
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto",
                  save_optimizer=True):
@@ -221,6 +229,7 @@ class ModelCheckpoint(Callback):
 class ProgressBar(Callback):
     """Progress on stderr: a live bar with rate, ETA and running loss on a
     terminal; one plain log line per epoch otherwise."""
+    main_only = True
 
     def __init__(self, stream=None, width=24):
         self.stream = stream
@@ -396,6 +405,7 @@ class GradientClipping(Callback):
 
 class CSVLogger(Callback):
     """Append each epoch's logs as a CSV row (header written once)."""
+    main_only = True
 
     def __init__(self, path, append=False):
         self.path, self.append = os.fspath(path), append
@@ -433,11 +443,20 @@ class Trainer:
     argmax of one-hot/probability targets). ``scheduler``: a
     fastnn.optim.lr_scheduler object, stepped once per epoch (``step(val
     metric)`` for ReduceLROnPlateau, monitoring ``scheduler_monitor``) or once
-    per batch with ``scheduler_interval='step'`` (OneCycleLR)."""
+    per batch with ``scheduler_interval='step'`` (OneCycleLR).
+
+    ``distributed=True``: data-parallel over the MPI ranks
+    (fastnn.distributed; run the same script under ``mpiexec -n K``): the
+    model and optimizer are wrapped in ``DistributedDataParallel``
+    (broadcast from rank 0, gradients averaged), ``fit`` shards each
+    epoch's permutation across the ranks (``batch_size`` is per rank),
+    training and validation metrics are reduced over all ranks, and only
+    rank 0 runs the ProgressBar, ModelCheckpoint and CSVLogger callbacks and
+    writes History files."""
 
     def __init__(self, model, loss, optimizer, scheduler=None, callbacks=(),
                  metrics=("accuracy",), scheduler_interval="epoch",
-                 scheduler_monitor="val_loss"):
+                 scheduler_monitor="val_loss", distributed=False):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be a fastnn Module, got {type(model).__name__}")
         for m in metrics:
@@ -453,6 +472,10 @@ class Trainer:
         self.stop_training = False
         self.step = 0
         self.history = History()
+        self.ddp = None
+        if distributed:
+            from .distributed import DistributedDataParallel
+            self.ddp = DistributedDataParallel(model, optimizer)
 
     # -- helpers ---------------------------------------------------------
     def _emit(self, hook, *args):
@@ -495,16 +518,26 @@ class Trainer:
         if int(epochs) != epochs or epochs < 1:
             raise ValueError(f"Trainer.fit: epochs must be a positive integer, got {epochs!r}")
         x_tr, y_tr, val = self._split(x, y, validation_data, validation_split)
-        loader = DataLoader(x_tr, y_tr, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                            transform=transform)
+        main = True
+        if self.ddp is not None:
+            from .distributed import DistributedLoader, is_main
+            loader = DistributedLoader(x_tr, y_tr, batch_size=batch_size, shuffle=shuffle,
+                                       seed=seed, transform=transform)
+            main = is_main()
+        else:
+            loader = DataLoader(x_tr, y_tr, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                transform=transform)
         callbacks = list(self.callbacks)
         if verbose and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
+        if not main:
+            callbacks = [c for c in callbacks if not c.main_only]
         saved_callbacks, self.callbacks = self.callbacks, callbacks
         for cb in self.callbacks:
             cb.trainer = self
         self.stop_training = False
         self.history = History()
+        self.history.main = main
         step_evals = [c.every_n_steps for c in self.callbacks
                       if isinstance(c, EarlyStopping) and c.every_n_steps]
         if step_evals and val is None:
@@ -562,10 +595,10 @@ class Trainer:
             self.optimizer.step()
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
-            n = len(xb)
+            n = len(xb) if self.ddp is None else loader.real_size
             total_loss += lval * n
             seen += n
-            if want_acc:
+            if want_acc and n:
                 correct += self._correct(out, yb)
             self._emit("on_batch_end", self.step, {"batch": b, "batches": nb, "seen": seen,
                                                    "loss": lval, "running_loss": total_loss / seen})
@@ -578,15 +611,27 @@ class Trainer:
                     self.model.train()
             if self.stop_training:
                 break
+        total_loss, correct, seen = self._reduce(total_loss, correct, seen)
         logs = {"loss": total_loss / max(seen, 1)}
         if want_acc:
             logs["accuracy"] = correct / max(seen, 1)
         logs["time"] = time.perf_counter() - t0
         return logs
 
+    def _reduce(self, *values):
+        """Sums over the ranks of a distributed run (unchanged otherwise)."""
+        if self.ddp is None:
+            return values
+        from .distributed import all_reduce
+        return tuple(all_reduce(np.array(values, dtype=np.float64)))
+
     def evaluate(self, x, y, batch_size=256):
-        """Mean loss and metrics over (x, y), in eval mode."""
+        """Mean loss and metrics over (x, y), in eval mode. Distributed: each
+        rank evaluates every world-size-th sample and the sums are reduced."""
         from .data import DataLoader
+        if self.ddp is not None:
+            from .distributed import rank, world_size
+            x, y = x[rank()::world_size()], y[rank()::world_size()]
         was_training = self.model.training
         self.model.eval()
         total, correct, seen = 0.0, 0, 0
@@ -599,6 +644,7 @@ class Trainer:
                 seen += len(xb)
         finally:
             self.model.train(was_training)
+        total, correct, seen = self._reduce(total, correct, seen)
         res = {"loss": total / max(seen, 1)}
         if "accuracy" in self.metrics:
             res["accuracy"] = correct / max(seen, 1)

@@ -15,6 +15,6 @@ from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, Maxout,  # 
 from .conv import Conv1d, Conv2d  # noqa: F401
 from .pool import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
                    MaxPool2d)
-from .norm import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, SyncBatchNorm  # noqa: F401
 from .rnn import (GRU, LSTM, RNN, Embedding, GRUCell, LastStep, LSTMCell, RNNCell,  # noqa: F401
                   RNNOutput, TimePool)

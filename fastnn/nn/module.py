@@ -229,6 +229,24 @@ def _too_many_contexts(module, stack):
     del stack[0]
 
 
+class _HookHandle:
+    """Returned by ``Module.register_post_backward_hook``; ``remove()`` unregisters."""
+    __slots__ = ("_module", "_hook")
+
+    def __init__(self, module, hook):
+        self._module, self._hook = module, hook
+
+    def remove(self):
+        hooks = self._module._post_backward_hooks
+        if hooks and self._hook in hooks:
+            hooks.remove(self._hook)
+
+
+def _run_post_backward_hooks(module):
+    for hook in tuple(module._post_backward_hooks):
+        hook(module)
+
+
 def _wrap_backward(fn):
     """The user-facing backward around a module's own: keeps the per-thread
     depth, decides whether dL/d(input) is wanted and returns None if not."""
@@ -245,6 +263,8 @@ def _wrap_backward(fn):
             st[_DEPTH], st[_NEED], st[_RUNNING] = d, prev_need, prev_running
             if d == 0:
                 st[_NEW_STEP] = True
+        if self._post_backward_hooks:
+            _run_post_backward_hooks(self)
         return g if need else None
 
     def backward(self, grad_out, *args, input_grad=None, **kwargs):
@@ -265,6 +285,8 @@ def _wrap_backward(fn):
                 st[_DEPTH], st[_NEED], st[_RUNNING] = d, prev_need, prev_running
                 if d == 0:
                     st[_NEW_STEP] = True
+            if self._post_backward_hooks:
+                _run_post_backward_hooks(self)
             return g if need else None
     functools.update_wrapper(backward, fn)
     backward._fastnn_wrapped = True
@@ -317,10 +339,18 @@ class Module:
         object.__setattr__(obj, "_modules", OrderedDict())
         object.__setattr__(obj, "training", True)
         object.__setattr__(obj, "_contexts", [])
+        object.__setattr__(obj, "_post_backward_hooks", None)
         return obj
 
     def __init__(self):
         pass
+
+    def __getstate__(self):
+        """Copies (copy.deepcopy) and pickles leave the post-backward hooks
+        behind: they belong to the original (e.g. its DistributedDataParallel)."""
+        state = self.__dict__.copy()
+        state["_post_backward_hooks"] = None
+        return state
 
     # -- registration ----------------------------------------------------
     def __setattr__(self, name, value):
@@ -411,6 +441,23 @@ class Module:
                 f"the context of one training-mode forward of this module (last in, first "
                 f"out); call forward first, in train() mode and outside fastnn.no_grad()")
         return stack.pop()[1]
+
+    def register_post_backward_hook(self, hook):
+        """Call ``hook(module)`` after each completed backward call of this
+        module (not after the ``super().backward`` chain inside one call), once
+        the gradients it accumulates into its own parameters are written. A
+        module run k times per step calls it k times; ``len(module._contexts)``
+        is then the number of backward calls still to come in this step. Used
+        by fastnn.distributed to start a bucket's all-reduce while the rest
+        of the backward pass runs. Returns a handle whose ``remove()``
+        unregisters the hook."""
+        if not callable(hook):
+            raise TypeError(f"register_post_backward_hook: hook must be callable, "
+                            f"got {type(hook).__name__}")
+        if self._post_backward_hooks is None:
+            object.__setattr__(self, "_post_backward_hooks", [])
+        self._post_backward_hooks.append(hook)
+        return _HookHandle(self, hook)
 
     @property
     def needs_input_grad(self):

@@ -1,4 +1,4 @@
-"""Normalisation layers: BatchNorm1d, BatchNorm2d, LayerNorm (csrc/norm.c).
+"""Normalisation layers: BatchNorm1d, BatchNorm2d, SyncBatchNorm, LayerNorm (csrc/norm.c).
 
 As torch.nn: batch norm in training normalises with the batch statistics
 (biased variance) and updates the running estimates with ``momentum``
@@ -18,7 +18,7 @@ from .._ext import _C
 from .layers import _param_array
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "SyncBatchNorm", "LayerNorm"]
 
 
 def _contig(x, who):
@@ -148,6 +148,130 @@ class BatchNorm2d(_BatchNorm):
     See the module docstring for training/eval behaviour."""
     _ndims = (4,)
     _layout = "4-D (N, C, H, W)"
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch norm whose training statistics are those of the global batch:
+    the per-channel mean and variance are all-reduced over the MPI ranks of
+    fastnn.distributed (two small all-reduces in forward, one in backward),
+    so K ranks with batch B normalise as one BatchNorm over the K*B samples,
+    and the input gradient includes the other ranks' terms. Input (N, C),
+    (N, C, L) or (N, C, H, W); arguments, buffers and eval mode as
+    BatchNorm1d/2d. In a single process (or before
+    ``fastnn.distributed.init()``) it computes what BatchNorm does.
+
+    Each rank's samples enter the statistics with equal weight; the
+    gradient assumes each rank's loss is a mean over its samples weighted by
+    ``fastnn.distributed.batch_weight()`` (what DistributedDataParallel
+    does). Every rank must call forward and backward the same number of
+    times. ``SyncBatchNorm.convert_sync_batchnorm(model)`` replaces the
+    BatchNorm1d/2d layers of a model (parameters and buffers kept)."""
+    _ndims = (2, 3, 4)
+    _layout = "2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W)"
+
+    def forward(self, x):
+        if not self.training and self.track_running_stats:
+            return super().forward(x)
+        from .. import distributed as dist
+        who = type(self).__name__
+        x = _contig(x, who)
+        n, c, s = self._dims(x)
+        gamma, beta = self._params()
+        m_local = n * s
+        # local statistics from the C kernel (float64 sums), then the global
+        # mean and the global variance about it (Chan's parallel formula)
+        y = np.empty(x.shape, dtype=np.float32)
+        mean_l, var_l, invstd_l = (np.empty(c, np.float32) for _ in range(3))
+        if m_local:
+            _C.batchnorm_forward(n, c, s, x, None, None, self.eps, y, mean_l, var_l, invstd_l)
+        else:
+            mean_l[...] = var_l[...] = 0.0
+        buf = np.empty(c + 1, np.float64)
+        buf[:c] = mean_l.astype(np.float64) * m_local
+        buf[c] = m_local
+        dist.all_reduce(buf)
+        m = buf[c]
+        if m <= 1:
+            raise ValueError(f"{who}: expected more than 1 value per channel over all ranks "
+                             f"when training, got {int(m)}")
+        mean = buf[:c] / m
+        sq = m_local * (var_l.astype(np.float64) + (mean_l.astype(np.float64) - mean) ** 2)
+        dist.all_reduce(sq)
+        var = sq / m
+        mean32, var32 = mean.astype(np.float32), var.astype(np.float32)
+        invstd = (1.0 / np.sqrt(var + self.eps)).astype(np.float32)
+        _C.batchnorm_forward_eval(n, c, s, x, gamma, beta, mean32, var32, self.eps, y)
+        if self.track_running_stats:
+            self.num_batches_tracked += 1
+            f = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                 else self.momentum)
+            self.running_mean[...] = (1.0 - f) * self.running_mean.astype(np.float64) + f * mean
+            self.running_var[...] = ((1.0 - f) * self.running_var.astype(np.float64)
+                                     + f * var * (m / (m - 1)))
+        self.save_for_backward(x, mean32, invstd, m, dist.batch_weight())
+        return y
+
+    def backward(self, grad_out):
+        from .. import distributed as dist
+        x, mean, invstd, m, w = self.saved_tensors()
+        who = type(self).__name__
+        dy = grad_like(who, grad_out, x.shape)
+        n, c = x.shape[0], x.shape[1]
+        s = x.size // (n * c) if n * c else 0
+        gamma = self._params()[0]
+        dgamma, dbeta = np.zeros(c, np.float32), np.zeros(c, np.float32)
+        if n * s:                    # local sums: dbeta = sum(dy), dgamma = sum(dy * xhat)
+            _C.batchnorm_backward(n, c, s, x, dy, mean, invstd, gamma, dgamma, dbeta, None)
+        if self.affine:
+            _add_grad(self.weight, dgamma)
+            _add_grad(self.bias, dbeta)
+        sums = np.concatenate([dbeta, dgamma]).astype(np.float64) * w
+        dist.all_reduce(sums)
+        if not self.needs_input_grad:
+            return None
+        if w == 0.0:                 # a weight-0 placeholder batch contributes nothing
+            return np.zeros(x.shape, np.float32)
+        k = float(m) * w
+        b = (sums[:c] / k).astype(np.float32)[:, None]
+        e = (sums[c:] / k).astype(np.float32)[:, None]
+        g = invstd if gamma is None else gamma * invstd
+        x3, dy3 = x.reshape(n, c, s), dy.reshape(n, c, s)
+        xhat = (x3 - mean[:, None]) * invstd[:, None]
+        dx = g[:, None] * (dy3 - b - xhat * e)
+        return dx.reshape(x.shape).astype(np.float32, copy=False)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module):
+        """Replace every BatchNorm1d/BatchNorm2d in ``module`` (in place, and
+        the module itself if it is one) by a SyncBatchNorm with the same
+        arguments, parameters and buffers; returns the converted module."""
+        if isinstance(module, (BatchNorm1d, BatchNorm2d)) and not isinstance(module, cls):
+            new = cls(module.num_features, eps=module.eps, momentum=module.momentum,
+                      affine=module.affine, track_running_stats=module.track_running_stats)
+            new.load_state_dict(module.state_dict())
+            new.train(module.training)
+            return new
+        for name, child in list(module._modules.items()):
+            conv = cls.convert_sync_batchnorm(child)
+            if conv is not child:
+                setattr(module, name, conv)
+                _replace_init_arg(module, child, conv)
+        return module
+
+
+def _replace_init_arg(module, old, new):
+    """Keep the constructor arguments fastnn.save records in step with a
+    replaced child (Sequential(a, bn, ...) saves its children as arguments)."""
+    def swap(v):
+        if v is old:
+            return new
+        if isinstance(v, (list, tuple)):
+            return type(v)(swap(a) for a in v)
+        if isinstance(v, dict):
+            return type(v)((k, swap(a)) for k, a in v.items())
+        return v
+    args, kwargs = module._init_args
+    object.__setattr__(module, "_init_args", (swap(args), swap(kwargs)))
 
 
 class LayerNorm(Module):
