@@ -418,11 +418,12 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                    bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL};
     /* Small N (the output layer: 10 classes): every A element is used by one
      * micro-kernel call only, so packing A would copy all of it for no reuse;
-     * the kernel reads it in place instead. Same sums, same order. Not for a
-     * transposed A (an RNN's dW_ih = dG^T X with 28 inputs): its in-place
-     * reads stride a whole row of A per k, and packing (a row copy) was 3x
-     * faster there. */
-    if (N <= ar->nr && ar->kernel_sa && !trans_a)
+     * the kernel reads it in place instead. Same sums, same order. A
+     * transposed A read in place steps a row of A per k: fine at a batch's
+     * width (the output layer's dW-shaped products ran 15-25% faster in place
+     * than packed), but rows 2 KB or more apart fall in 2 of L1's 64 sets (an
+     * RNN's dW_ih = dG^T X, 2048 floats a row) and there packing wins. */
+    if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
         g.pack_a = 0;
     /* op(B) already row-major and either small or used by few rows of A
      * (packing would cost more than the reuse saves): full panels are read in
@@ -481,7 +482,7 @@ int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, ptrdiff_t lda,
     const fnn_gemm_arch *ar = B->arch;
     gemm_args g = {trans_a, 0, K, alpha, beta, A, NULL, lda, 0, ldc, C,
                    bias, bias_mode, relu, 0, 1, fnn_gemm_blocks_for(ar), B};
-    if (N <= ar->nr && ar->kernel_sa && !trans_a)
+    if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
         g.pack_a = 0;
     return gemm_run(ar, &g, M, N);
 }
