@@ -155,9 +155,19 @@ def _threads_per_rank():
     return max(1, default_num_threads() // max(1, same))
 
 
-def _abort(msg):
+def _abort(msg, then=None):
+    """Say why first (one line naming the rank), then `then()` (e.g. the
+    traceback), then give the launcher half a second to forward this rank's
+    stderr -- MPI_Abort tears the job down and output still in the
+    launcher's pipes is lost -- and abort every rank."""
     sys.stderr.write(f"fastnn.distributed: {msg}; aborting all ranks (MPI_Abort)\n")
     sys.stderr.flush()
+    if then is not None:
+        try:
+            then()
+        finally:
+            sys.stderr.flush()
+    time.sleep(0.5)
     _MPI.COMM_WORLD.Abort(1)
     os._exit(1)                    # Abort may return before the launcher ends us
 
@@ -246,10 +256,8 @@ def _install_excepthook():
     _prev_excepthook = sys.excepthook
 
     def hook(tp, value, tb):
-        try:
-            _prev_excepthook(tp, value, tb)
-        finally:
-            _abort(f"rank {rank()} of {world_size()} raised {tp.__name__}")
+        _abort(f"rank {rank()} of {world_size()} raised {tp.__name__}",
+               then=lambda: _prev_excepthook(tp, value, tb))
     sys.excepthook = hook
 
 
