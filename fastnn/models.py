@@ -108,8 +108,9 @@ def resnet(input_shape=(1, 28, 28), num_classes=10, width=16, blocks=(2, 2, 2), 
     """A small ResNet: stem conv3x3-``width`` (no bias), BN, ReLU; stages of
     ``blocks[i]`` basic blocks with ``width * 2**i`` channels, the first
     block of every stage after the first with stride 2 and a projection
-    shortcut (28x28 -> 28, 14, 7; 8x8 -> 8, 4, 2); global average pool,
-    fc-classes. The default is 2-2-2 blocks of 16-32-64 channels (14 layers
+    shortcut (28x28, whose stem max-pools to 14x14 when ``stem_pool`` is
+    None and the image is 16 px or more: stages at 14, 7, 4; 8x8: 8, 4, 2);
+    global average pool, fc-classes. The default is 2-2-2 blocks of 16-32-64 channels (14 layers
     with weights, 0.17 M parameters)."""
     c, h, w = _shape("resnet", input_shape, num_classes)
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
