@@ -66,28 +66,6 @@ def xent():
         crit.backward()
     return f
 
-def mlp(hidden, p, opt_name, batch):
-    fastnn.manual_seed(0)
-    layers, prev = [], 784
-    for h in hidden:
-        layers += [nn.Linear(prev, h), nn.ReLU()] + ([nn.Dropout(p)] if p else [])
-        prev = h
-    model = nn.Sequential(*layers, nn.Linear(prev, 10))
-    if hasattr(model, "input_grad"):
-        model.input_grad = False          # the old build's flag; the new one skips dX by itself
-    opt = (optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if opt_name == "sgd"
-           else optim.Adam(model.parameters(), lr=1e-3))
-    crit = nn.CrossEntropyLoss()
-    x = rng.random((batch, 784), dtype=np.float32)
-    y = rng.integers(0, 10, batch)
-    def f():
-        out = model(x)
-        crit(out, y)
-        opt.zero_grad()
-        model.backward(crit.backward())
-        opt.step()
-    return f
-
 def train(model, x, y, opt="adam"):
     opt = (optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if opt == "sgd"
            else optim.Adam(model.parameters(), lr=1e-3))
@@ -99,6 +77,18 @@ def train(model, x, y, opt="adam"):
         model.backward(crit.backward())
         opt.step()
     return f
+
+def mlp(hidden, p, opt_name, batch):
+    fastnn.manual_seed(0)
+    layers, prev = [], 784
+    for h in hidden:
+        layers += [nn.Linear(prev, h), nn.ReLU()] + ([nn.Dropout(p)] if p else [])
+        prev = h
+    model = nn.Sequential(*layers, nn.Linear(prev, 10))
+    if hasattr(model, "input_grad"):
+        model.input_grad = False          # the old build's flag; the new one skips dX by itself
+    x = rng.random((batch, 784), dtype=np.float32)
+    return train(model, x, rng.integers(0, 10, batch), opt_name)
 
 def cnn(kind, batch):
     fastnn.manual_seed(0)
