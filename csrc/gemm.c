@@ -146,17 +146,10 @@ static void pack_a(const fnn_gemm_arch *ar, int trans, int mc, int kc,
             int p1 = p0 + 16 < kc ? p0 + 16 : kc;
             for (int t0 = 0; t0 < mc; t0 += 8 * MR) {
                 int t1 = t0 + 8 * MR < mc ? t0 + 8 * MR : mc;
-                for (int i0 = t0; i0 < t1; i0 += MR) {
-                    int mr = t1 - i0 < MR ? t1 - i0 : MR;
-                    float *d = dst + (i0 / MR) * step;
-                    if (mr == 8)
-                        for (int p = p0; p < p1; p++)
-                            memcpy(d + p * 8, a + (ptrdiff_t)p * lda + i0, 8 * sizeof(float));
-                    else
-                        for (int p = p0; p < p1; p++)
-                            memcpy(d + (ptrdiff_t)p * MR, a + (ptrdiff_t)p * lda + i0,
-                                   (size_t)mr * sizeof(float));
-                }
+                for (int i0 = t0; i0 < t1; i0 += MR)
+                    copy_rows(p1 - p0, t1 - i0 < MR ? t1 - i0 : MR,
+                              a + (ptrdiff_t)p0 * lda + i0, lda,
+                              dst + (i0 / MR) * step + (ptrdiff_t)p0 * MR, MR);
             }
         }
         return;
