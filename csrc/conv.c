@@ -48,22 +48,12 @@ static int pointwise(const fnn_conv2d *s)
            && s->Ho == s->H && s->Wo == s->W;
 }
 
-/* Output columns [*lo, *hi) of a row whose tap column is ow sw + off lie
- * inside [0, W); the others read padding. */
-static void inside(int off, int sw, int W, int Wo, int *lo, int *hi)
-{
-    int a = off < 0 ? (-off + sw - 1) / sw : 0;
-    int b = W - off > 0 ? (W - off + sw - 1) / sw : 0;
-    *lo = a < Wo ? a : Wo;
-    *hi = b < *lo ? *lo : (b < Wo ? b : Wo);
-}
-
 /* Row (i, j) of channel plane xc's columns: the tap (i, j) of every output
  * pixel, r[oh Wo + ow], zero where it reads padding. */
 static void im2col_row(const fnn_conv2d *s, const float *xc, int i, int j, float *r0)
 {
     int off = j * s->dw - s->pw, lo, hi;
-    inside(off, s->sw, s->W, s->Wo, &lo, &hi);
+    fnn_inside_cols(off, s->sw, s->W, s->Wo, &lo, &hi);
     for (int oh = 0; oh < s->Ho; oh++) {
         float *r = r0 + (ptrdiff_t)oh * s->Wo;
         int ih = oh * s->sh - s->ph + i * s->dh;
@@ -221,7 +211,7 @@ static void col2im(const fnn_conv2d *s, const float *col, int nc, float *dx)
             for (int j = 0; j < s->kw; j++) {
                 const float *row = col + ((ptrdiff_t)(c * s->kh + i) * s->kw + j) * P;
                 int off = j * s->dw - s->pw, lo, hi;
-                inside(off, s->sw, s->W, s->Wo, &lo, &hi);
+                fnn_inside_cols(off, s->sw, s->W, s->Wo, &lo, &hi);
                 for (int oh = 0; oh < s->Ho; oh++) {
                     int ih = oh * s->sh - s->ph + i * s->dh;
                     if (ih < 0 || ih >= s->H)
@@ -361,7 +351,7 @@ FNN_INLINE int dw_fwd_planes_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int par
             for (int j = 0; j < s->kw; j++) {
                 float wv = wo[i * s->kw + j];
                 int off = j * s->dw - s->pw, a, e;
-                inside(off, s->sw, s->W, s->Wo, &a, &e);
+                fnn_inside_cols(off, s->sw, s->W, s->Wo, &a, &e);
                 for (int oh = 0; oh < s->Ho; oh++) {
                     int ih = oh * s->sh - s->ph + i * s->dh;
                     if (ih < 0 || ih >= s->H)
@@ -395,7 +385,7 @@ FNN_INLINE int dw_dx_planes_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part
                 for (int j = 0; j < s->kw; j++) {
                     float wv = wo[i * s->kw + j];
                     int off = j * s->dw - s->pw, a, e;
-                    inside(off, s->sw, s->W, s->Wo, &a, &e);
+                    fnn_inside_cols(off, s->sw, s->W, s->Wo, &a, &e);
                     for (int oh = 0; oh < s->Ho; oh++) {
                         int ih = oh * s->sh - s->ph + i * s->dh;
                         if (ih < 0 || ih >= s->H)
@@ -423,7 +413,7 @@ FNN_INLINE int dw_dw_channels_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int pa
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++) {
                 int off = j * s->dw - s->pw, a, e;
-                inside(off, s->sw, s->W, s->Wo, &a, &e);
+                fnn_inside_cols(off, s->sw, s->W, s->Wo, &a, &e);
                 double t = 0.0;
                 for (ptrdiff_t n = 0; n < s->N; n++) {
                     const float *xc = A->x + (n * s->C + o / m) * HW, *d = A->dy + (n * s->O + o) * P;

@@ -450,6 +450,17 @@ typedef struct {
     int N, C, H, W, O, G, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo;
 } fnn_conv2d;
 
+/* The output columns [*lo, *hi) of a row whose tap column ow sw + off lies
+ * inside [0, W) (the others read padding): the window geometry convolution
+ * and pooling share. */
+static inline void fnn_inside_cols(int off, int sw, int W, int Wo, int *lo, int *hi)
+{
+    int a = off < 0 ? (-off + sw - 1) / sw : 0;
+    int b = W - off > 0 ? (W - off + sw - 1) / sw : 0;
+    *lo = a < Wo ? a : Wo;
+    *hi = b < *lo ? *lo : (b < Wo ? b : Wo);
+}
+
 int fnn_conv2d_forward(const fnn_conv2d *s, const float *x /* (N,C,H,W) */,
                        const float *w /* (O,C/G,kh,kw) */, const float *bias /* (O) or NULL */,
                        float *y /* (N,O,Ho,Wo) */);

@@ -94,15 +94,6 @@ FNN_RANGE_CLONES(avg_bwd)
 
 /* torch's rule: the first tap inside the plane starts as the maximum at
  * -inf; a later tap replaces it when greater or NaN. */
-/* Output columns [*lo, *hi) whose tap column ow sw + off lies inside [0, W). */
-static void inside(int off, int sw, int W, int Wo, int *lo, int *hi)
-{
-    int a = off < 0 ? (-off + sw - 1) / sw : 0;
-    int b = W - off > 0 ? (W - off + sw - 1) / sw : 0;
-    *lo = a < Wo ? a : Wo;
-    *hi = b < *lo ? *lo : (b < Wo ? b : Wo);
-}
-
 /* A row of outputs at a time: for each tap (i, j) in window order, one loop
  * over the output columns whose tap lies inside the plane, a select with no
  * branch (the compiler vectorises it; a per-window branch mispredicts every
@@ -171,7 +162,7 @@ FNN_INLINE int max_fwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                     continue;
                 for (int j = 0; j < kw; j++) {
                     int off = j * dw - pw, a, e;
-                    inside(off, sw, W, Wo, &a, &e);
+                    fnn_inside_cols(off, sw, W, Wo, &a, &e);
                     const float *restrict xr = x + (ptrdiff_t)ih * W + off;
                     const int32_t at = ih * W + off;
                     for (int ow = a; ow < e; ow++) {
