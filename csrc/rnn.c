@@ -37,6 +37,7 @@
 
 #include "fmath.h"
 #include "parallel.h"
+#include "gemm_kernels.h"
 #include "workspace.h"
 
 static int gates_of(int mode)
@@ -239,7 +240,17 @@ typedef struct {
 
 #define COLSUM_BLOCK 64
 
-static int colsum_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+/* s[k] += rows of d[:, 0:w] for k < w, in row order (w constant when inlined
+ * with COLSUM_BLOCK: the sums then stay in registers). */
+FNN_INLINE void colsum_rows(double *restrict s, const float *restrict d, ptrdiff_t rows,
+                            ptrdiff_t ld, int w)
+{
+    for (ptrdiff_t r = 0; r < rows; r++)
+        for (int k = 0; k < w; k++)
+            s[k] += d[r * ld + k];
+}
+
+FNN_INLINE int colsum_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     const colsum_args *A = ctx;
     (void)part;
@@ -248,11 +259,10 @@ static int colsum_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         int w = (int)(hi - j0 < COLSUM_BLOCK ? hi - j0 : COLSUM_BLOCK);
         for (int k = 0; k < w; k++)
             s[k] = 0.0;
-        for (ptrdiff_t r = 0; r < A->rows; r++) {
-            const float *row = A->d + r * A->cols + j0;
-            for (int k = 0; k < w; k++)
-                s[k] += row[k];
-        }
+        if (w == COLSUM_BLOCK)
+            colsum_rows(s, A->d + j0, A->rows, A->cols, COLSUM_BLOCK);
+        else
+            colsum_rows(s, A->d + j0, A->rows, A->cols, w);
         for (int k = 0; k < w; k++)
             A->db[j0 + k] = A->acc ? (float)(A->db[j0 + k] + s[k]) : (float)s[k];
         for (int k = 0; k < w && A->db2; k++)
@@ -260,12 +270,14 @@ static int colsum_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     }
     return FNN_OK;
 }
+FNN_RANGE_CLONES(colsum)
 
 static void colsum(const float *d, ptrdiff_t rows, int cols, float *db, int acc, float *db2,
                    int acc2)
 {
     colsum_args A = {d, rows, cols, db, db2, acc, acc2};
-    fnn_parallel_for(cols, COLSUM_BLOCK, (double)rows * cols * FNN_COST_ELEM, colsum_body, &A);
+    fnn_parallel_for(cols, COLSUM_BLOCK, (double)rows * cols * FNN_COST_ELEM,
+                     FNN_ISA_PICK(colsum), &A);
 }
 
 /* The recurrent weights as op(B) of the per-step products: packed once per
@@ -313,6 +325,95 @@ static int rec_mul(const rec_weights *r, int M, const float *A, ptrdiff_t lda, f
             return st_;             \
     } while (0)
 
+/* The time loop over batch rows [lo, hi), forward or backward. Two ways to
+ * thread it (rec_split decides):
+ *  - split: one part per thread, each running all T steps on its own rows
+ *    (the GEMM inside a part runs on that part's thread), with no
+ *    synchronisation between steps -- a sample's recurrence never reads
+ *    another sample's state;
+ *  - whole: every step's GEMM and elementwise pass threaded on their own.
+ * A row's arithmetic is the same either way (the GEMM's sums over k do not
+ * depend on the rows it is given), so the bits do not depend on the
+ * thread count. */
+typedef struct {
+    int mode, T, N, H, reverse, split;
+    const rec_weights *W;
+    const float *b_hh;        /* forward */
+    const int32_t *len;
+    float *G;                 /* forward: all steps' input projections; backward: saved gates */
+    float *R;                 /* forward: (N, G*H) recurrent projection */
+    float *h, *c;             /* forward: h, c; backward: dh, dc */
+    float *y;                 /* forward output, or NULL */
+    const float *dy;          /* backward output gradient, or NULL */
+    ptrdiff_t ldy;
+    float *hprev, *aux1, *aux2, *scratch;
+    float *dgx, *dgh;         /* backward gate gradients, (T*N, G*H) each */
+    const float *zeros;
+    int need_dh0;
+} loop_args;
+
+static int rows_step(const loop_args *L, int (*const *isa)(void *, ptrdiff_t, ptrdiff_t, int),
+                     step_args *A, ptrdiff_t lo, ptrdiff_t hi)
+{
+    return L->split ? isa[fnn_get_isa()](A, lo, hi, 0) : run_step(isa, A);
+}
+
+static int fwd_loop(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const loop_args *L = ctx;
+    (void)part;
+    const int H = L->H, GH = gates_of(L->mode) * H, M = (int)(hi - lo);
+    const size_t step = (size_t)L->N * GH, NH = (size_t)L->N * H;
+    for (int s = 0; s < L->T; s++) {
+        int t = L->reverse ? L->T - 1 - s : s;
+        TRY(rec_mul(L->W, M, L->h + lo * H, H, 0.0f, L->R + lo * GH, GH, L->b_hh));
+        step_args A = {L->mode, L->N, H, t, L->len, L->G + t * step, L->R, L->h, L->c,
+                       L->y ? L->y + (size_t)t * L->N * L->ldy : NULL, NULL, L->ldy,
+                       L->hprev ? L->hprev + t * NH : NULL,
+                       L->aux1 ? L->aux1 + t * NH : L->scratch,
+                       L->aux2 ? L->aux2 + t * NH : (L->scratch ? L->scratch + NH : NULL),
+                       NULL, NULL, NULL};
+        TRY(rows_step(L, fwd_step_isa, &A, lo, hi));
+    }
+    return FNN_OK;
+}
+
+static int bwd_loop(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const loop_args *L = ctx;
+    (void)part;
+    const int H = L->H, GH = gates_of(L->mode) * H, M = (int)(hi - lo);
+    const size_t step = (size_t)L->N * GH, NH = (size_t)L->N * H;
+    for (int s = L->T - 1; s >= 0; s--) {
+        int t = L->reverse ? L->T - 1 - s : s;
+        step_args A = {L->mode, L->N, H, t, L->len, L->G + t * step, NULL, L->h, L->c, NULL,
+                       L->dy ? L->dy + (size_t)t * L->N * L->ldy : NULL, L->ldy,
+                       L->hprev + t * NH, L->aux1 ? L->aux1 + t * NH : NULL,
+                       L->aux2 ? L->aux2 + t * NH : NULL, L->dgx + t * step,
+                       L->dgh + t * step, L->zeros};
+        TRY(rows_step(L, bwd_step_isa, &A, lo, hi));
+        if (s > 0 || L->need_dh0)    /* dL/dh0 only when the caller wants it */
+            TRY(rec_mul(L->W, M, L->dgh + t * step + lo * GH, GH, 1.0f, L->h + lo * H, H,
+                        NULL));
+    }
+    return FNN_OK;
+}
+
+/* Run the loop split over the batch when the packed recurrent weights, which
+ * every thread then reads at every step, fit in half a core's L2 (LSTM-128:
+ * 256 KB); larger ones (LSTM-512: 4 MB) are better shared out by columns
+ * inside each step's GEMM. Parts start on multiples of 8 rows. */
+static int run_loop(fnn_range_fn loop, loop_args *L, size_t whs)
+{
+    const fnn_caches *cs = fnn_caches_detected();
+    const long l2 = cs->l2.size > 0 ? cs->l2.size : 256L << 10;
+    const double flops = 2.0 * L->T * L->N * gates_of(L->mode) * L->H * (L->H + FNN_COST_ELEM);
+    L->split = L->W->gemm == fnn_sgemm && (double)whs * sizeof(float) <= 0.5 * l2;
+    if (L->split)
+        return fnn_parallel_for(L->N, 8, flops, loop, L);
+    return loop(L, 0, L->N, 0);
+}
+
 static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int reverse,
                        const float *x, const float *w_ih, const float *w_hh,
                        const float *b_ih, const float *b_hh, const int32_t *lengths,
@@ -333,20 +434,12 @@ static int rnn_forward(gemm_fn gemm, int mode, int T, int N, int I, int H, int r
     rec_weights W;                  /* op(B) = W_hh^T (H, G*H) */
     rec_prepare(&W, gemm, 1, w_hh, H, H, GH, R + step);
     float *G = gates ? gates : R + step + whs;
-    float *scratch = gates ? NULL : G + (size_t)T * step;
     TRY(gemm(0, 1, T * N, GH, I, 1.0f, x, I, w_ih, I, 0.0f, G, GH, b_ih,
              b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE, 0));
-    for (int s = 0; s < T; s++) {
-        int t = reverse ? T - 1 - s : s;
-        TRY(rec_mul(&W, N, h, H, 0.0f, R, GH, b_hh));
-        step_args A = {mode, N, H, t, lengths, G + t * step, R, h, c,
-                       y ? y + (size_t)t * N * ldy : NULL, NULL, ldy,
-                       hprev ? hprev + t * NH : NULL, aux1 ? aux1 + t * NH : scratch,
-                       aux2 ? aux2 + t * NH : (scratch ? scratch + NH : NULL), NULL, NULL,
-                       NULL};
-        TRY(run_step(fwd_step_isa, &A));
-    }
-    return FNN_OK;
+    loop_args L = {mode, T, N, H, reverse, 0, &W, b_hh, lengths, G, R, h, c, y, NULL, ldy,
+                   hprev, aux1, aux2, gates ? NULL : G + (size_t)T * step, NULL, NULL, NULL,
+                   0};
+    return run_loop(fwd_loop, &L, whs);
 }
 
 static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int reverse,
@@ -357,7 +450,7 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
                         float *dw_hh, float *db_ih, float *db_hh, int acc, int need_dh0)
 {
     const int GH = gates_of(mode) * H;
-    const size_t step = (size_t)N * GH, NH = (size_t)N * H;
+    const size_t step = (size_t)N * GH;
     const ptrdiff_t TN = (ptrdiff_t)T * N;
     if (T <= 0 || N <= 0)
         return FNN_OK;
@@ -371,17 +464,10 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
     memset(zeros, 0, (size_t)H * sizeof(float));
     rec_weights W;                  /* op(B) = W_hh (G*H, H) */
     rec_prepare(&W, gemm, 0, w_hh, H, GH, H, zeros + H);
-    for (int s = T - 1; s >= 0; s--) {
-        int t = reverse ? T - 1 - s : s;
-        step_args A = {mode, N, H, t, lengths, (float *)gates + t * step, NULL, dh, dc, NULL,
-                       dy ? dy + (size_t)t * N * ldy : NULL, ldy, (float *)hprev + t * NH,
-                       aux1 ? (float *)aux1 + t * NH : NULL,
-                       aux2 ? (float *)aux2 + t * NH : NULL, dgx + t * step, dgh + t * step,
-                       zeros};
-        TRY(run_step(bwd_step_isa, &A));
-        if (s > 0 || need_dh0)    /* dL/dh0 only when the caller wants it */
-            TRY(rec_mul(&W, N, dgh + t * step, GH, 1.0f, dh, H, NULL));
-    }
+    loop_args L = {mode, T, N, H, reverse, 0, &W, NULL, lengths, (float *)gates, NULL, dh, dc,
+                   NULL, dy, ldy, (float *)hprev, (float *)aux1, (float *)aux2, NULL, dgx,
+                   dgh, zeros, need_dh0};
+    TRY(run_loop(bwd_loop, &L, whs));
     if (dw_ih)
         TRY(gemm(1, 0, GH, I, (int)TN, 1.0f, dgx, GH, x, I, (acc & 1) ? 1.0f : 0.0f, dw_ih, I,
                  NULL, 0, 0));
