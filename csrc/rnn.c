@@ -71,9 +71,16 @@ typedef struct {
     float *hp, *a1, *a2;      /* this step's saves (forward) or saved values (backward) */
     float *dgx, *dgh;         /* backward: (N, G*H) gate gradients (dgh may be dgx) */
     const float *zeros;       /* backward: H zeros (the output gradient when dy is NULL) */
+    double *dbs;              /* backward: bias-gradient sums per chunk of rows, or NULL */
 } step_args;
 
 #define ACTIVE(A, b) (!(A)->len || (A)->t < (A)->len[b])
+
+/* Rows of the batch per chunk: threads get whole chunks (every partition of
+ * the batch is on multiples of CHUNK), and the bias gradients are summed per
+ * chunk -- over the steps, rows in order -- then over the chunks in order:
+ * the same bits on any thread count, with no pass of its own. */
+#define CHUNK 8
 
 FNN_INLINE int fwd_step_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
@@ -216,6 +223,16 @@ FNN_INLINE int bwd_step_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                 dh[j] = 0.0f;
             }
         }
+        if (A->dbs) {
+            double *restrict sx = A->dbs + (b / CHUNK) * (dgh != dgx ? 2 : 1) * GH;
+            for (int j = 0; j < GH; j++)
+                sx[j] += dgx[j];
+            if (dgh != dgx) {
+                double *restrict sh = sx + GH;
+                for (int j = 0; j < GH; j++)
+                    sh[j] += dgh[j];
+            }
+        }
     }
     return FNN_OK;
 }
@@ -224,60 +241,7 @@ FNN_RANGE_CLONES(bwd_step)
 static int run_step(int (*const *isa)(void *, ptrdiff_t, ptrdiff_t, int), step_args *A)
 {
     double flops = (double)A->N * A->H * gates_of(A->mode) * FNN_COST_ELEM;
-    return fnn_parallel_for(A->N, 1, flops, isa[fnn_get_isa()], A);
-}
-
-/* db[j] (+)= sum over rows of d (rows, cols)[:, j], rows in order, float64;
- * the same sums also into db2 (+)= when db2 is not NULL (the two biases of
- * an LSTM or Elman layer share their gradient: one pass for both). */
-typedef struct {
-    const float *d;
-    ptrdiff_t rows;
-    int cols;
-    float *db, *db2;
-    int acc, acc2;
-} colsum_args;
-
-#define COLSUM_BLOCK 64
-
-/* s[k] += rows of d[:, 0:w] for k < w, in row order (w constant when inlined
- * with COLSUM_BLOCK: the sums then stay in registers). */
-FNN_INLINE void colsum_rows(double *restrict s, const float *restrict d, ptrdiff_t rows,
-                            ptrdiff_t ld, int w)
-{
-    for (ptrdiff_t r = 0; r < rows; r++)
-        for (int k = 0; k < w; k++)
-            s[k] += d[r * ld + k];
-}
-
-FNN_INLINE int colsum_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
-{
-    const colsum_args *A = ctx;
-    (void)part;
-    double s[COLSUM_BLOCK];
-    for (ptrdiff_t j0 = lo; j0 < hi; j0 += COLSUM_BLOCK) {
-        int w = (int)(hi - j0 < COLSUM_BLOCK ? hi - j0 : COLSUM_BLOCK);
-        for (int k = 0; k < w; k++)
-            s[k] = 0.0;
-        if (w == COLSUM_BLOCK)
-            colsum_rows(s, A->d + j0, A->rows, A->cols, COLSUM_BLOCK);
-        else
-            colsum_rows(s, A->d + j0, A->rows, A->cols, w);
-        for (int k = 0; k < w; k++)
-            A->db[j0 + k] = A->acc ? (float)(A->db[j0 + k] + s[k]) : (float)s[k];
-        for (int k = 0; k < w && A->db2; k++)
-            A->db2[j0 + k] = A->acc2 ? (float)(A->db2[j0 + k] + s[k]) : (float)s[k];
-    }
-    return FNN_OK;
-}
-FNN_RANGE_CLONES(colsum)
-
-static void colsum(const float *d, ptrdiff_t rows, int cols, float *db, int acc, float *db2,
-                   int acc2)
-{
-    colsum_args A = {d, rows, cols, db, db2, acc, acc2};
-    fnn_parallel_for(cols, COLSUM_BLOCK, (double)rows * cols * FNN_COST_ELEM,
-                     FNN_ISA_PICK(colsum), &A);
+    return fnn_parallel_for(A->N, CHUNK, flops, isa[fnn_get_isa()], A);
 }
 
 /* The recurrent weights as op(B) of the per-step products: packed once per
@@ -349,6 +313,7 @@ typedef struct {
     float *hprev, *aux1, *aux2, *scratch;
     float *dgx, *dgh;         /* backward gate gradients, (T*N, G*H) each */
     const float *zeros;
+    double *dbs;              /* backward: chunk sums of the bias gradients, or NULL */
     int need_dh0;
 } loop_args;
 
@@ -390,7 +355,7 @@ static int bwd_loop(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                        L->dy ? L->dy + (size_t)t * L->N * L->ldy : NULL, L->ldy,
                        L->hprev + t * NH, L->aux1 ? L->aux1 + t * NH : NULL,
                        L->aux2 ? L->aux2 + t * NH : NULL, L->dgx + t * step,
-                       L->dgh + t * step, L->zeros};
+                       L->dgh + t * step, L->zeros, L->dbs};
         TRY(rows_step(L, bwd_step_isa, &A, lo, hi));
         if (s > 0 || L->need_dh0)    /* dL/dh0 only when the caller wants it */
             TRY(rec_mul(L->W, M, L->dgh + t * step + lo * GH, GH, 1.0f, L->h + lo * H, H,
@@ -402,7 +367,7 @@ static int bwd_loop(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 /* Run the loop split over the batch when the packed recurrent weights, which
  * every thread then reads at every step, fit in half a core's L2 (LSTM-128:
  * 256 KB); larger ones (LSTM-512: 4 MB) are better shared out by columns
- * inside each step's GEMM. Parts start on multiples of 8 rows. */
+ * inside each step's GEMM. */
 static int run_loop(fnn_range_fn loop, loop_args *L, size_t whs)
 {
     const fnn_caches *cs = fnn_caches_detected();
@@ -410,7 +375,7 @@ static int run_loop(fnn_range_fn loop, loop_args *L, size_t whs)
     const double flops = 2.0 * L->T * L->N * gates_of(L->mode) * L->H * (L->H + FNN_COST_ELEM);
     L->split = L->W->gemm == fnn_sgemm && (double)whs * sizeof(float) <= 0.5 * l2;
     if (L->split)
-        return fnn_parallel_for(L->N, 8, flops, loop, L);
+        return fnn_parallel_for(L->N, CHUNK, flops, loop, L);
     return loop(L, 0, L->N, 0);
 }
 
@@ -456,9 +421,16 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
         return FNN_OK;
     const int two = mode == FNN_GRU;
     const size_t whs = rec_floats(gemm, GH, H);
-    float *dgx = fnn_ws_shared(((size_t)(two ? 2 : 1) * T * step + H + whs) * sizeof(float));
-    if (!dgx)
+    /* chunk sums first (float64 alignment), then dG (dGx, dGh), H zeros, W_hh */
+    const int sums = db_ih || db_hh;
+    const size_t nchunk = (size_t)(N + CHUNK - 1) / CHUNK, per = (size_t)(two ? 2 : 1) * GH;
+    const size_t nsum = sums ? nchunk * per : 0;
+    double *dbs = fnn_ws_shared(nsum * sizeof(double) +
+                                ((size_t)(two ? 2 : 1) * T * step + H + whs) * sizeof(float));
+    if (!dbs)
         return FNN_ENOMEM;
+    memset(dbs, 0, nsum * sizeof(double));
+    float *dgx = (float *)(dbs + nsum);
     float *dgh = two ? dgx + T * step : dgx;
     float *zeros = dgx + (size_t)(two ? 2 : 1) * T * step;
     memset(zeros, 0, (size_t)H * sizeof(float));
@@ -466,7 +438,7 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
     rec_prepare(&W, gemm, 0, w_hh, H, GH, H, zeros + H);
     loop_args L = {mode, T, N, H, reverse, 0, &W, NULL, lengths, (float *)gates, NULL, dh, dc,
                    NULL, dy, ldy, (float *)hprev, (float *)aux1, (float *)aux2, NULL, dgx,
-                   dgh, zeros, need_dh0};
+                   dgh, zeros, sums ? dbs : NULL, need_dh0};
     TRY(run_loop(bwd_loop, &L, whs));
     if (dw_ih)
         TRY(gemm(1, 0, GH, I, (int)TN, 1.0f, dgx, GH, x, I, (acc & 1) ? 1.0f : 0.0f, dw_ih, I,
@@ -474,13 +446,16 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
     if (dw_hh)
         TRY(gemm(1, 0, GH, H, (int)TN, 1.0f, dgh, GH, hprev, H, (acc & 2) ? 1.0f : 0.0f, dw_hh,
                  H, NULL, 0, 0));
-    if (dgh == dgx && db_ih && db_hh)
-        colsum(dgx, TN, GH, db_ih, acc & 4, db_hh, acc & 8);
-    else {
+    for (int j = 0; sums && j < GH; j++) {      /* the chunks' sums, in chunk order */
+        double sx = 0.0, sh = 0.0;
+        for (size_t c = 0; c < nchunk; c++) {
+            sx += dbs[c * per + j];
+            sh += dbs[c * per + (two ? GH : 0) + j];
+        }
         if (db_ih)
-            colsum(dgx, TN, GH, db_ih, acc & 4, NULL, 0);
+            db_ih[j] = (acc & 4) ? (float)(db_ih[j] + sx) : (float)sx;
         if (db_hh)
-            colsum(dgh, TN, GH, db_hh, acc & 8, NULL, 0);
+            db_hh[j] = (acc & 8) ? (float)(db_hh[j] + sh) : (float)sh;
     }
     if (dx)
         TRY(gemm(0, 0, (int)TN, I, GH, 1.0f, dgx, GH, w_ih, I, dx_acc ? 1.0f : 0.0f, dx, I,
