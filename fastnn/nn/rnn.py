@@ -552,7 +552,9 @@ class LastStep(Module):
             raise ValueError(f"LastStep: grad_out has shape {g.shape}, expected {(N, F)}")
         d = np.zeros((T, N, F), F32)
         d[last, np.arange(N)] = g
-        return np.ascontiguousarray(d.transpose(1, 0, 2)) if bf else d
+        # batch-first: the (N, T, F) view of the time-major gradient, which
+        # is what the recurrent layer's backward takes without a copy
+        return d.transpose(1, 0, 2) if bf else d
 
 
 class TimePool(Module):
@@ -597,7 +599,7 @@ class TimePool(Module):
             d = np.zeros((T, N, F), F32)
             np.put_along_axis(d, arg[None], g[None], axis=0)
         d = np.ascontiguousarray(d, dtype=F32)
-        return np.ascontiguousarray(d.transpose(1, 0, 2)) if bf else d
+        return d.transpose(1, 0, 2) if bf else d      # a view, as LastStep's
 
     def extra_repr(self):
         return repr(self.mode)
