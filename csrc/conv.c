@@ -50,7 +50,7 @@ static int pointwise(const fnn_conv2d *s)
 
 /* Row (i, j) of channel plane xc's columns: the tap (i, j) of every output
  * pixel, r[oh Wo + ow], zero where it reads padding. */
-static void im2col_row(const fnn_conv2d *s, const float *xc, int i, int j, float *r0)
+FNN_INLINE void im2col_row(const fnn_conv2d *s, const float *xc, int i, int j, float *r0)
 {
     int off = j * s->dw - s->pw, lo, hi;
     fnn_inside_cols(off, s->sw, s->W, s->Wo, &lo, &hi);
@@ -97,34 +97,71 @@ static int pad_w(const fnn_conv2d *s)
     return s->Wo + s->kw - 1;
 }
 
+/* Stride 1 along H and W and dilation 1 along W ("wide" rows): the products
+ * run over Ho rows of the padded plane's full width Wp (kw - 1 columns per
+ * row more than Wo: dropped from the output, zero in dy), so that each tap's
+ * row of columns is one contiguous run of the padded plane, xp + i dh Wp + j,
+ * copied as it is -- no gather of Wo-float pieces (14-28 floats, mostly loop
+ * tails) per output row and tap -- and col2im adds whole runs. Worth it when
+ * the columns (K rows) outnumber the output channels: the widened output and
+ * dy copies are then small beside them (not for a first layer's 1 -> 32,
+ * K = 25, which ran 6% slower wide; 32 -> 32 3x3 ran 11% faster). */
+static int wide_rows(const fnn_conv2d *s)
+{
+    return s->sh == 1 && s->sw == 1 && s->dw == 1 && s->C / s->G * s->kh * s->kw >= s->O / s->G;
+}
+
+/* Output pixels of the wide product: Ho rows of Wp. */
+static ptrdiff_t wide_pixels(const fnn_conv2d *s)
+{
+    return (ptrdiff_t)s->Ho * pad_w(s);
+}
+
+/* The padded plane, and for the wide product kw - 1 zeros after it (the last
+ * tap's run reads that far past the plane). */
 static size_t pad_floats(const fnn_conv2d *s)
 {
-    return padded_rows(s) ? (size_t)pad_h(s) * pad_w(s) : 0;
+    return padded_rows(s) ? (size_t)pad_h(s) * pad_w(s) + (size_t)(s->kw - 1) : 0;
 }
 
 /* The padded plane of xc in pad, its row stride in *ld; xc itself when no
  * tap reads padding. */
-static const float *pad_plane(const fnn_conv2d *s, const float *xc, float *pad, int *ld)
+FNN_INLINE const float *pad_plane(const fnn_conv2d *s, const float *xc, float *pad, int *ld,
+                                  int copy)
 {
     const int Hp = pad_h(s), Wp = pad_w(s);
-    if (s->ph == 0 && s->pw == 0 && Hp <= s->H && Wp <= s->W) {
+    if (!copy && s->ph == 0 && s->pw == 0 && Hp <= s->H && Wp <= s->W) {
         *ld = s->W;
         return xc;
     }
+    /* columns [a, b) of a padded row hold w = wp - pw of the plane, the rest
+     * zero (a per-element test was 17% of a 3x3 layer's forward) */
+    const int a = s->pw < Wp ? s->pw : Wp;
+    const int b = s->pw + s->W < Wp ? s->pw + s->W : Wp;
     for (int hp = 0; hp < Hp; hp++) {
-        float *d = pad + (ptrdiff_t)hp * Wp;
-        int h = hp - s->ph;
-        for (int wp = 0; wp < Wp; wp++) {
-            int w = wp - s->pw;
-            d[wp] = h >= 0 && h < s->H && w >= 0 && w < s->W ? xc[(ptrdiff_t)h * s->W + w] : 0.0f;
+        float *restrict d = pad + (ptrdiff_t)hp * Wp;
+        const int h = hp - s->ph;
+        if (h < 0 || h >= s->H) {
+            for (int wp = 0; wp < Wp; wp++)
+                d[wp] = 0.0f;
+            continue;
         }
+        const float *restrict xr = xc + (ptrdiff_t)h * s->W - s->pw;
+        for (int wp = 0; wp < a; wp++)
+            d[wp] = 0.0f;
+        for (int wp = a; wp < b; wp++)
+            d[wp] = xr[wp];
+        for (int wp = b; wp < Wp; wp++)
+            d[wp] = 0.0f;
     }
+    for (int e = 0; e < s->kw - 1; e++)
+        pad[(ptrdiff_t)Hp * Wp + e] = 0.0f;
     *ld = Wp;
     return pad;
 }
 
 /* Row (i, j) of a padded plane xp with row stride ld (padded_rows(s) only). */
-static void im2col_row_padded(const fnn_conv2d *s, const float *xp, int ld, int i, int j,
+FNN_INLINE void im2col_row_padded(const fnn_conv2d *s, const float *xp, int ld, int i, int j,
                               float *r)
 {
     const int Wo = s->Wo;
@@ -137,7 +174,7 @@ static void im2col_row_padded(const fnn_conv2d *s, const float *xp, int ld, int 
 }
 
 /* Row (i, j) of channel plane xc, or of its padded copy xp (row stride ld). */
-static void tap_row(const fnn_conv2d *s, const float *xc, const float *xp, int ld, int i, int j,
+FNN_INLINE void tap_row(const fnn_conv2d *s, const float *xc, const float *xp, int ld, int i, int j,
                     float *r)
 {
     if (xp)
@@ -148,13 +185,13 @@ static void tap_row(const fnn_conv2d *s, const float *xc, const float *xp, int l
 
 /* col (nc kh kw, P), row stride ld: the taps of channels x (nc, H, W);
  * pad: pad_floats(s) of scratch. */
-static void im2col(const fnn_conv2d *s, const float *x, int nc, float *col, ptrdiff_t ld,
+FNN_INLINE void im2col(const fnn_conv2d *s, const float *x, int nc, float *col, ptrdiff_t ld,
                    float *pad)
 {
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
     for (int c = 0; c < nc; c++) {
         int pld = 0;
-        const float *xp = padded_rows(s) ? pad_plane(s, x + c * HW, pad, &pld) : NULL;
+        const float *xp = padded_rows(s) ? pad_plane(s, x + c * HW, pad, &pld, 0) : NULL;
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++)
                 tap_row(s, x + c * HW, xp, pld, i, j,
@@ -165,17 +202,21 @@ static void im2col(const fnn_conv2d *s, const float *x, int nc, float *col, ptrd
 /* The same columns written straight into the GEMM's packed op(B) panels
  * (one row at a time through `row`, P floats that stay in L1), so the
  * forward's product never copies a column matrix into its own buffer. */
-static void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const fnn_packed_b *pb,
+FNN_INLINE void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const fnn_packed_b *pb,
                           float *row, float *pad)
 {
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
-    const int P = s->Ho * s->Wo, K = nc * s->kh * s->kw, NR = pb->nr;
+    const int wide = wide_rows(s), P = wide ? (int)wide_pixels(s) : s->Ho * s->Wo;
+    const int K = nc * s->kh * s->kw, NR = pb->nr;
     for (int c = 0, k = 0; c < nc; c++) {
         int ld = 0;
-        const float *xp = padded_rows(s) ? pad_plane(s, x + c * HW, pad, &ld) : NULL;
+        const float *xp = padded_rows(s) ? pad_plane(s, x + c * HW, pad, &ld, wide) : NULL;
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++, k++) {
-                tap_row(s, x + c * HW, xp, ld, i, j, row);
+                if (wide)               /* the tap's run of the padded plane */
+                    row = (float *)xp + (ptrdiff_t)i * s->dh * ld + j;
+                else
+                    tap_row(s, x + c * HW, xp, ld, i, j, row);
                 int pc = k / pb->kc * pb->kc, kcb = K - pc < pb->kc ? K - pc : pb->kc;
                 float *blk = pb->data + pc * pb->row_floats;
                 int q = 0;
@@ -202,7 +243,7 @@ static void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const fnn
 
 /* dx (nc, H, W) = the sum of the columns col (nc kh kw, P) onto their taps,
  * in tap order. */
-static void col2im(const fnn_conv2d *s, const float *col, int nc, float *dx)
+FNN_INLINE void col2im(const fnn_conv2d *s, const float *col, int nc, float *dx)
 {
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
     memset(dx, 0, sizeof(float) * nc * HW);
@@ -224,19 +265,82 @@ static void col2im(const fnn_conv2d *s, const float *col, int nc, float *dx)
             }
 }
 
+/* The wide product's columns (nc kh kw, Pw): each row one run of the padded
+ * plane (see wide_rows). */
+FNN_INLINE void im2col_wide(const fnn_conv2d *s, const float *x, int nc, float *col,
+                            ptrdiff_t Pw, float *pad)
+{
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
+    for (int c = 0, k = 0; c < nc; c++) {
+        int ld = 0;
+        const float *xp = pad_plane(s, x + c * HW, pad, &ld, 1);
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++, k++)
+                memcpy(col + k * Pw, xp + (ptrdiff_t)i * s->dh * ld + j, sizeof(float) * Pw);
+    }
+}
+
+/* dy (O, P) widened to (O, Pw), zero in the kw - 1 extra columns of a row. */
+FNN_INLINE void widen(const fnn_conv2d *s, const float *dy, float *dyw)
+{
+    const int Wo = s->Wo, ld = pad_w(s);
+    for (ptrdiff_t r = 0; r < (ptrdiff_t)s->O * s->Ho; r++) {
+        memcpy(dyw + r * ld, dy + r * Wo, sizeof(float) * Wo);
+        for (int e = Wo; e < ld; e++)
+            dyw[r * ld + e] = 0.0f;
+    }
+}
+
+/* dx (nc, H, W) from the wide columns dcol (nc kh kw, Pw): per channel, each
+ * tap's run added onto a padded plane in tap order, then its interior out
+ * (the extra columns of dcol are 0: dy's are). */
+FNN_INLINE void col2im_wide(const fnn_conv2d *s, const float *dcol, int nc, float *dx,
+                            float *pad)
+{
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, Pw = wide_pixels(s);
+    const int Hp = pad_h(s), Wp = pad_w(s);
+    const int wcopy = s->W < Wp - s->pw ? s->W : Wp - s->pw;     /* columns inside the plane */
+    for (int c = 0, k = 0; c < nc; c++) {
+        memset(pad, 0, sizeof(float) * pad_floats(s));
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++, k++) {
+                float *restrict d = pad + (ptrdiff_t)i * s->dh * Wp + j;
+                const float *restrict r = dcol + k * Pw;
+                for (ptrdiff_t q = 0; q < Pw; q++)
+                    d[q] += r[q];
+            }
+        float *dxc = dx + c * HW;
+        for (int h = 0; h < s->H; h++) {
+            float *d = dxc + (ptrdiff_t)h * s->W;
+            const int hp = h + s->ph;
+            int w0 = 0;
+            if (hp < Hp && wcopy > 0) {
+                memcpy(d, pad + (ptrdiff_t)hp * Wp + s->pw, sizeof(float) * wcopy);
+                w0 = wcopy;
+            }
+            for (int w = w0; w < s->W; w++)
+                d[w] = 0.0f;
+        }
+    }
+}
+
 /* ------------------------------------------------------- GEMM path -- */
 
-static int fwd_samples(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+FNN_INLINE int fwd_samples_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     const conv_args *A = ctx;
     const fnn_conv2d *s = A->s;
     const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
     float *col = A->buf + part * A->slice;
-    int pw = pointwise(s);
+    const int pw = pointwise(s), wide = !pw && wide_rows(s);
+    const ptrdiff_t Pw = wide ? wide_pixels(s) : P, ld = Pw / s->Ho;
+    /* the slice: the product's panels; the wide product's output (Og, Pw) or
+     * one row of columns; the padded plane */
+    float *out = col + A->slice - (wide ? Og * Pw : P) - pad_floats(s);
     fnn_packed_b pb;
-    if (!pw)                        /* columns in the product's panels, one row buffer after */
-        fnn_sgemm_packed_layout(K, (int)P, col, &pb);
+    if (!pw)
+        fnn_sgemm_packed_layout(K, (int)Pw, col, &pb);
     for (ptrdiff_t n = lo; n < hi; n++)
         for (int g = 0; g < s->G; g++) {
             const float *xg = A->x + (n * s->C + (ptrdiff_t)g * Cg) * HW;
@@ -246,15 +350,21 @@ static int fwd_samples(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             if (pw) {
                 st = fnn_sgemm(0, 0, Og, (int)P, K, 1.0f, wg, K, xg, P, 0.0f, yg, P, bg, bm, 0);
             } else {
-                im2col_packed(s, xg, Cg, &pb, col + A->slice - P - pad_floats(s),
-                              col + A->slice - pad_floats(s));
-                st = fnn_sgemm_pb(0, Og, 1.0f, wg, K, &pb, 0.0f, yg, P, bg, bm, 0);
+                im2col_packed(s, xg, Cg, &pb, out, col + A->slice - pad_floats(s));
+                st = fnn_sgemm_pb(0, Og, 1.0f, wg, K, &pb, 0.0f, wide ? out : yg, Pw, bg, bm,
+                                  0);
+                for (int o = 0; wide && o < Og; o++)        /* drop the kw - 1 extra columns */
+                    for (int oh = 0; oh < s->Ho; oh++)
+                        memcpy(yg + o * P + (ptrdiff_t)oh * s->Wo, out + o * Pw + oh * ld,
+                               sizeof(float) * s->Wo);
             }
             if (st)
                 return st;
         }
     return FNN_OK;
 }
+
+FNN_RANGE_CLONES(fwd_samples)
 
 /* Backward over a fixed cut of the batch into chunks of samples (the cut
  * depends on the shape only, never on the thread count). For each sample of
@@ -263,38 +373,53 @@ static int fwd_samples(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
  * dcol (K, P) = w_g^T dy_g and col2im writes dx. The chunks' dW partials are
  * summed in chunk order afterwards (dw_reduce), so dW has the same bits on
  * any thread count, and the columns of the whole batch are never stored. */
-static int bwd_chunks(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+FNN_INLINE int bwd_chunks_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     const conv_args *A = ctx;
     const fnn_conv2d *s = A->s;
     const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
     const ptrdiff_t per = (s->N + A->chunks - 1) / A->chunks, wsize = (ptrdiff_t)s->O * K;
-    float *col = A->buf + part * A->slice;
-    int pw = pointwise(s), st = FNN_OK;
+    /* the slice: the columns (C kh kw, Pw); the wide product's dy (O, Pw);
+     * the padded plane */
+    float *col = A->buf + part * A->slice, *pad = col + A->slice - pad_floats(s);
+    const int pw = pointwise(s), wide = !pw && wide_rows(s);
+    const ptrdiff_t Pw = wide ? wide_pixels(s) : P;
+    float *dyw = col + (ptrdiff_t)s->C * s->kh * s->kw * Pw;
+    int st = FNN_OK;
     for (ptrdiff_t c = lo; c < hi && !st; c++) {
         float *dwc = A->part_dw + c * wsize;
         ptrdiff_t n0 = c * per, n1 = n0 + per < s->N ? n0 + per : s->N;
         for (ptrdiff_t n = n0; n < n1 && !st; n++) {
             const float *xn = A->x + n * s->C * HW, *dyn = A->dy + n * s->O * P;
-            if (A->dw && !pw)
-                im2col(s, xn, s->C, col, P, col + A->slice - pad_floats(s));
+            if (wide) {
+                widen(s, dyn, dyw);
+                dyn = dyw;
+            }
+            if (A->dw && wide)
+                im2col_wide(s, xn, s->C, col, Pw, pad);
+            else if (A->dw && !pw)
+                im2col(s, xn, s->C, col, P, pad);
             for (int g = 0; g < s->G && A->dw && !st; g++)
-                st = fnn_sgemm(0, 1, Og, K, (int)P, 1.0f, dyn + (ptrdiff_t)g * Og * P, P,
-                               (pw ? xn : col) + (ptrdiff_t)g * K * P, P, n == n0 ? 0.0f : 1.0f,
+                st = fnn_sgemm(0, 1, Og, K, (int)Pw, 1.0f, dyn + (ptrdiff_t)g * Og * Pw, Pw,
+                               (pw ? xn : col) + (ptrdiff_t)g * K * Pw, Pw, n == n0 ? 0.0f : 1.0f,
                                dwc + (ptrdiff_t)g * Og * K, K, NULL, FNN_BIAS_NONE, 0);
             for (int g = 0; g < s->G && A->dx && !st; g++) {
                 float *dxg = A->dx + (n * s->C + (ptrdiff_t)g * Cg) * HW;
-                st = fnn_sgemm(1, 0, K, (int)P, Og, 1.0f, A->w + (ptrdiff_t)g * Og * K, K,
-                               dyn + (ptrdiff_t)g * Og * P, P, 0.0f, pw ? dxg : col, P, NULL,
+                st = fnn_sgemm(1, 0, K, (int)Pw, Og, 1.0f, A->w + (ptrdiff_t)g * Og * K, K,
+                               dyn + (ptrdiff_t)g * Og * Pw, Pw, 0.0f, pw ? dxg : col, Pw, NULL,
                                FNN_BIAS_NONE, 0);
-                if (!pw)
+                if (wide)
+                    col2im_wide(s, col, Cg, dxg, pad);
+                else if (!pw)
                     col2im(s, col, Cg, dxg);
             }
         }
     }
     return st;
 }
+
+FNN_RANGE_CLONES(bwd_chunks)
 
 /* dw[i] (+)= the chunks' partials at i, summed in chunk order. */
 static int dw_reduce(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
@@ -476,8 +601,10 @@ int fnn_conv2d_forward(const fnn_conv2d *s, const float *x, const float *w, cons
     if (depthwise(s))
         return fnn_parallel_for((ptrdiff_t)s->N * s->O, 1, conv_flops(s), FNN_ISA_PICK(dw_fwd_planes), &A);
     size_t K = (size_t)(s->C / s->G) * s->kh * s->kw, P = (size_t)s->Ho * s->Wo;
-    return over_items(&A, fwd_samples, s->N,
-                      pointwise(s) ? 0 : fnn_sgemm_packed_floats((int)K, (int)P) + P + pad_floats(s),
+    size_t Pw = wide_rows(s) ? (size_t)wide_pixels(s) : P;
+    size_t out = wide_rows(s) ? (size_t)(s->O / s->G) * Pw : P;
+    return over_items(&A, FNN_ISA_PICK(fwd_samples), s->N,
+                      pointwise(s) ? 0 : fnn_sgemm_packed_floats((int)K, (int)Pw) + out + pad_floats(s),
                       0);
 }
 
@@ -511,8 +638,11 @@ int fnn_conv2d_backward(const fnn_conv2d *s, const float *x, const float *w, con
         A.chunks = cap > 1 ? (int)cap : 1;
     int per = (s->N + A.chunks - 1) / A.chunks;     /* samples per chunk, the last may be short */
     A.chunks = (s->N + per - 1) / per;
-    st = over_items(&A, bwd_chunks, A.chunks,
-                    pointwise(s) ? 0 : (size_t)s->C * s->kh * s->kw * P + pad_floats(s),
+    st = over_items(&A, FNN_ISA_PICK(bwd_chunks), A.chunks,
+                    pointwise(s) ? 0
+                    : wide_rows(s) ? ((size_t)s->C * s->kh * s->kw + s->O) * wide_pixels(s)
+                                     + pad_floats(s)
+                                   : (size_t)s->C * s->kh * s->kw * P + pad_floats(s),
                     dw ? A.chunks * wsize : 0);
     if (!st && dw)
         st = fnn_parallel_for((ptrdiff_t)wsize, 64, (double)wsize * A.chunks * FNN_COST_ELEM / 4,
