@@ -963,3 +963,38 @@ def test_prepacked_b_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
     ref = np.maximum(0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
                      + 0.25 * c0 + bias, 0)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+
+
+def test_plain_fast_path_takes_only_what_it_can_check(rng):
+    """ops.matmul's C-checked fast path (_C.sgemm_plain) does the product for
+    row-major float32 operands and a disjoint out, and declines (returns
+    False, touching nothing) everything else, which the Python path then
+    handles or explains."""
+    a = rng.standard_normal((6, 5)).astype(F32)
+    b = rng.standard_normal((5, 7)).astype(F32)
+    out = np.full((6, 7), np.nan, F32)
+    assert _C.sgemm_plain(a, b, False, False, 1.0, 0.0, out)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)
+    out2 = np.empty_like(out)
+    assert _C.sgemm_plain(at, bt, True, True, 1.0, 0.0, out2)
+    np.testing.assert_array_equal(out2, ops.matmul(at, bt, trans_a=True, trans_b=True))
+    buf = np.zeros((6, 20), F32)
+    declined = [
+        (a.astype(np.float64), b, False, False, 1.0, 0.0, out),       # dtype
+        (a[:, ::2], b[:3], False, False, 1.0, 0.0, out),               # strided columns
+        (a.T, b, True, False, 1.0, 0.0, out),                          # column-major view
+        (a, b, False, False, 2, 0.0, out),                             # int alpha
+        (a, b, False, False, float("nan"), 0.0, out),                  # NaN alpha
+        (a, b, False, False, 1.0, 1e39, out),                          # beta past float32
+        (a, b[:4], False, False, 1.0, 0.0, out),                       # inner dims differ
+        (a, b, False, False, 1.0, 0.0, out[:, :6]),                    # out shape
+        (buf[:, :5], b, False, False, 1.0, 0.0, buf[:, 3:10]),         # out overlaps a
+    ]
+    ro = np.zeros((6, 7), F32)
+    ro.flags.writeable = False
+    declined.append((a, b, False, False, 1.0, 0.0, ro))                # read-only out
+    for i, args in enumerate(declined):
+        before = args[-1].copy()
+        assert _C.sgemm_plain(*args) is False, i
+        np.testing.assert_array_equal(args[-1], before)
