@@ -259,11 +259,12 @@ class _RNNBase(Module):
         g = None
         if grad_output is not None:
             oshape = (N, T, D * H) if self.batch_first else (T, N, D * H)
-            g = as_f32(grad_output, who, "grad_output")
-            if g.shape != oshape:
-                raise ValueError(f"{who}: grad_output has shape {g.shape}, expected {oshape} "
+            g = _time_major(who, "grad_output", grad_output, self.batch_first)
+            if g.shape != (T, N, D * H):
+                shape = (g.shape[1], g.shape[0], g.shape[2]) if self.batch_first else g.shape
+                raise ValueError(f"{who}: grad_output has shape {shape}, expected {oshape} "
                                  f"(the shape of the output)")
-            g = np.ascontiguousarray(g.transpose(1, 0, 2) if self.batch_first else g)
+            g = np.ascontiguousarray(g)
         need_dx = self.needs_input_grad
         for k in range(L - 1, -1, -1):
             inp, saves, _ = layers[k]
@@ -505,6 +506,20 @@ class Embedding(Module):
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
+def _time_major(who, name, v, batch_first):
+    """A 3-D sequence array as a float32 time-major (T, N, F) array, batch-first
+    ones transposed as a view *before* any copy: the batch-first view of a
+    time-major array (what the recurrent layers output and LastStep returns
+    as a gradient) then needs none."""
+    flip = batch_first
+    if flip and isinstance(v, np.ndarray) and v.ndim == 3:
+        v, flip = v.transpose(1, 0, 2), False
+    v = as_f32(v, who, name)
+    if v.ndim != 3:
+        raise ValueError(f"{who}: expected a 3-D sequence {name}, got shape {v.shape}")
+    return v.transpose(1, 0, 2) if flip else v
+
+
 def _seq_input(who, inp, lengths, batch_first):
     """(output (T, N, F) view, lengths or None, batch_first, was_tuple) from an
     RNN's output tuple or a plain array."""
@@ -514,11 +529,7 @@ def _seq_input(who, inp, lengths, batch_first):
             lengths = getattr(inp, "lengths", None)
         batch_first = getattr(inp, "batch_first", batch_first)
         inp = inp[0]
-    y = as_f32(inp, who, "output")
-    if y.ndim != 3:
-        raise ValueError(f"{who}: expected a 3-D sequence output, got shape {y.shape}")
-    if batch_first:
-        y = y.transpose(1, 0, 2)
+    y = _time_major(who, "output", inp, batch_first)
     T, N, _ = y.shape
     return y, _check_lengths(who, lengths, T, N), batch_first, was_tuple
 
