@@ -10,11 +10,15 @@
  *      cell and hidden state update, saves for backward) over the rows.
  * Backward:
  *   1. per step (in reverse processing order) one fused pass computing the
- *      gate gradients dG_t from the saved gates, then one GEMM
+ *      gate gradients dG_t from the saved gates (and adding them into the
+ *      bias gradients' float64 sums, per fixed chunk of rows), then one GEMM
  *      dh_{t-1} += dG_t W_hh;
  *   2. dW_ih += dGx^T X and dW_hh += dGh^T Hprev, each ONE GEMM with K = T*N
  *      (gemm.c never splits K: the same bits on any thread count), dx = dGx
- *      W_ih, and the bias gradients as fixed-order column sums in float64.
+ *      W_ih, and the bias gradients as the chunks' sums in chunk order.
+ * Threads: small recurrent weights (they fit in half a core's L2) run the
+ * whole time loop split over the batch, one part per thread, with no sync
+ * between steps; larger ones thread each step's GEMM and pass (run_loop).
  *
  * Layouts are torch's: gates stacked along the rows of W_ih (G*H, I) and
  * W_hh (G*H, H); LSTM i, f, g, o; GRU r, z, n with
@@ -30,8 +34,9 @@
  * comes from the caller's shared workspace region (the GEMM uses the
  * per-thread arenas).
  * What backward needs from forward is passed in by the caller (the layer's
- * saved context). Elementwise work is per element, bias sums per column in
- * a fixed order: results do not depend on the thread count.
+ * saved context). Elementwise work is per element, a row's GEMM sums do not
+ * depend on the rows beside it, bias sums run in a fixed order: results do
+ * not depend on the thread count.
  */
 #include <string.h>
 
@@ -290,7 +295,7 @@ static int rec_mul(const rec_weights *r, int M, const float *A, ptrdiff_t lda, f
     } while (0)
 
 /* The time loop over batch rows [lo, hi), forward or backward. Two ways to
- * thread it (rec_split decides):
+ * thread it (run_loop decides):
  *  - split: one part per thread, each running all T steps on its own rows
  *    (the GEMM inside a part runs on that part's thread), with no
  *    synchronisation between steps -- a sample's recurrence never reads
@@ -311,7 +316,7 @@ typedef struct {
     const float *dy;          /* backward output gradient, or NULL */
     ptrdiff_t ldy;
     float *hprev, *aux1, *aux2, *scratch;
-    float *dgx, *dgh;         /* backward gate gradients, (T*N, G*H) each */
+    float *dgx, *dgh;         /* backward: gate gradients, (T*N, G*H) each */
     const float *zeros;
     double *dbs;              /* backward: chunk sums of the bias gradients, or NULL */
     int need_dh0;
