@@ -6,7 +6,9 @@
  * Forward, groups != channels: per sample and group, im2col writes the
  * columns (K, P) into the workspace (1x1 stride-1 unpadded convolutions read
  * x in place), then one GEMM y (O/G, P) = w_g (O/G, K) col (K, P) with the
- * bias fused into its store, which lands in NCHW order as it is. Samples
+ * bias fused into its store, which lands in NCHW order as it is. Stride-1
+ * layers run "wide" (wide_rows: over the padded plane's full row width, each
+ * tap's columns one contiguous run). Samples
  * are the parallel parts (each part's GEMMs run on its own thread) when
  * there are at least as many samples as threads the work earns; with fewer
  * (batch 1 inference) the samples run one after the other and each GEMM
@@ -105,7 +107,8 @@ static int pad_w(const fnn_conv2d *s)
  * tails) per output row and tap -- and col2im adds whole runs. Worth it when
  * the columns (K rows) outnumber the output channels: the widened output and
  * dy copies are then small beside them (not for a first layer's 1 -> 32,
- * K = 25, which ran 6% slower wide; 32 -> 32 3x3 ran 11% faster). */
+ * K = 25, which ran 6% slower wide; 32 -> 32 3x3 forward+backward ran 19%
+ * faster, see docs/conv.md). */
 static int wide_rows(const fnn_conv2d *s)
 {
     return s->sh == 1 && s->sw == 1 && s->dw == 1 && s->C / s->G * s->kh * s->kw >= s->O / s->G;
@@ -146,11 +149,11 @@ FNN_INLINE const float *pad_plane(const fnn_conv2d *s, const float *xc, float *p
                 d[wp] = 0.0f;
             continue;
         }
-        const float *restrict xr = xc + (ptrdiff_t)h * s->W - s->pw;
+        const float *restrict xr = xc + (ptrdiff_t)h * s->W;
         for (int wp = 0; wp < a; wp++)
             d[wp] = 0.0f;
         for (int wp = a; wp < b; wp++)
-            d[wp] = xr[wp];
+            d[wp] = xr[wp - s->pw];
         for (int wp = b; wp < Wp; wp++)
             d[wp] = 0.0f;
     }
