@@ -87,6 +87,27 @@ int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, ptrdiff_t lda,
                  const fnn_packed_b *B, float beta, float *C, ptrdiff_t ldc,
                  const float *bias, int bias_mode, int relu);
 
+/* op(A) packed once for several products with the same A (an LSTM's gate
+ * gradients dG^T for both dW_ih = dG^T X and dW_hh = dG^T H_prev):
+ * fnn_sgemm_pack_a (threaded) writes panels of mr rows, the last one padded
+ * (its rows past M never read), each holding all K columns k-major --
+ * element (i, p) at data[(i / mr) K mr + p mr + i % mr], which
+ * fnn_sgemm_packed_a_floats(M, K) floats hold. mr is the kernel's
+ * (fnn_sgemm_packed_a_layout fills it in), so the packing belongs to the ISA
+ * in use when it was made. fnn_sgemm_pa computes what fnn_sgemm would with
+ * that A -- the same bits -- without packing A again. */
+typedef struct {
+    int M, K, mr;
+    const void *arch;
+    float *data;
+} fnn_packed_a;
+size_t fnn_sgemm_packed_a_floats(int M, int K);
+void fnn_sgemm_packed_a_layout(int M, int K, float *data, fnn_packed_a *out);
+void fnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, ptrdiff_t lda, float *data,
+                      fnn_packed_a *out);
+int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const float *B,
+                 ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc);
+
 /* The obvious triple loop with float64 accumulation: the naive twin the fast
  * path is tested against. Same arguments and semantics as fnn_sgemm. */
 void fnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K,

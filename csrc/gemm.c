@@ -200,6 +200,7 @@ typedef struct {
     int pack_a;                    /* 0: the kernel reads A in place */
     fnn_gemm_blocks bl;            /* kc, mc, nc (gemm_blocking.c) */
     const fnn_packed_b *pb;        /* op(B) packed beforehand, or NULL */
+    const fnn_packed_a *pa;        /* op(A) packed beforehand, or NULL */
 } gemm_args;
 
 static inline const float *a_at(const gemm_args *g, int i, int p)
@@ -253,7 +254,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
         for (int ic = m0; ic < m1; ic += MC) {
             int mc = m1 - ic < MC ? m1 - ic : MC;
-            if (g->pack_a)
+            if (g->pack_a && !g->pa)
                 pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
             for (int jc = n0; jc < n1; jc += NC) {
                 int nc = n1 - jc < NC ? n1 - jc : NC;
@@ -266,7 +267,9 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 }
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
-                    const float *ap = abuf + (ptrdiff_t)ir * kc;
+                    const float *ap = g->pa ? g->pa->data + (ptrdiff_t)((ic + ir) / MR) * g->K * MR
+                                                  + (ptrdiff_t)pc * MR
+                                            : abuf + (ptrdiff_t)ir * kc;
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
                         int i = ic + ir, j = jc + jr;
@@ -381,7 +384,7 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
         kc = g->pb->kc;
     int mcap = M < g->bl.mc ? M : g->bl.mc;
     int ncap = N < g->bl.nc ? N : g->bl.nc;
-    J.afl = (size_t)(mcap + ar->mr) * kc;
+    J.afl = g->pa ? 0 : (size_t)(mcap + ar->mr) * kc;
     J.bfl = g->pb ? 0 : (size_t)(ncap + ar->nr) * kc;
     return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
 }
@@ -397,6 +400,14 @@ static int no_product(int M, int N, float beta, float *C, ptrdiff_t ldc, const f
     return FNN_OK;
 }
 
+/* op(B) already row-major and either small or used by few rows of A
+ * (packing would cost more than the reuse saves): full panels are read in
+ * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */
+static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K)
+{
+    return !trans_b && ((double)K * N * sizeof(float) <= 256.0 * 1024 || M <= 2 * ar->mr);
+}
+
 int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
               float beta, float *C, ptrdiff_t ldc, const float *bias,
@@ -408,7 +419,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         return no_product(M, N, beta, C, ldc, bias, bias_mode, relu);
     const fnn_gemm_arch *ar = arch_in_use();
     gemm_args g = {trans_a, trans_b, K, alpha, beta, A, B, lda, ldb, ldc, C,
-                   bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL};
+                   bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL, NULL};
     /* Small N (the output layer: 10 classes): every A element is used by one
      * micro-kernel call only, so packing A would copy all of it for no reuse;
      * the kernel reads it in place instead. Same sums, same order. A
@@ -418,11 +429,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
      * RNN's dW_ih = dG^T X, 2048 floats a row) and there packing wins. */
     if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
         g.pack_a = 0;
-    /* op(B) already row-major and either small or used by few rows of A
-     * (packing would cost more than the reuse saves): full panels are read in
-     * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */
-    if (!trans_b && ((double)K * N * sizeof(float) <= 256.0 * 1024 || M <= 2 * ar->mr))
-        g.pack_b = 0;
+    g.pack_b = !b_in_place(ar, trans_b, M, N, K);
     return gemm_run(ar, &g, M, N);
 }
 
@@ -474,8 +481,70 @@ int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, ptrdiff_t lda,
         return no_product(M, N, beta, C, ldc, bias, bias_mode, relu);
     const fnn_gemm_arch *ar = B->arch;
     gemm_args g = {trans_a, 0, K, alpha, beta, A, NULL, lda, 0, ldc, C,
-                   bias, bias_mode, relu, 0, 1, fnn_gemm_blocks_for(ar), B};
+                   bias, bias_mode, relu, 0, 1, fnn_gemm_blocks_for(ar), B, NULL};
     if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
         g.pack_a = 0;
+    return gemm_run(ar, &g, M, N);
+}
+
+/* ------------------------------------------------------ packed op(A) -- */
+
+size_t fnn_sgemm_packed_a_floats(int M, int K)
+{
+    const fnn_gemm_arch *ar = arch_in_use();
+    return M > 0 && K > 0 ? (size_t)(M + ar->mr - 1) / ar->mr * ar->mr * (size_t)K : 0;
+}
+
+void fnn_sgemm_packed_a_layout(int M, int K, float *data, fnn_packed_a *out)
+{
+    const fnn_gemm_arch *ar = arch_in_use();
+    *out = (fnn_packed_a){M, K, ar->mr, ar, data};
+}
+
+typedef struct {
+    const fnn_gemm_arch *ar;
+    int trans, M, K;
+    const float *A;
+    ptrdiff_t lda;
+    float *data;
+} pack_a_job;
+
+/* Panels [lo, hi) of op(A), all K columns each. */
+static int pack_a_panels(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const pack_a_job *J = ctx;
+    const int MR = J->ar->mr, i0 = (int)lo * MR;
+    const int i1 = (int)hi * MR < J->M ? (int)hi * MR : J->M;
+    (void)part;
+    pack_a(J->ar, J->trans, i1 - i0, J->K, J->trans ? J->A + i0 : J->A + (ptrdiff_t)i0 * J->lda,
+           J->lda, J->data + lo * J->K * MR);
+    return FNN_OK;
+}
+
+/* pack_a over the whole of op(A) at once (its panels are then K long),
+ * threaded over the panels. */
+void fnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, ptrdiff_t lda, float *data,
+                      fnn_packed_a *out)
+{
+    fnn_sgemm_packed_a_layout(M, K, data, out);
+    if (M <= 0 || K <= 0)
+        return;
+    pack_a_job J = {out->arch, trans_a, M, K, A, lda, data};
+    fnn_parallel_for((M + J.ar->mr - 1) / J.ar->mr, 1, (double)M * K * FNN_COST_ELEM,
+                     pack_a_panels, &J);
+}
+
+int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const float *B,
+                 ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc)
+{
+    const int M = A->M, K = A->K;
+    if (M <= 0 || N <= 0)
+        return FNN_OK;
+    if (K <= 0 || alpha == 0.0f)
+        return no_product(M, N, beta, C, ldc, NULL, FNN_BIAS_NONE, 0);
+    const fnn_gemm_arch *ar = A->arch;
+    gemm_args g = {0, trans_b, K, alpha, beta, NULL, B, 0, ldb, ldc, C,
+                   NULL, FNN_BIAS_NONE, 0, !b_in_place(ar, trans_b, M, N, K), 1,
+                   fnn_gemm_blocks_for(ar), NULL, A};
     return gemm_run(ar, &g, M, N);
 }

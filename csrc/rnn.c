@@ -426,12 +426,18 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
         return FNN_OK;
     const int two = mode == FNN_GRU;
     const size_t whs = rec_floats(gemm, GH, H);
-    /* chunk sums first (float64 alignment), then dG (dGx, dGh), H zeros, W_hh */
+    /* LSTM and Elman: dW_ih and dW_hh share op(A) = dG^T, packed once for both
+     * (each product packed all T N x G H of it, in a strided transposing copy) */
+    const int shared_a = gemm == fnn_sgemm && !two && dw_ih && dw_hh;
+    const size_t pfl = shared_a ? fnn_sgemm_packed_a_floats(GH, (int)TN) : 0;
+    /* chunk sums first (float64 alignment), then dG (dGx, dGh), H zeros, W_hh,
+     * the packed dG^T */
     const int sums = db_ih || db_hh;
     const size_t nchunk = (size_t)(N + CHUNK - 1) / CHUNK, per = (size_t)(two ? 2 : 1) * GH;
     const size_t nsum = sums ? nchunk * per : 0;
     double *dbs = fnn_ws_shared(nsum * sizeof(double) +
-                                ((size_t)(two ? 2 : 1) * T * step + H + whs) * sizeof(float));
+                                ((size_t)(two ? 2 : 1) * T * step + H + whs + pfl) *
+                                sizeof(float));
     if (!dbs)
         return FNN_ENOMEM;
     memset(dbs, 0, nsum * sizeof(double));
@@ -445,12 +451,18 @@ static int rnn_backward(gemm_fn gemm, int mode, int T, int N, int I, int H, int 
                    NULL, dy, ldy, (float *)hprev, (float *)aux1, (float *)aux2, NULL, dgx,
                    dgh, zeros, sums ? dbs : NULL, need_dh0};
     TRY(run_loop(bwd_loop, &L, whs));
-    if (dw_ih)
-        TRY(gemm(1, 0, GH, I, (int)TN, 1.0f, dgx, GH, x, I, (acc & 1) ? 1.0f : 0.0f, dw_ih, I,
-                 NULL, 0, 0));
-    if (dw_hh)
-        TRY(gemm(1, 0, GH, H, (int)TN, 1.0f, dgh, GH, hprev, H, (acc & 2) ? 1.0f : 0.0f, dw_hh,
-                 H, NULL, 0, 0));
+    const float bx = (acc & 1) ? 1.0f : 0.0f, bh = (acc & 2) ? 1.0f : 0.0f;
+    if (shared_a) {
+        fnn_packed_a PA;
+        fnn_sgemm_pack_a(1, GH, (int)TN, dgx, GH, zeros + H + whs, &PA);
+        TRY(fnn_sgemm_pa(&PA, 0, I, 1.0f, x, I, bx, dw_ih, I));
+        TRY(fnn_sgemm_pa(&PA, 0, H, 1.0f, hprev, H, bh, dw_hh, H));
+    } else {
+        if (dw_ih)
+            TRY(gemm(1, 0, GH, I, (int)TN, 1.0f, dgx, GH, x, I, bx, dw_ih, I, NULL, 0, 0));
+        if (dw_hh)
+            TRY(gemm(1, 0, GH, H, (int)TN, 1.0f, dgh, GH, hprev, H, bh, dw_hh, H, NULL, 0, 0));
+    }
     for (int j = 0; sums && j < GH; j++) {      /* the chunks' sums, in chunk order */
         double sx = 0.0, sh = 0.0;
         for (size_t c = 0; c < nchunk; c++) {

@@ -965,6 +965,39 @@ def test_prepacked_b_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))
 
 
+@pytest.mark.parametrize("isa_,M,N,K", prepacked_cases() + [
+    pytest.param(isa, 512, n, 1792, id=f"{isa}-512x{n}x1792-rnn-dW")
+    for isa in BLOCKING for n in (28, 128)])
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_prepacked_a_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
+    """fnn_sgemm_pack_a + fnn_sgemm_pa (the recurrent layers' dW = dG^T X from
+    gate gradients written in the panel layout) against fnn_sgemm: identical
+    bits on 1 and 2 threads, near float64, and C untouched beyond M x N."""
+    fastnn.set_isa(isa_)
+    a, b = operands(rng, M, N, K, ta, tb, ints=False)
+    c0 = rng.standard_normal((M, N + 3)).astype(F32)
+    for threads in (1, 2):
+        fastnn.set_num_threads(threads)
+        want, got = c0.copy(), c0.copy()
+        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, want[:, :N], None, 0, False)
+        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, got[:, :N], None, 0, False, prepacked="a")
+        np.testing.assert_array_equal(got, want, err_msg=f"{isa_} {threads}T {M}x{N}x{K}")
+    ref = 0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b) + 0.25 * c0[:, :N]
+    np.testing.assert_allclose(got[:, :N], ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+    np.testing.assert_array_equal(got[:, N:], c0[:, N:])
+
+
+def test_prepacked_bad_arguments():
+    a = np.ones((4, 3), F32)
+    b = np.ones((3, 5), F32)
+    c = np.zeros((4, 5), F32)
+    with pytest.raises(ValueError, match="prepacked must be"):
+        _C.sgemm(False, False, 4, 5, 3, 1.0, a, b, 0.0, c, None, 0, False, prepacked="c")
+    with pytest.raises(ValueError, match="no bias and no ReLU"):
+        _C.sgemm(False, False, 4, 5, 3, 1.0, a, b, 0.0, c, np.ones(5, F32), 1, False,
+                 prepacked="a")
+
+
 def test_plain_fast_path_takes_only_what_it_can_check(rng):
     """ops.matmul's C-checked fast path (_C.sgemm_plain) does the product for
     row-major float32 operands and a disjoint out, and declines (returns

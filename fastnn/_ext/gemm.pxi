@@ -20,6 +20,13 @@ cdef extern from "fastnn.h" nogil:
     int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, Py_ssize_t lda,
                      const fnn_packed_b *B, float beta, float *C, Py_ssize_t ldc,
                      const float *bias, int bias_mode, int relu)
+    ctypedef struct fnn_packed_a:
+        int M, K
+    size_t fnn_sgemm_packed_a_floats(int M, int K)
+    void fnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, Py_ssize_t lda,
+                          float *data, fnn_packed_a *out)
+    int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const float *B,
+                     Py_ssize_t ldb, float beta, float *C, Py_ssize_t ldc)
     int FNN_BIAS_NONE
     int FNN_BIAS_COL
     int FNN_BIAS_ROW
@@ -47,11 +54,16 @@ cdef inline Py_ssize_t rowstride(cnp.ndarray x):
 
 
 def sgemm(bint trans_a, bint trans_b, int M, int N, int K, float alpha, a, b, float beta,
-          c, bias, int bias_mode, bint relu, bint naive=False, bint prepacked=False):
+          c, bias, int bias_mode, bint relu, bint naive=False, prepacked=False):
     """C = alpha op(A) op(B) + beta C (+ bias, ReLU). 2-D float32 arrays with a
     unit-stride last dimension; every shape and stride checked here.
-    prepacked: op(B) packed first (fnn_sgemm_pack_b), then fnn_sgemm_pb -- the
-    path the recurrent layers take (for the tests)."""
+    prepacked (for the tests of the paths the recurrent layers take): True or
+    "b", op(B) packed first (fnn_sgemm_pack_b), then fnn_sgemm_pb; "a", op(A)
+    packed first (fnn_sgemm_pack_a), then fnn_sgemm_pa (no bias or ReLU)."""
+    if prepacked not in (False, True, "a", "b"):
+        raise ValueError(f"sgemm: prepacked must be False, True, 'a' or 'b', got {prepacked!r}")
+    if prepacked == "a" and (bias_mode != 0 or relu):
+        raise ValueError("sgemm: prepacked='a' takes no bias and no ReLU")
     if M < 0 or N < 0 or K < 0:
         raise ValueError(f"sgemm: M, N, K must be >= 0, got {M}, {N}, {K}")
     if bias_mode not in (FNN_BIAS_NONE, FNN_BIAS_COL, FNN_BIAS_ROW):
@@ -68,8 +80,17 @@ def sgemm(bint trans_a, bint trans_b, int M, int N, int K, float alpha, a, b, fl
     cdef Py_ssize_t lda = rowstride(A), ldb = rowstride(B), ldc = rowstride(Cm)
     cdef int status = 0
     cdef fnn_packed_b packed
+    cdef fnn_packed_a packed_a
     cdef cnp.ndarray P
     cdef float *pp
+    if prepacked == "a" and not naive:
+        P = np.empty(max(<Py_ssize_t>fnn_sgemm_packed_a_floats(M, K), 1), np.float32)
+        pp = <float *>cnp.PyArray_DATA(P)
+        with nogil:
+            fnn_sgemm_pack_a(trans_a, M, K, pa, lda, pp, &packed_a)
+            status = fnn_sgemm_pa(&packed_a, trans_b, N, alpha, pb, ldb, beta, pc, ldc)
+        check_status(status)
+        return
     if prepacked and not naive:
         P = np.empty(max(<Py_ssize_t>fnn_sgemm_packed_floats(K, N), 1), np.float32)
         pp = <float *>cnp.PyArray_DATA(P)
