@@ -190,23 +190,25 @@ def load_average():
         return None
 
 
-def git_revision():
-    """Commit of the fastnn sources in use (with '+dirty'), if they are a
-    git checkout."""
+def git_revision(branch=True):
+    """Commit of the fastnn sources in use when they are a git checkout: the
+    short hash, '+dirty' with uncommitted changes to tracked files, and
+    ' (branch)' unless branch=False; else None."""
     src = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+
+    def git(*args):
+        return subprocess.run(["git", "-C", src, *args], capture_output=True, text=True,
+                              timeout=10)
     try:
-        rev = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
+        rev = git("rev-parse", "--short", "HEAD")
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
-        branch = subprocess.run(["git", "-C", src, "rev-parse", "--abbrev-ref", "HEAD"],
-                                capture_output=True, text=True, timeout=5)
-        return (rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-                + (f" ({branch.stdout.strip()})" if branch.returncode == 0 else ""))
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        name = git("rev-parse", "--abbrev-ref", "HEAD") if branch else None
     except (OSError, subprocess.SubprocessError):
         return None
+    return (rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            + (f" ({name.stdout.strip()})" if name is not None and name.returncode == 0 else ""))
 
 
 def measure(threads_list, quick=False, progress=None, env_note=None):

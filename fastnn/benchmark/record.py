@@ -8,6 +8,8 @@ import time
 
 import fastnn
 
+from .machine import git_revision
+
 
 def write_record(path, name, test_error_pct, epochs, wall_seconds, goal="", result=None,
                  extra=None):
@@ -28,7 +30,7 @@ def write_record(path, name, test_error_pct, epochs, wall_seconds, goal="", resu
                                            ([os.path.relpath(sys.argv[0])] if not
                                             sys.argv[0].endswith("__main__.py") else ["-m", "fastnn"])
                                            + sys.argv[1:])}
-    commit = _git_commit()
+    commit = git_revision(branch=False)
     if commit:
         rec["git_commit"] = commit
     if result:
@@ -40,19 +42,3 @@ def write_record(path, name, test_error_pct, epochs, wall_seconds, goal="", resu
         json.dump(rec, f, indent=1)
     return rec
 
-
-def _git_commit():
-    """The checkout's commit (short hash, '+dirty' with uncommitted changes
-    to tracked files) when fastnn runs from a git checkout, else None."""
-    import subprocess
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
