@@ -204,8 +204,9 @@ FNN_INLINE void im2col(const fnn_conv2d *s, const float *x, int nc, float *col, 
 }
 
 /* The same columns written straight into the GEMM's packed op(B) panels
- * (one row at a time through `row`, P floats that stay in L1), so the
- * forward's product never copies a column matrix into its own buffer. */
+ * (one row at a time: gathered through `row`, P floats that stay in L1, or
+ * for wide rows read where it lies in the padded plane), so the forward's
+ * product never copies a column matrix into its own buffer. */
 FNN_INLINE void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const fnn_packed_b *pb,
                           float *row, float *pad)
 {
@@ -217,8 +218,9 @@ FNN_INLINE void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const
         const float *xp = padded_rows(s) ? pad_plane(s, x + c * HW, pad, &ld, wide) : NULL;
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++, k++) {
+                const float *r = row;
                 if (wide)               /* the tap's run of the padded plane */
-                    row = (float *)xp + (ptrdiff_t)i * s->dh * ld + j;
+                    r = xp + (ptrdiff_t)i * s->dh * ld + j;
                 else
                     tap_row(s, x + c * HW, xp, ld, i, j, row);
                 int pc = k / pb->kc * pb->kc, kcb = K - pc < pb->kc ? K - pc : pb->kc;
@@ -226,7 +228,7 @@ FNN_INLINE void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const
                 int q = 0;
 #define PANELS(W)                                                                   \
     for (; q + (W) <= P; q += (W))                                                  \
-        memcpy(blk + (ptrdiff_t)q * kcb + (ptrdiff_t)(k - pc) * (W), row + q,       \
+        memcpy(blk + (ptrdiff_t)q * kcb + (ptrdiff_t)(k - pc) * (W), r + q,         \
                sizeof(float) * (W));
                 if (NR == 48) {             /* inlined constant-size copies */
                     PANELS(48)
@@ -238,7 +240,7 @@ FNN_INLINE void im2col_packed(const fnn_conv2d *s, const float *x, int nc, const
 #undef PANELS
                 if (q < P) {                /* the last panel, zero past P */
                     float *d = blk + (ptrdiff_t)q * kcb + (ptrdiff_t)(k - pc) * pb->last_w;
-                    memcpy(d, row + q, sizeof(float) * (P - q));
+                    memcpy(d, r + q, sizeof(float) * (P - q));
                     memset(d + (P - q), 0, sizeof(float) * (pb->last_w - (P - q)));
                 }
             }

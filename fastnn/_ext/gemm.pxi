@@ -1,6 +1,8 @@
 # SGEMM (csrc/gemm.c). fastnn.ops.matmul validates the arguments; shapes,
 # strides and dtypes are checked again here before C sees a pointer.
 
+from libc.float cimport FLT_MAX
+
 cdef extern from "fastnn.h" nogil:
     int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                   const float *A, Py_ssize_t lda, const float *B, Py_ssize_t ldb,
@@ -150,8 +152,7 @@ def sgemm_plain(a, b, bint trans_a, bint trans_b, alpha, beta, out):
     if type(alpha) is not float or type(beta) is not float:
         return False
     cdef double al = alpha, be = beta
-    if not (-3.4028234663852886e38 <= al <= 3.4028234663852886e38
-            and -3.4028234663852886e38 <= be <= 3.4028234663852886e38):
+    if not (-FLT_MAX <= al <= FLT_MAX and -FLT_MAX <= be <= FLT_MAX):
         return False
     cdef cnp.ndarray A = <cnp.ndarray>a, B = <cnp.ndarray>b, C = <cnp.ndarray>out
     cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
