@@ -226,8 +226,8 @@ def train(args, text=None, log=print):
         f"{args.batch_size} streams of {tr.shape[0]}, val {len(val_data)}; "
         f"{steps_per_epoch} steps of {args.seq_len} per epoch; "
         f"{model.num_parameters()} parameters")
-    from fastnn.benchmark.record import _git_commit
-    commit = _git_commit()                   # the code this run started from
+    from fastnn.benchmark.machine import git_revision
+    commit = git_revision(branch=False)      # the code this run started from
     v0 = evaluate(model, va, args.seq_len, loss_fn)
     log(f"  validation loss {v0:.4f} nats/char ({v0 / LN2:.3f} bpc) before training "
         f"(uniform: ln {len(vocab)} = {math.log(len(vocab)):.4f})")
