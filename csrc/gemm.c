@@ -400,6 +400,69 @@ static int no_product(int M, int N, float beta, float *C, ptrdiff_t ldc, const f
     return FNN_OK;
 }
 
+/* ----------------------------------------------- small N (<= 16 columns) -- */
+
+typedef struct {
+    const fnn_gemm_arch *ar;
+    const gemm_args *g;
+    int M, N;
+    const float *bt;         /* op(B)^T (N, K) rows bt_ld apart, for small_dot */
+    ptrdiff_t bt_ld;
+} small_job;
+
+/* Rows [m0, m1) of C (part `me` of `have`, on 16-row boundaries). */
+static int small_worker(void *ctx, int me, int have)
+{
+    const small_job *J = ctx;
+    const gemm_args *g = J->g;
+    int m0, m1;
+    part(me, have, J->M, 16, &m0, &m1);
+    if (m0 >= m1)
+        return FNN_OK;
+    const float *bias = g->bias_mode == FNN_BIAS_ROW ? g->bias + m0 : g->bias;
+    float *c = g->C + (ptrdiff_t)m0 * g->ldc;
+    if (!g->trans_a) {
+        fnn_epi ep = {g->alpha, g->beta, bias, g->bias_mode, g->relu};
+        J->ar->small_dot(m1 - m0, J->N, g->K, g->A + (ptrdiff_t)m0 * g->lda, g->lda,
+                         J->bt, J->bt_ld, c, g->ldc, &ep);
+        return FNN_OK;
+    }
+    /* K in the general path's blocks, with its epilogue per block: the same
+     * bits as the 8x48 path and the packed-operand entry points. */
+    const int KC = balanced(g->K, g->bl.kc, 8);
+    const ptrdiff_t rsb = g->trans_b ? 1 : g->ldb, csb = g->trans_b ? g->ldb : 1;
+    for (int pc = 0; pc < g->K; pc += KC) {
+        int kc = g->K - pc < KC ? g->K - pc : KC;
+        int last = pc + kc == g->K;
+        fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f, bias,
+                      last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
+        J->ar->small_tm(m1 - m0, J->N, kc, a_at(g, m0, pc), g->lda, b_at(g, pc, 0),
+                        rsb, csb, c, g->ldc, &ep);
+    }
+    return FNN_OK;
+}
+
+/* N <= 16: the whole of op(B) is a few KB, so it is read in place, or, for
+ * the dot kernel when it is row-major, transposed once on this thread into
+ * the shared region (rows 16 floats longer than K rounded up, so they do
+ * not fall in one L1 set). */
+static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
+{
+    small_job J = {ar, g, M, N, g->B, g->ldb};
+    if (!g->trans_a) {
+        J.bt_ld = (g->K + 15) / 16 * 16 + 16;
+        float *bt = fnn_ws_shared((size_t)N * J.bt_ld * sizeof(float));
+        if (!bt)
+            return FNN_ENOMEM;
+        if (g->trans_b)
+            copy_rows(N, g->K, g->B, g->ldb, bt, (int)J.bt_ld);
+        else
+            ar->pack_t(g->K, N, g->B, g->ldb, bt, (int)J.bt_ld);
+        J.bt = bt;
+    }
+    return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_worker, &J);
+}
+
 /* op(B) already row-major and either small or used by few rows of A
  * (packing would cost more than the reuse saves): full panels are read in
  * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */
@@ -427,6 +490,8 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
      * width (the output layer's dW-shaped products ran 15-25% faster in place
      * than packed), but rows 2 KB or more apart fall in 2 of L1's 64 sets (an
      * RNN's dW_ih = dG^T X, 2048 floats a row) and there packing wins. */
+    if (N <= 16 && ar->small_tm)
+        return gemm_small(ar, &g, M, N);
     if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
         g.pack_a = 0;
     g.pack_b = !b_in_place(ar, trans_b, M, N, K);
