@@ -442,16 +442,17 @@ static int small_worker(void *ctx, int me, int have)
     return FNN_OK;
 }
 
-/* N <= 16: the whole of op(B) is a few KB, so it is read in place, or, for
- * the dot kernel when it is row-major, transposed once on this thread into
- * the shared region (rows 16 floats longer than K rounded up, so they do
- * not fall in one L1 set). */
+/* N <= 16: the whole of op(B) is a few KB. The vectors-along-M kernel
+ * broadcasts it in place; for the dot kernel this thread copies it once, as
+ * rows along K, into its own arena (which fnn_sgemm's callers leave to it,
+ * as gemm_worker's packing buffers; the workers read it there), 16 floats
+ * longer than K rounded up so that the rows do not share L1 sets. */
 static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_job J = {ar, g, M, N, g->B, g->ldb};
     if (!g->trans_a) {
         J.bt_ld = (g->K + 15) / 16 * 16 + 16;
-        float *bt = fnn_ws_shared((size_t)N * J.bt_ld * sizeof(float));
+        float *bt = fnn_ws_thread((size_t)N * J.bt_ld * sizeof(float));
         if (!bt)
             return FNN_ENOMEM;
         if (g->trans_b)

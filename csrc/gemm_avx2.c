@@ -88,6 +88,27 @@ FNN_TARGET_AVX2 static void ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, pt
     }
 }
 
+/* r[j] lane i -> r[i] lane j (8 x 8 in registers). */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void transpose8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 /* dst[p*ldd + i] = src[i*lds + p]: 8 rows x 8 columns per in-register
  * transpose; a block of fewer than 8 rows uses masked loads/stores. */
 FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
@@ -104,30 +125,14 @@ FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_
             __m256 r[8];
             for (int i = 0; i < 8; i++)
                 r[i] = i < nrow ? _mm256_loadu_ps(s[i] + p) : _mm256_setzero_ps();
-            __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            __m256 o[8];
-            o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-            o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-            o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-            o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-            o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-            o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-            o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-            o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+            transpose8(r);
             float *d = dst + (ptrdiff_t)p * ldd + i0;
             if (nrow == 8)
                 for (int q = 0; q < 8; q++)
-                    _mm256_storeu_ps(d + (ptrdiff_t)q * ldd, o[q]);
+                    _mm256_storeu_ps(d + (ptrdiff_t)q * ldd, r[q]);
             else
                 for (int q = 0; q < 8; q++)
-                    _mm256_maskstore_ps(d + (ptrdiff_t)q * ldd, m, o[q]);
+                    _mm256_maskstore_ps(d + (ptrdiff_t)q * ldd, m, r[q]);
         }
         for (int i = 0; i < nrow; i++)
             for (int p = k8; p < k; p++)
@@ -135,6 +140,184 @@ FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_
     }
 }
 
+/* ------------------------------------------------ small N (<= 16 columns) --
+ * As gemm_avx512.c's: vectors along M for a transposed A, dot products along
+ * K otherwise; with 16 registers, up to 6 columns at a time (10 = 5 + 5). */
+
+/* x = epilogue(row i, lanes under m), stored to ci: tile()'s order. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+store_row(__m256 x, float *ci, __m256i m, int i, const fnn_epi *ep)
+{
+    x = _mm256_mul_ps(_mm256_set1_ps(ep->alpha), x);
+    if (ep->beta != 0.0f)
+        x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(ep->beta), _mm256_maskload_ps(ci, m)));
+    if (ep->bias_mode == FNN_BIAS_COL)
+        x = _mm256_add_ps(x, _mm256_maskload_ps(ep->bias, m));
+    else if (ep->bias_mode == FNN_BIAS_ROW)
+        x = _mm256_add_ps(x, _mm256_set1_ps(ep->bias[i]));
+    if (ep->relu)
+        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+    _mm256_maskstore_ps(ci, m, x);
+}
+
+/* C rows [0, mr <= 16) x columns [0, nj <= 6) of op(A)(i,p) = a[p*lda + i]
+ * and op(B)(p,j) = b[p*rsb + j*csb]: one FMA chain per element, tile()'s bits. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+tm_tile(const int nj, const int full, int mr, int k, const float *a, ptrdiff_t lda,
+        const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
+        const fnn_epi *ep)
+{
+    const __m256i m0 = lanes(mr), m1 = lanes(mr - 8);
+    __m256 acc[2][6];
+    _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++)
+        acc[0][j] = acc[1][j] = _mm256_setzero_ps();
+    _Pragma("GCC unroll 2") for (int p = 0; p < k; p++) {
+        __m256 a0 = full ? _mm256_loadu_ps(a) : _mm256_maskload_ps(a, m0);
+        __m256 a1 = full ? _mm256_loadu_ps(a + 8) : _mm256_maskload_ps(a + 8, m1);
+        _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++) {
+            __m256 bj = _mm256_broadcast_ss(b + j * csb);
+            acc[0][j] = _mm256_fmadd_ps(a0, bj, acc[0][j]);
+            acc[1][j] = _mm256_fmadd_ps(a1, bj, acc[1][j]);
+        }
+        a += lda;
+        b += rsb;
+    }
+    const __m256i mj = lanes(nj);
+    _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++) {
+        if (8 * v >= mr)
+            break;
+        __m256 r[8];
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+            r[j] = j < nj ? acc[v][j] : _mm256_setzero_ps();
+        transpose8(r);
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_ROW)
+            e.bias += 8 * v;
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+            if (8 * v + i < mr)
+                store_row(r[i], c + (8 * v + i) * ldc, mj, i, &e);
+    }
+}
+
+FNN_TARGET_AVX2 static void small_tm_avx2(int M, int N, int k, const float *a, ptrdiff_t lda,
+        const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
+        const fnn_epi *ep)
+{
+    const int chunks = (N + 5) / 6;
+    for (int j0 = 0, q = 0; q < chunks; q++) {
+        const int nj = (N - j0) / (chunks - q);
+        for (int i0 = 0; i0 < M; i0 += 16) {
+            const int mr = M - i0 < 16 ? M - i0 : 16;
+            fnn_epi e = *ep;
+            if (e.bias_mode == FNN_BIAS_COL)
+                e.bias += j0;
+            else if (e.bias_mode == FNN_BIAS_ROW)
+                e.bias += i0;
+            float *ct = c + (ptrdiff_t)i0 * ldc + j0;
+            const float *at = a + i0, *bt = b + j0 * csb;
+#define TM(n) case n: {                                                      \
+                if (mr == 16) tm_tile(n, 1, 16, k, at, lda, bt, rsb, csb, ct, ldc, &e); \
+                else tm_tile(n, 0, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e);          \
+            } break;
+            switch (nj) {
+            TM(1) TM(2) TM(3) TM(4) TM(5)
+            default: TM(6)
+            }
+#undef TM
+        }
+        j0 += nj;
+    }
+}
+
+/* Lane j of the result = the sum of the 8 lanes of v[j], j < nj <= 8 (a
+ * fixed tree: 128-bit halves, then pairs within them). */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) __m256
+hsum8(const int nj, const __m256 *v)
+{
+    __m256 in[8], w[4], s[2];
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)     /* lane 4c+d <- in[2d+c] */
+        in[2 * (j % 4) + j / 4] = j < nj ? v[j] : _mm256_setzero_ps();
+    _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+        w[q] = _mm256_add_ps(_mm256_permute2f128_ps(in[2 * q], in[2 * q + 1], 0x20),
+                             _mm256_permute2f128_ps(in[2 * q], in[2 * q + 1], 0x31));
+    _Pragma("GCC unroll 2") for (int q = 0; q < 2; q++)
+        s[q] = _mm256_add_ps(_mm256_shuffle_ps(w[2 * q], w[2 * q + 1], 0x44),
+                             _mm256_shuffle_ps(w[2 * q], w[2 * q + 1], 0xEE));
+    return _mm256_add_ps(_mm256_shuffle_ps(s[0], s[1], 0x88), _mm256_shuffle_ps(s[0], s[1], 0xDD));
+}
+
+/* C rows [0, ra <= 2) x columns [0, nj <= 6): dot products along K of
+ * a[i*lda + p] and b[j*ldb + p], each summed across its 8 lanes (hsum8). */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const float *b,
+         ptrdiff_t ldb, float *c, ptrdiff_t ldc, const fnn_epi *ep)
+{
+    __m256 acc[2][6];
+    _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)
+        _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++)
+            acc[r][j] = _mm256_setzero_ps();
+#define DOT_STEP(LOAD)                                                        \
+    do {                                                                      \
+        __m256 av[2];                                                         \
+        _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++) {               \
+            av[r] = LOAD(a + r * lda + p);                                    \
+            __asm__("" : "+x"(av[r]));     /* one load, not one per FMA */    \
+        }                                                                     \
+        _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++) {                \
+            __m256 bv = LOAD(b + j * ldb + p);                                \
+            __asm__("" : "+x"(bv));                                           \
+            _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)              \
+                acc[r][j] = _mm256_fmadd_ps(av[r], bv, acc[r][j]);            \
+        }                                                                     \
+    } while (0)
+    const int k8 = k & ~7;
+    int p = 0;
+    for (; p < k8; p += 8)
+        DOT_STEP(_mm256_loadu_ps);
+    if (k > k8) {
+        const __m256i mk = lanes(k - k8);
+#define MASKED(x) _mm256_maskload_ps((x), mk)
+        DOT_STEP(MASKED);
+#undef MASKED
+    }
+#undef DOT_STEP
+    const __m256i mj = lanes(nj);
+    _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)
+        store_row(hsum8(nj, acc[r]), c + r * ldc, mj, r, ep);
+}
+
+FNN_TARGET_AVX2 static void small_dot_avx2(int M, int N, int k, const float *a,
+        ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+        const fnn_epi *ep)
+{
+    const int chunks = (N + 5) / 6;
+    for (int j0 = 0, q = 0; q < chunks; q++) {
+        const int nj = (N - j0) / (chunks - q);
+        for (int i0 = 0; i0 < M;) {
+            const int ra = M - i0 < 2 ? 1 : 2;
+            fnn_epi e = *ep;
+            if (e.bias_mode == FNN_BIAS_COL)
+                e.bias += j0;
+            else if (e.bias_mode == FNN_BIAS_ROW)
+                e.bias += i0;
+            const float *at = a + (ptrdiff_t)i0 * lda, *bt = b + (ptrdiff_t)j0 * ldb;
+            float *ct = c + (ptrdiff_t)i0 * ldc + j0;
+#define DOT(n) case n: {                                                     \
+                if (ra == 1) dot_tile(1, n, k, at, lda, bt, ldb, ct, ldc, &e);  \
+                else dot_tile(2, n, k, at, lda, bt, ldb, ct, ldc, &e);          \
+            } break;
+            switch (nj) {
+            DOT(1) DOT(2) DOT(3) DOT(4) DOT(5)
+            default: DOT(6)
+            }
+#undef DOT
+            i0 += ra;
+        }
+        j0 += nj;
+    }
+}
+
 /* KC: A micro-panel 6x256 (6 KB) in L1; NC: B block 256x1024 (1 MB) in L2. */
-const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2, ukr_avx2_sa};
+const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2, ukr_avx2_sa,
+                                    small_tm_avx2, small_dot_avx2};
 #endif

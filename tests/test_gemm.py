@@ -932,6 +932,64 @@ def test_output_layer_shapes_bitwise_on_1_and_2_threads(isa, ta, tb, rng):
         assert_bits_equal(outs[0], outs[1], f"{isa} {M}x{N}x{K} 1 vs 2 threads")
 
 
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_small_n_kernels_edges_and_strided_views(isa, ta, tb, rng):
+    """The small-N kernels (N <= 16): every N from 1 to 16 (one and two column
+    chunks), M on both sides of the 16- and 32-row tiles, K on both sides of
+    the vector width and of a K block, every epilogue; operands and C as
+    views into larger arrays (strides of 4 KB too, where rows share L1 sets),
+    with C's columns beyond N and the operands untouched."""
+    fastnn.set_isa(isa)
+    kc = BLOCKING[isa]["kc"]
+    n = 0
+    for N in range(1, 17):
+        for M, K in ((1, 1), (15, 7), (16, 16), (17, 17), (31, 9), (33, 1024),
+                     (47, kc + 3), (65, 33)):
+            n += 1
+            if (N + M + K) % 2 and N not in (1, 10, 16):      # half the grid; key N always
+                continue
+            alpha, beta, bkind, relu, _ = ALL_EPILOGUES[n % len(ALL_EPILOGUES)]
+            pad = 1024 - K if K < 1024 and n % 3 == 0 else 5    # rows 4 KB apart
+            big_a = rng.standard_normal((K + 3, M + pad) if ta else (M + 3, K + pad)).astype(F32)
+            big_b = rng.standard_normal((N + 3, K + pad) if tb else (K + 3, N + 5)).astype(F32)
+            a = big_a[1:K + 1, 2:M + 2] if ta else big_a[1:M + 1, 2:K + 2]
+            b = big_b[1:N + 1, 2:K + 2] if tb else big_b[1:K + 1, 2:N + 2]
+            a0, b0 = big_a.copy(), big_b.copy()
+            c0 = rng.standard_normal((M, N)).astype(F32)
+            big_c = np.full((M + 2, N + 7), 7.0, F32)
+            out = big_c[1:M + 1, 3:N + 3]
+            out[...] = c0 if beta != 0.0 else np.nan
+            bias = bias_array(rng, bkind, M, N)
+            got = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=out,
+                             bias=bias, relu=relu)
+            assert got is out
+            want, tol = reference(a, b, ta, tb, alpha, beta, c0, bias, relu)
+            what = f"{isa} {M}x{N}x{K} ta={ta} tb={tb} epilogue {alpha, beta, bkind, relu}"
+            assert_close(got, want, tol, what)
+            inside = np.zeros(big_c.shape, bool)
+            inside[1:M + 1, 3:N + 3] = True
+            assert (big_c[~inside] == 7.0).all(), what + ": C written outside M x N"
+            assert_bits_equal(big_a, a0, what + ": a")
+            assert_bits_equal(big_b, b0, what + ": b")
+
+
+def test_small_n_nan_and_inf_propagate(isa, rng):
+    """A NaN or an Inf in op(A) reaches exactly its row of C on every small-N
+    kernel (no lane of a dot product or a transpose mixes rows)."""
+    fastnn.set_isa(isa)
+    for ta, tb in TRANS:
+        a, b = operands(rng, 37, 10, 300, ta, tb)
+        A = a.T if ta else a
+        A[5, 17] = np.nan
+        A[30, 299] = np.inf
+        got = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+        rows = np.isnan(got).all(axis=1) | np.isinf(got).all(axis=1) | (
+            ~np.isfinite(got)).all(axis=1)
+        assert np.isnan(got[5]).all(), (isa, ta, tb)
+        assert (~np.isfinite(got[30])).all(), (isa, ta, tb)
+        assert rows.sum() == 2 and np.isfinite(np.delete(got, [5, 30], axis=0)).all(), (isa, ta, tb)
+
+
 # ------------------------------------------------- op(B) packed beforehand --
 
 def prepacked_cases():
