@@ -28,6 +28,7 @@
  * fixed-order float64 sum per output channel. The naive twins at the end are
  * the test reference.
  */
+#include "gemm_kernels.h"
 #include "isa.h"
 #include "parallel.h"
 #include "reduce.h"
@@ -565,8 +566,6 @@ FNN_INLINE int dw_dw_channels_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int pa
 }
 FNN_RANGE_CLONES(dw_dw_channels)
 
-/* ---------------------------------------------------------- drivers -- */
-
 static int depthwise(const fnn_conv2d *s)
 {
     return s->G == s->C && s->G > 1;
@@ -576,6 +575,278 @@ static double conv_flops(const fnn_conv2d *s)
 {
     return 2.0 * s->N * s->O * s->Ho * s->Wo * (double)(s->C / s->G) * s->kh * s->kw;
 }
+
+/* ------------------------------------------------------ direct path -- */
+
+/* Where the ISA has a convolution micro-kernel (gemm_kernels.h: AVX-512),
+ * a layer runs without a column matrix: per sample and group, its channels
+ * are copied once into a zero-padded image, and the kernel computes 8 output
+ * pixels x 32 channels at a time, reading each pixel's K taps where they lie
+ * (rows[i] + koff[p]) against weights packed once per call, K x 32 per panel.
+ * Any stride, padding and dilation; one FMA chain per output in tap order,
+ * so the bits do not depend on the thread count. The input gradient of a
+ * stride-1 layer is the same computation: dx = dy, padded by (k-1) d - p,
+ * correlated with the weights flipped and with in/out channels swapped. */
+typedef struct {
+    const fnn_conv2d *s;     /* as computed: x (N, C, H, W) -> y (N, O, Ho, Wo) */
+    const float *x, *bp, *bias;
+    const int *koff;
+    float *y, *img;          /* per-part padded images, `slice` floats each */
+    size_t slice;
+    int Hs, Ws;              /* the padded image's rows and row length */
+    int slabs;               /* parts of a sample's pixel tiles (batch < threads) */
+    fnn_conv_ukr_fn ukr;
+} direct_args;
+
+static int span_h(const fnn_conv2d *s)
+{
+    return (s->Ho - 1) * s->sh + (s->kh - 1) * s->dh + 1;
+}
+
+static int span_w(const fnn_conv2d *s)
+{
+    return (s->Wo - 1) * s->sw + (s->kw - 1) * s->dw + 1;
+}
+
+/* Channels [0, nc) of x as Hs x Ws images: rows [-ph, Hs - ph) and columns
+ * [-pw, Ws - pw) of the planes, zero outside them. */
+static void pad_image(const fnn_conv2d *s, const float *x, int nc, float *d, int Hs, int Ws)
+{
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
+    const int a = s->pw < Ws ? s->pw : Ws, b = s->pw + s->W < Ws ? s->pw + s->W : Ws;
+    for (int c = 0; c < nc; c++)
+        for (int hp = 0; hp < Hs; hp++, d += Ws) {
+            const int h = hp - s->ph;
+            if (h < 0 || h >= s->H) {
+                memset(d, 0, sizeof(float) * Ws);
+                continue;
+            }
+            const float *xr = x + c * HW + (ptrdiff_t)h * s->W - s->pw;
+            for (int w = 0; w < a; w++)
+                d[w] = 0.0f;
+            for (int w = a; w < b; w++)
+                d[w] = xr[w];
+            for (int w = b; w < Ws; w++)
+                d[w] = 0.0f;
+        }
+}
+
+static int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const direct_args *D = ctx;
+    const fnn_conv2d *s = D->s;
+    const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
+    const int panels = (Og + FNN_CONV_NR - 1) / FNN_CONV_NR;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    const ptrdiff_t tiles = (P + FNN_CONV_MR - 1) / FNN_CONV_MR;
+    float *img = D->img + part * D->slice;
+    for (ptrdiff_t item = lo; item < hi; item++) {
+        const ptrdiff_t n = item / D->slabs, sl = item % D->slabs;
+        const ptrdiff_t t0 = tiles * sl / D->slabs, t1 = tiles * (sl + 1) / D->slabs;
+        for (int g = 0; g < s->G; g++) {
+            pad_image(s, D->x + (n * s->C + (ptrdiff_t)g * Cg) * HW, Cg, img, D->Hs, D->Ws);
+            for (int q = 0; q < panels; q++) {
+                const int j0 = q * FNN_CONV_NR;
+                const int nr = Og - j0 < FNN_CONV_NR ? Og - j0 : FNN_CONV_NR;
+                const float *bq = D->bp + ((ptrdiff_t)g * panels + q) * K * FNN_CONV_NR;
+                const int o0 = g * Og + j0;
+                fnn_epi ep = {1.0f, 0.0f, D->bias ? D->bias + o0 : NULL,
+                              D->bias ? FNN_BIAS_ROW : FNN_BIAS_NONE, 0};
+                float *yq = D->y + (n * s->O + o0) * P;
+                int oh = (int)(t0 * FNN_CONV_MR / s->Wo), ow = (int)(t0 * FNN_CONV_MR % s->Wo);
+                for (ptrdiff_t q0 = t0 * FNN_CONV_MR; q0 < P && q0 < t1 * FNN_CONV_MR;
+                     q0 += FNN_CONV_MR) {
+                    const int mr = P - q0 < FNN_CONV_MR ? (int)(P - q0) : FNN_CONV_MR;
+                    const float *rows[FNN_CONV_MR];
+                    for (int i = 0; i < FNN_CONV_MR; i++) {
+                        if (i >= mr) {
+                            rows[i] = rows[0];
+                            continue;
+                        }
+                        rows[i] = img + (ptrdiff_t)oh * s->sh * D->Ws + (ptrdiff_t)ow * s->sw;
+                        if (++ow == s->Wo) {
+                            ow = 0;
+                            oh++;
+                        }
+                    }
+                    D->ukr(K, rows, D->koff, bq, yq + q0, P, mr, nr, &ep);
+                }
+            }
+        }
+    }
+    return FNN_OK;
+}
+
+/* s computed directly: y = conv(x) with its weights packed by `pack`
+ * (flip: s is the input gradient's computation and w the forward's). */
+static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int flip,
+                      const float *bias, float *y)
+{
+    const int Cg = s->C / s->G, Og = s->O / s->G, T = s->kh * s->kw, K = Cg * T;
+    const int panels = (Og + FNN_CONV_NR - 1) / FNN_CONV_NR;
+    direct_args D = {.s = s, .x = x, .bias = bias, .y = y, .Hs = span_h(s), .Ws = span_w(s),
+                     .ukr = fnn_gemm_arch_in_use()->conv};
+    /* the parts: samples, or with fewer samples than threads, slabs of each
+     * sample's pixels (every output is computed alike either way) */
+    const double flops = conv_flops(s);
+    const int nt = fnn_threads_for(flops);
+    const ptrdiff_t tiles = ((ptrdiff_t)s->Ho * s->Wo + FNN_CONV_MR - 1) / FNN_CONV_MR;
+    D.slabs = s->N >= nt ? 1 : (int)((nt + s->N - 1) / s->N < tiles ? (nt + s->N - 1) / s->N : tiles);
+    const ptrdiff_t items = (ptrdiff_t)s->N * D.slabs;
+    const int parts = items >= nt ? nt : (int)items;
+    const size_t bfl = (size_t)s->G * panels * K * FNN_CONV_NR;
+    const size_t kfl = ((size_t)K + 15) / 16 * 16;            /* ints, in float slots */
+    D.slice = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16;
+    float *ws = fnn_ws_shared(sizeof(float) * (bfl + kfl + D.slice * parts));
+    if (!ws)
+        return FNN_ENOMEM;
+    float *bp = ws;
+    int *koff = (int *)(ws + bfl);
+    D.img = ws + bfl + kfl;
+    D.bp = bp;
+    D.koff = koff;
+    /* panel q of group g: bp[p 32 + jj] = the weight of output channel
+     * g Og + 32 q + jj at tap p, zero past Og */
+    for (int g = 0; g < s->G; g++)
+        for (int q = 0; q < panels; q++) {
+            float *d = bp + ((ptrdiff_t)g * panels + q) * K * FNN_CONV_NR;
+            for (int p = 0; p < K; p++, d += FNN_CONV_NR)
+                for (int jj = 0; jj < FNN_CONV_NR; jj++) {
+                    const int o = q * FNN_CONV_NR + jj;
+                    float v = 0.0f;
+                    if (o < Og && !flip)          /* w (O, Cg, kh, kw) */
+                        v = w[((ptrdiff_t)g * Og + o) * K + p];
+                    else if (o < Og) {            /* the forward's w (O', Og, kh, kw), flipped */
+                        const int c = p / T, t = p % T;
+                        v = w[(((ptrdiff_t)g * Cg + c) * Og + o) * T + (T - 1 - t)];
+                    }
+                    d[jj] = v;
+                }
+        }
+    for (int c = 0, p = 0; c < Cg; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++, p++)
+                koff[p] = (c * D.Hs + i * s->dh) * D.Ws + j * s->dw;
+    if (parts > 1)
+        return fnn_parallel_for(items, 1, flops, direct_body, &D);
+    unsigned f = fnn_ftz_enter();
+    int st = direct_body(&D, 0, items, 0);
+    fnn_ftz_leave(f);
+    return st;
+}
+
+/* dW the same way: per sample, output channels x taps = dy's rows (packed
+ * as the kernel's B, pixels x 32 channels) against the taps' runs in the
+ * padded image (rows[i] = the image at tap k0 + i, koff = the pixels'
+ * offsets), one FMA chain over the pixels, stored transposed into dW (O, K)
+ * -- accumulated over the samples of a chunk (beta 1 after the first), the
+ * chunks then summed in order by dw_reduce as on the GEMM path. */
+typedef struct {
+    const fnn_conv2d *s;
+    const float *x, *dy;
+    float *part_dw, *ws;
+    const int *toff, *poff;  /* the K taps' and the P pixels' offsets in the image */
+    size_t slice;
+    int Hs, Ws, chunks;
+    const fnn_gemm_arch *ar;
+} direct_dw_args;
+
+static int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const direct_dw_args *D = ctx;
+    const fnn_conv2d *s = D->s;
+    const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
+    const int panels = (Og + FNN_CONV_NR - 1) / FNN_CONV_NR;
+    const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
+    const ptrdiff_t per = (s->N + D->chunks - 1) / D->chunks, wsize = (ptrdiff_t)s->O * K;
+    float *img = D->ws + part * D->slice;
+    float *bt = img + ((size_t)Cg * D->Hs * D->Ws + 15) / 16 * 16;
+    for (ptrdiff_t c = lo; c < hi; c++) {
+        float *dwc = D->part_dw + c * wsize;
+        const ptrdiff_t n0 = c * per, n1 = n0 + per < s->N ? n0 + per : s->N;
+        for (ptrdiff_t n = n0; n < n1; n++)
+            for (int g = 0; g < s->G; g++) {
+                pad_image(s, D->x + (n * s->C + (ptrdiff_t)g * Cg) * HW, Cg, img, D->Hs, D->Ws);
+                for (int q = 0; q < panels; q++) {
+                    const int j0 = q * FNN_CONV_NR;
+                    const int nr = Og - j0 < FNN_CONV_NR ? Og - j0 : FNN_CONV_NR;
+                    const float *dyq = D->dy + (n * s->O + (ptrdiff_t)g * Og + j0) * P;
+                    D->ar->pack_t(nr, (int)P, dyq, P, bt, FNN_CONV_NR);   /* bt[p 32 + j] */
+                    for (ptrdiff_t p = 0; nr < FNN_CONV_NR && p < P; p++)
+                        memset(bt + p * FNN_CONV_NR + nr, 0, sizeof(float) * (FNN_CONV_NR - nr));
+                    fnn_epi ep = {1.0f, n == n0 ? 0.0f : 1.0f, NULL, FNN_BIAS_NONE, 0};
+                    float *dwq = dwc + ((ptrdiff_t)g * Og + j0) * K;
+                    for (int k0 = 0; k0 < K; k0 += FNN_CONV_MR) {
+                        const int mr = K - k0 < FNN_CONV_MR ? K - k0 : FNN_CONV_MR;
+                        const float *rows[FNN_CONV_MR];
+                        for (int i = 0; i < FNN_CONV_MR; i++)
+                            rows[i] = img + D->toff[k0 + (i < mr ? i : 0)];
+                        D->ar->conv((int)P, rows, D->poff, bt, dwq + k0, K, mr, nr, &ep);
+                    }
+                }
+            }
+    }
+    return FNN_OK;
+}
+
+/* The chunks' partials of dW into part_dw (chunks x O K floats, taken with
+ * the rest of the shared workspace here). */
+static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int chunks,
+                     float **part_dw)
+{
+    const int Cg = s->C / s->G, K = Cg * s->kh * s->kw;
+    const ptrdiff_t P = (ptrdiff_t)s->Ho * s->Wo;
+    direct_dw_args D = {.s = s, .x = x, .dy = dy, .Hs = span_h(s), .Ws = span_w(s),
+                        .chunks = chunks, .ar = fnn_gemm_arch_in_use()};
+    const double flops = conv_flops(s);
+    const int nt = fnn_threads_for(flops), parts = chunks >= nt ? nt : 1;
+    const size_t wsize = (size_t)s->O * K, ifl = ((size_t)K + P + 15) / 16 * 16;
+    D.slice = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16 + (size_t)P * FNN_CONV_NR;
+    float *ws = fnn_ws_shared(sizeof(float) * (chunks * wsize + ifl + D.slice * parts));
+    if (!ws)
+        return FNN_ENOMEM;
+    D.part_dw = *part_dw = ws;
+    int *toff = (int *)(ws + chunks * wsize), *poff = toff + K;
+    D.toff = toff;
+    D.poff = poff;
+    D.ws = ws + chunks * wsize + ifl;
+    for (int c = 0, p = 0; c < Cg; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++, p++)
+                toff[p] = (c * D.Hs + i * s->dh) * D.Ws + j * s->dw;
+    for (int oh = 0, p = 0; oh < s->Ho; oh++)
+        for (int ow = 0; ow < s->Wo; ow++, p++)
+            poff[p] = oh * s->sh * D.Ws + ow * s->sw;
+    if (parts > 1)
+        return fnn_parallel_for(chunks, 1, flops, direct_dw_body, &D);
+    unsigned f = fnn_ftz_enter();
+    int st = direct_dw_body(&D, 0, chunks, 0);
+    fnn_ftz_leave(f);
+    return st;
+}
+
+/* The direct path: the kernel exists and the layer has enough taps (a first
+ * layer's K = 25 keeps im2col + GEMM). Never a function of the thread count. */
+static int direct_ok(const fnn_conv2d *s)
+{
+    const int K = s->C / s->G * s->kh * s->kw;
+    const double img = (double)(s->C / s->G) * span_h(s) * span_w(s);
+    return fnn_gemm_arch_in_use()->conv && !depthwise(s) && K >= 32 && img < (1 << 30);
+}
+
+/* The input gradient's computation as a convolution of dy, when it is one
+ * the direct path runs: stride 1, padding at most the kernel's reach. */
+static int direct_dx_shape(const fnn_conv2d *s, fnn_conv2d *t)
+{
+    if (s->sh != 1 || s->sw != 1 || s->ph > (s->kh - 1) * s->dh || s->pw > (s->kw - 1) * s->dw)
+        return 0;
+    *t = (fnn_conv2d){s->N, s->O, s->Ho, s->Wo, s->C, s->G, s->kh, s->kw, 1, 1,
+                      (s->kh - 1) * s->dh - s->ph, (s->kw - 1) * s->dw - s->pw, s->dh, s->dw,
+                      s->H, s->W};
+    return direct_ok(t);
+}
+
+/* ---------------------------------------------------------- drivers -- */
 
 /* body over `items` (samples, or backward's chunks): one part per thread the
  * work earns when there are at least that many items, else the items in turn
@@ -606,6 +877,8 @@ int fnn_conv2d_forward(const fnn_conv2d *s, const float *x, const float *w, cons
     conv_args A = {.s = s, .x = x, .w = w, .bias = bias, .y = y};
     if (depthwise(s))
         return fnn_parallel_for((ptrdiff_t)s->N * s->O, 1, conv_flops(s), FNN_ISA_PICK(dw_fwd_planes), &A);
+    if (!pointwise(s) && direct_ok(s))
+        return direct_run(s, x, w, 0, bias, y);
     size_t K = (size_t)(s->C / s->G) * s->kh * s->kw, P = (size_t)s->Ho * s->Wo;
     size_t Pw = wide_rows(s) ? (size_t)wide_pixels(s) : P;
     size_t out = wide_rows(s) ? (size_t)(s->O / s->G) * Pw : P;
@@ -638,6 +911,13 @@ int fnn_conv2d_backward(const fnn_conv2d *s, const float *x, const float *w, con
     }
     if (st || !(dw || dx))
         return st;
+    fnn_conv2d t;
+    if (dx && !pointwise(s) && direct_dx_shape(s, &t)) {
+        st = direct_run(&t, dy, w, 1, NULL, dx);
+        if (st || !dw)
+            return st;
+        A.dx = dx = NULL;
+    }
     size_t wsize = (size_t)s->O * (s->C / s->G) * s->kh * s->kw;
     size_t cap = DW_PARTIAL_BYTES / (sizeof(float) * wsize);
     A.chunks = !dw ? s->N : s->N < DW_CHUNKS ? s->N : DW_CHUNKS;
@@ -645,6 +925,16 @@ int fnn_conv2d_backward(const fnn_conv2d *s, const float *x, const float *w, con
         A.chunks = cap > 1 ? (int)cap : 1;
     int per = (s->N + A.chunks - 1) / A.chunks;     /* samples per chunk, the last may be short */
     A.chunks = (s->N + per - 1) / per;
+    if (dw && !pointwise(s) && direct_ok(s)) {
+        st = direct_dw(s, x, dy, A.chunks, &A.part_dw);
+        if (!st)
+            st = fnn_parallel_for((ptrdiff_t)wsize, 64, (double)wsize * A.chunks * FNN_COST_ELEM / 4,
+                                  dw_reduce, &A);
+        if (st || !dx)
+            return st;
+        A.dw = dw = NULL;
+        A.chunks = s->N;
+    }
     st = over_items(&A, FNN_ISA_PICK(bwd_chunks), A.chunks,
                     pointwise(s) ? 0
                     : wide_rows(s) ? ((size_t)s->C * s->kh * s->kw + s->O) * wide_pixels(s)

@@ -57,6 +57,11 @@ static const fnn_gemm_arch *arch_in_use(void)
     return &fnn_gemm_ref;
 }
 
+const fnn_gemm_arch *fnn_gemm_arch_in_use(void)
+{
+    return arch_in_use();
+}
+
 const char *fnn_gemm_kernel_name(void)
 {
     const fnn_gemm_arch *g = arch_in_use();

@@ -297,9 +297,60 @@ FNN_TARGET_AVX512 static void small_dot_avx512(int M, int N, int k, const float 
     }
 }
 
+/* ------------------------------------------- convolution (indirect A) --
+ * acc (8 output pixels x up to 32 channels) = sum_p rows[i][koff[p]] b[32 p + j]:
+ * the pixels' taps read where they lie in a padded image (no im2col), the
+ * weights packed 32 channels wide. Per k: 8 broadcasts, 2 loads, 16 FMAs.
+ * Stored transposed, C[j ldc + i] (NCHW: a channel's pixels are a row). */
+FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+conv_tile(const int nv, int k, const float *const *rows, const int *koff, const float *b,
+          float *c, ptrdiff_t ldc, int mr, int nr, const fnn_epi *ep)
+{
+    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+    const float *r4 = rows[4], *r5 = rows[5], *r6 = rows[6], *r7 = rows[7];
+    __m512 acc[8][2];
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
+        const int o = koff[p];
+        __m512 bv[2];
+        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++)
+            bv[v] = _mm512_loadu_ps(b + 16 * v);
+        const float av[8] = {r0[o], r1[o], r2[o], r3[o], r4[o], r5[o], r6[o], r7[o]};
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+            __m512 ai = _mm512_set1_ps(av[i]);
+            _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++)
+                acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        b += 32;
+    }
+    const __mmask16 mi = (__mmask16)((1u << mr) - 1u);
+    _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) {
+        __m512 r[16];
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
+            r[i] = i < 8 ? acc[i][v] : _mm512_setzero_ps();
+        transpose16(r);                 /* r[j] lanes 0..7: channel 16 v + j's pixels */
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_ROW)
+            e.bias += 16 * v;
+        _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
+            if (16 * v + j < nr)
+                store_row(r[j], c + (16 * v + j) * ldc, mi, j, &e);
+    }
+}
+
+FNN_TARGET_AVX512 static void conv_avx512(int k, const float *const *rows, const int *koff,
+        const float *b, float *c, ptrdiff_t ldc, int mr, int nr, const fnn_epi *ep)
+{
+    if (nr > 16)
+        conv_tile(2, k, rows, koff, b, c, ldc, mr, nr, ep);
+    else
+        conv_tile(1, k, rows, koff, b, c, ldc, mr, nr, ep);
+}
+
 /* KC: A micro-panel 8x384 (12 KB) stays in L1; NC: B block 384x672 (1 MB)
  * in the 2 MB L2; MC: A block 1536x384 (2.3 MB). With the k-loop unrolled by
  * 4, measured best of KC 256/384/512 x NC 480/672/960 on large squares. */
 const fnn_gemm_arch fnn_gemm_avx512 = {MR, NR, 16, 384, 1536, 672, ukr_avx512, fnn_pack_t_avx2, ukr_avx512_sa,
-                                      small_tm_avx512, small_dot_avx512};
+                                      small_tm_avx512, small_dot_avx512, conv_avx512};
 #endif

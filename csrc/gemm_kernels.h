@@ -48,6 +48,19 @@ typedef void (*fnn_small_dot_fn)(int M, int N, int k, const float *a, ptrdiff_t 
                                  const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                                  const fnn_epi *ep);
 
+/* Convolution micro-kernel (conv.c's direct path): for output pixels
+ * i < FNN_CONV_MR and channels j < nr <= FNN_CONV_NR,
+ * acc(i, j) = sum_p rows[i][koff[p]] * b[p FNN_CONV_NR + j] (the pixel's
+ * taps where they lie in a padded image; every rows[i] valid, the caller
+ * repeating one past mr), one FMA chain over p; then
+ * C[j ldc + i] = epilogue(acc(i, j)) for i < mr (bias per channel j:
+ * FNN_BIAS_ROW). */
+#define FNN_CONV_MR 8
+#define FNN_CONV_NR 32
+typedef void (*fnn_conv_ukr_fn)(int k, const float *const *rows, const int *koff,
+                                const float *b, float *c, ptrdiff_t ldc, int mr, int nr,
+                                const fnn_epi *ep);
+
 typedef struct {
     int mr, nr;          /* register tile */
     int vl;              /* vector length: B panels are read in VL-float steps */
@@ -59,7 +72,11 @@ typedef struct {
     fnn_ukr_sa_fn kernel_sa;  /* NULL: A is always packed */
     fnn_small_fn small_tm;    /* NULL: small N takes the general path */
     fnn_small_dot_fn small_dot;
+    fnn_conv_ukr_fn conv;     /* NULL: convolutions take im2col + GEMM */
 } fnn_gemm_arch;
+
+/* The kernels of the path in use (fastnn.set_isa). */
+const fnn_gemm_arch *fnn_gemm_arch_in_use(void);
 
 /* Scalar epilogue over an (mr,nr) tile held in acc with row stride ldt; the
  * edge path of every kernel, so all ISAs round edges the same way. */
