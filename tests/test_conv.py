@@ -239,6 +239,50 @@ def test_same_bits_on_one_and_two_threads(case, rng):
         np.testing.assert_array_equal(a, b)
 
 
+# The direct path (an AVX-512 micro-kernel reading each pixel's taps in a
+# padded image; layers with K = C/G kh kw >= 32): forward, dW and the stride-1
+# input gradient. Output channels on both sides of the kernel's 32, pixel
+# counts that are not multiples of its 8, strides, dilation, groups, padding
+# beyond the kernel's reach (dx then takes the GEMM path), even 'same', 1x1
+# strided, Conv1d, batch 1 (pixel slabs across threads), dW over chunks.
+DIRECT_CASES = [
+    (2, (8, 40, 3, 1, 1, 1, 1, (3, 8, 9, 7))),
+    (2, (12, 20, (3, 2), (2, 1), (1, 0), (1, 2), 2, (2, 12, 11, 10))),
+    (2, (16, 16, 5, 1, "same", 2, 1, (1, 16, 9, 9))),
+    (2, (36, 8, 1, 2, 0, 1, 1, (2, 36, 7, 7))),
+    (2, (4, 6, 4, 1, "same", 1, 1, (2, 4, 6, 5))),
+    (2, (33, 65, 3, 1, 3, 1, 1, (2, 33, 5, 6))),
+    (2, (32, 64, 5, 1, 2, 1, 1, (3, 32, 14, 14))),
+    (1, (8, 12, 5, 1, 2, 1, 1, (2, 8, 20))),
+    (2, (16, 24, 3, 1, 1, 1, 1, (37, 16, 6, 6))),    # dW chunks of 3 samples, the last of 1
+]
+
+
+@pytest.mark.parametrize("nd,case", DIRECT_CASES)
+def test_direct_path_matches_reference_and_threads(nd, case, rng):
+    for isa in fastnn.available_isas():
+        fastnn.set_isa(isa)
+        m, shape = make(case, nd)
+        x = rng.standard_normal(shape).astype(np.float32)
+        y0 = m.forward(x)
+        dy = rng.standard_normal(y0.shape).astype(np.float32)
+        ry, rdx, rdw, rdb = ref_conv(x, m.weight.data, m.bias.data, m, dy)
+        outs = []
+        for nt in (1, 2):
+            fastnn.set_num_threads(nt)
+            y = m.forward(x)
+            m.zero_grad()
+            dx = m.backward(dy, input_grad=True)
+            outs.append((y, dx, m.weight.grad.copy(), m.bias.grad.copy()))
+            K = x.shape[1] // m.groups * int(np.prod(m.weight.shape[2:]))
+            tol = 1e-6 * np.sqrt(K) * 10
+            for got, want, what in zip(outs[-1], (ry, rdx, rdw, rdb), "y dx dw db".split()):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=tol * np.abs(want).max(),
+                                           err_msg=f"{isa} {nt} threads {what} {case}")
+        for a, b, what in zip(*outs, "y dx dw db".split()):
+            np.testing.assert_array_equal(a, b, err_msg=f"{isa} {what} 1 vs 2 threads {case}")
+
+
 @pytest.mark.parametrize("batch", [17, 37, 64])
 @pytest.mark.parametrize("acc", [False, True])
 def test_backward_chunks_of_the_batch_match_reference(batch, acc, rng):
