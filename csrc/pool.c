@@ -179,6 +179,109 @@ FNN_INLINE int max_fwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 }
 FNN_RANGE_CLONES(max_fwd)
 
+#ifdef FNN_MULTI_ISA
+#include <immintrin.h>
+
+/* The 2x2 stride-2 windows of an even plane (H = 2 Ho, W = 2 Wo) on
+ * AVX-512: an output row of 14 or 7 (28 -> 14 -> 7 px) is shorter than the
+ * vectorised loop of max_fwd_body's 2x2 case, which then ran scalar. Here 16
+ * windows per masked step: each row pair deinterleaved into its even and odd
+ * columns, then torch's rule as there (a later tap wins when greater or NaN),
+ * so the same values and indices. */
+static int max2_even(const fnn_pool2d *s)
+{
+    return s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && s->ph == 0 && s->pw == 0
+           && s->dh == 1 && s->dw == 1 && s->H == 2 * s->Ho && s->W == 2 * s->Wo;
+}
+
+static const int32_t EVEN[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+
+FNN_TARGET_AVX512 static int max2_fwd_avx512(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const pool_args *A = ctx;
+    const int W = A->s->W, Ho = A->s->Ho, Wo = A->s->Wo;
+    const ptrdiff_t HW = (ptrdiff_t)A->s->H * W, P = (ptrdiff_t)Ho * Wo;
+    const __m512i ev = _mm512_loadu_si512(EVEN), od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    const __m512i lane2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                               11, 12, 13, 14, 15), 1);
+    for (ptrdiff_t q = lo; q < hi; q++)
+        for (int oh = 0; oh < Ho; oh++) {
+            const float *r0 = A->x + q * HW + (ptrdiff_t)2 * oh * W, *r1 = r0 + W;
+            float *yr = A->y + q * P + (ptrdiff_t)oh * Wo;
+            int32_t *ir = A->idx + q * P + (ptrdiff_t)oh * Wo;
+            for (int ow = 0; ow < Wo; ow += 16) {
+                const int n = Wo - ow < 16 ? Wo - ow : 16;
+                const __mmask16 m = (__mmask16)((1u << n) - 1u);
+                const __mmask16 m0 = (__mmask16)(n >= 8 ? 0xFFFF : (1u << 2 * n) - 1u);
+                const __mmask16 m1 = (__mmask16)(n <= 8 ? 0 : (1u << 2 * (n - 8)) - 1u);
+                __m512 t0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow);
+                __m512 t1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
+                __m512 u0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow);
+                __m512 u1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
+                __m512 v[4] = {_mm512_permutex2var_ps(t0, ev, t1), _mm512_permutex2var_ps(t0, od, t1),
+                               _mm512_permutex2var_ps(u0, ev, u1), _mm512_permutex2var_ps(u0, od, u1)};
+                const __m512i k0 = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow), lane2);
+                const __m512i koff[4] = {k0, _mm512_add_epi32(k0, _mm512_set1_epi32(1)),
+                                         _mm512_add_epi32(k0, _mm512_set1_epi32(W)),
+                                         _mm512_add_epi32(k0, _mm512_set1_epi32(W + 1))};
+                __m512 mx = v[0];
+                __m512i k = koff[0];
+                for (int t = 1; t < 4; t++) {
+                    __mmask16 take = _mm512_cmp_ps_mask(v[t], mx, _CMP_GT_OQ)
+                                     | _mm512_cmp_ps_mask(v[t], v[t], _CMP_UNORD_Q);
+                    mx = _mm512_mask_mov_ps(mx, take, v[t]);
+                    k = _mm512_mask_mov_epi32(k, take, koff[t]);
+                }
+                _mm512_mask_storeu_ps(yr + ow, m, mx);
+                _mm512_mask_storeu_epi32(ir + ow, m, k);
+            }
+        }
+    return FNN_OK;
+}
+
+/* Backward of the same windows: each input is written once, dy where it
+ * was its window's maximum and 0 elsewhere (no memset, no scatter). */
+FNN_TARGET_AVX512 static int max2_bwd_avx512(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const pool_args *A = ctx;
+    const int W = A->s->W, Ho = A->s->Ho, Wo = A->s->Wo;
+    const ptrdiff_t HW = (ptrdiff_t)A->s->H * W, P = (ptrdiff_t)Ho * Wo;
+    const __m512i lo8 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi8 = _mm512_add_epi32(lo8, _mm512_set1_epi32(8));
+    const __m512i lane2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                               11, 12, 13, 14, 15), 1);
+    for (ptrdiff_t q = lo; q < hi; q++)
+        for (int oh = 0; oh < Ho; oh++) {
+            float *d0 = A->dx + q * HW + (ptrdiff_t)2 * oh * W, *d1 = d0 + W;
+            const float *dyr = A->dy + q * P + (ptrdiff_t)oh * Wo;
+            const int32_t *ir = A->cidx + q * P + (ptrdiff_t)oh * Wo;
+            for (int ow = 0; ow < Wo; ow += 16) {
+                const int n = Wo - ow < 16 ? Wo - ow : 16;
+                const __mmask16 m = (__mmask16)((1u << n) - 1u);
+                const __mmask16 m0 = (__mmask16)(n >= 8 ? 0xFFFF : (1u << 2 * n) - 1u);
+                const __mmask16 m1 = (__mmask16)(n <= 8 ? 0 : (1u << 2 * (n - 8)) - 1u);
+                const __m512 g = _mm512_maskz_loadu_ps(m, dyr + ow);
+                const __m512i k = _mm512_maskz_loadu_epi32(m, ir + ow);
+                const __m512i k0 = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow), lane2);
+                __m512 a = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(k, k0), g);
+                __m512 b = _mm512_maskz_mov_ps(
+                    _mm512_cmpeq_epi32_mask(k, _mm512_add_epi32(k0, _mm512_set1_epi32(1))), g);
+                __m512 c = _mm512_maskz_mov_ps(
+                    _mm512_cmpeq_epi32_mask(k, _mm512_add_epi32(k0, _mm512_set1_epi32(W))), g);
+                __m512 e = _mm512_maskz_mov_ps(
+                    _mm512_cmpeq_epi32_mask(k, _mm512_add_epi32(k0, _mm512_set1_epi32(W + 1))), g);
+                _mm512_mask_storeu_ps(d0 + 2 * ow, m0, _mm512_permutex2var_ps(a, lo8, b));
+                _mm512_mask_storeu_ps(d0 + 2 * ow + 16, m1, _mm512_permutex2var_ps(a, hi8, b));
+                _mm512_mask_storeu_ps(d1 + 2 * ow, m0, _mm512_permutex2var_ps(c, lo8, e));
+                _mm512_mask_storeu_ps(d1 + 2 * ow + 16, m1, _mm512_permutex2var_ps(c, hi8, e));
+            }
+        }
+    return FNN_OK;
+}
+#endif
+
 static int max_bwd(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     (void)part;
@@ -211,6 +314,12 @@ void fnn_maxpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x, flo
                            int32_t *idx)
 {
     pool_args A = {s, x, NULL, y, NULL, idx, NULL};
+#ifdef FNN_MULTI_ISA
+    if (fnn_get_isa() == FNN_ISA_AVX512 && max2_even(s)) {
+        fnn_parallel_for(P, 1, plane_cost(s, P), max2_fwd_avx512, &A);
+        return;
+    }
+#endif
     fnn_parallel_for(P, 1, plane_cost(s, P), FNN_ISA_PICK(max_fwd), &A);
 }
 
@@ -218,6 +327,12 @@ void fnn_maxpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const int32_t *idx
                             const float *dy, float *dx)
 {
     pool_args A = {s, NULL, dy, NULL, dx, NULL, idx};
+#ifdef FNN_MULTI_ISA
+    if (fnn_get_isa() == FNN_ISA_AVX512 && max2_even(s)) {
+        fnn_parallel_for(P, 1, plane_cost(s, P) / 2, max2_bwd_avx512, &A);
+        return;
+    }
+#endif
     fnn_parallel_for(P, 1, plane_cost(s, P) / 2, max_bwd, &A);
 }
 
