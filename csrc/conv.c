@@ -825,13 +825,15 @@ static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int c
     return st;
 }
 
-/* The direct path: the kernel exists and the layer has enough taps (a first
- * layer's K = 25 keeps im2col + GEMM). Never a function of the thread count. */
+/* The direct path: the kernel exists and the layer has enough taps to
+ * amortise a tile's transposed store (LeNet's first layer, 1 -> 32 5x5,
+ * K = 25: forward+backward 2.19 -> 1.62 ms direct; a 3x3 one, K = 9, was
+ * no faster, and keeps im2col + GEMM). Never a function of the thread count. */
 static int direct_ok(const fnn_conv2d *s)
 {
     const int K = s->C / s->G * s->kh * s->kw;
     const double img = (double)(s->C / s->G) * span_h(s) * span_w(s);
-    return fnn_gemm_arch_in_use()->conv && !depthwise(s) && K >= 32 && img < (1 << 30);
+    return fnn_gemm_arch_in_use()->conv && !depthwise(s) && K >= 16 && img < (1 << 30);
 }
 
 /* The input gradient's computation as a convolution of dy, when it is one
