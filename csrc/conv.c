@@ -595,7 +595,7 @@ typedef struct {
     size_t slice;
     int Hs, Ws;              /* the padded image's rows and row length */
     int slabs;               /* parts of a sample's pixel tiles (batch < threads) */
-    fnn_conv_ukr_fn ukr;
+    const fnn_gemm_arch *ar;
 } direct_args;
 
 static int span_h(const fnn_conv2d *s)
@@ -635,10 +635,11 @@ static int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     const direct_args *D = ctx;
     const fnn_conv2d *s = D->s;
+    const int CMR = D->ar->conv_mr, CNR = D->ar->conv_nr;
     const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
-    const int panels = (Og + FNN_CONV_NR - 1) / FNN_CONV_NR;
+    const int panels = (Og + CNR - 1) / CNR;
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
-    const ptrdiff_t tiles = (P + FNN_CONV_MR - 1) / FNN_CONV_MR;
+    const ptrdiff_t tiles = (P + CMR - 1) / CMR;
     float *img = D->img + part * D->slice;
     for (ptrdiff_t item = lo; item < hi; item++) {
         const ptrdiff_t n = item / D->slabs, sl = item % D->slabs;
@@ -646,19 +647,19 @@ static int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         for (int g = 0; g < s->G; g++) {
             pad_image(s, D->x + (n * s->C + (ptrdiff_t)g * Cg) * HW, Cg, img, D->Hs, D->Ws);
             for (int q = 0; q < panels; q++) {
-                const int j0 = q * FNN_CONV_NR;
-                const int nr = Og - j0 < FNN_CONV_NR ? Og - j0 : FNN_CONV_NR;
-                const float *bq = D->bp + ((ptrdiff_t)g * panels + q) * K * FNN_CONV_NR;
+                const int j0 = q * CNR;
+                const int nr = Og - j0 < CNR ? Og - j0 : CNR;
+                const float *bq = D->bp + ((ptrdiff_t)g * panels + q) * K * CNR;
                 const int o0 = g * Og + j0;
                 fnn_epi ep = {1.0f, 0.0f, D->bias ? D->bias + o0 : NULL,
                               D->bias ? FNN_BIAS_ROW : FNN_BIAS_NONE, 0};
                 float *yq = D->y + (n * s->O + o0) * P;
-                int oh = (int)(t0 * FNN_CONV_MR / s->Wo), ow = (int)(t0 * FNN_CONV_MR % s->Wo);
-                for (ptrdiff_t q0 = t0 * FNN_CONV_MR; q0 < P && q0 < t1 * FNN_CONV_MR;
-                     q0 += FNN_CONV_MR) {
-                    const int mr = P - q0 < FNN_CONV_MR ? (int)(P - q0) : FNN_CONV_MR;
-                    const float *rows[FNN_CONV_MR];
-                    for (int i = 0; i < FNN_CONV_MR; i++) {
+                int oh = (int)(t0 * CMR / s->Wo), ow = (int)(t0 * CMR % s->Wo);
+                for (ptrdiff_t q0 = t0 * CMR; q0 < P && q0 < t1 * CMR;
+                     q0 += CMR) {
+                    const int mr = P - q0 < CMR ? (int)(P - q0) : CMR;
+                    const float *rows[FNN_CONV_MR_MAX];
+                    for (int i = 0; i < CMR; i++) {
                         if (i >= mr) {
                             rows[i] = rows[0];
                             continue;
@@ -669,7 +670,7 @@ static int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                             oh++;
                         }
                     }
-                    D->ukr(K, rows, D->koff, bq, yq + q0, P, mr, nr, &ep);
+                    D->ar->conv(K, rows, D->koff, bq, yq + q0, P, mr, nr, &ep);
                 }
             }
         }
@@ -683,18 +684,19 @@ static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int f
                       const float *bias, float *y)
 {
     const int Cg = s->C / s->G, Og = s->O / s->G, T = s->kh * s->kw, K = Cg * T;
-    const int panels = (Og + FNN_CONV_NR - 1) / FNN_CONV_NR;
     direct_args D = {.s = s, .x = x, .bias = bias, .y = y, .Hs = span_h(s), .Ws = span_w(s),
-                     .ukr = fnn_gemm_arch_in_use()->conv};
+                     .ar = fnn_gemm_arch_in_use()};
+    const int CMR = D.ar->conv_mr, CNR = D.ar->conv_nr;
+    const int panels = (Og + CNR - 1) / CNR;
     /* the parts: samples, or with fewer samples than threads, slabs of each
      * sample's pixels (every output is computed alike either way) */
     const double flops = conv_flops(s);
     const int nt = fnn_threads_for(flops);
-    const ptrdiff_t tiles = ((ptrdiff_t)s->Ho * s->Wo + FNN_CONV_MR - 1) / FNN_CONV_MR;
+    const ptrdiff_t tiles = ((ptrdiff_t)s->Ho * s->Wo + CMR - 1) / CMR;
     D.slabs = s->N >= nt ? 1 : (int)((nt + s->N - 1) / s->N < tiles ? (nt + s->N - 1) / s->N : tiles);
     const ptrdiff_t items = (ptrdiff_t)s->N * D.slabs;
     const int parts = items >= nt ? nt : (int)items;
-    const size_t bfl = (size_t)s->G * panels * K * FNN_CONV_NR;
+    const size_t bfl = (size_t)s->G * panels * K * CNR;
     const size_t kfl = ((size_t)K + 15) / 16 * 16;            /* ints, in float slots */
     D.slice = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16;
     float *ws = fnn_ws_shared(sizeof(float) * (bfl + kfl + D.slice * parts));
@@ -709,10 +711,10 @@ static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int f
      * g Og + 32 q + jj at tap p, zero past Og */
     for (int g = 0; g < s->G; g++)
         for (int q = 0; q < panels; q++) {
-            float *d = bp + ((ptrdiff_t)g * panels + q) * K * FNN_CONV_NR;
-            for (int p = 0; p < K; p++, d += FNN_CONV_NR)
-                for (int jj = 0; jj < FNN_CONV_NR; jj++) {
-                    const int o = q * FNN_CONV_NR + jj;
+            float *d = bp + ((ptrdiff_t)g * panels + q) * K * CNR;
+            for (int p = 0; p < K; p++, d += CNR)
+                for (int jj = 0; jj < CNR; jj++) {
+                    const int o = q * CNR + jj;
                     float v = 0.0f;
                     if (o < Og && !flip)          /* w (O, Cg, kh, kw) */
                         v = w[((ptrdiff_t)g * Og + o) * K + p];
@@ -755,8 +757,9 @@ static int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     const direct_dw_args *D = ctx;
     const fnn_conv2d *s = D->s;
+    const int CMR = D->ar->conv_mr, CNR = D->ar->conv_nr;
     const int Cg = s->C / s->G, Og = s->O / s->G, K = Cg * s->kh * s->kw;
-    const int panels = (Og + FNN_CONV_NR - 1) / FNN_CONV_NR;
+    const int panels = (Og + CNR - 1) / CNR;
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
     const ptrdiff_t per = (s->N + D->chunks - 1) / D->chunks, wsize = (ptrdiff_t)s->O * K;
     float *img = D->ws + part * D->slice;
@@ -768,18 +771,18 @@ static int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             for (int g = 0; g < s->G; g++) {
                 pad_image(s, D->x + (n * s->C + (ptrdiff_t)g * Cg) * HW, Cg, img, D->Hs, D->Ws);
                 for (int q = 0; q < panels; q++) {
-                    const int j0 = q * FNN_CONV_NR;
-                    const int nr = Og - j0 < FNN_CONV_NR ? Og - j0 : FNN_CONV_NR;
+                    const int j0 = q * CNR;
+                    const int nr = Og - j0 < CNR ? Og - j0 : CNR;
                     const float *dyq = D->dy + (n * s->O + (ptrdiff_t)g * Og + j0) * P;
-                    D->ar->pack_t(nr, (int)P, dyq, P, bt, FNN_CONV_NR);   /* bt[p 32 + j] */
-                    for (ptrdiff_t p = 0; nr < FNN_CONV_NR && p < P; p++)
-                        memset(bt + p * FNN_CONV_NR + nr, 0, sizeof(float) * (FNN_CONV_NR - nr));
+                    D->ar->pack_t(nr, (int)P, dyq, P, bt, CNR);   /* bt[p CNR + j] */
+                    for (ptrdiff_t p = 0; nr < CNR && p < P; p++)
+                        memset(bt + p * CNR + nr, 0, sizeof(float) * (CNR - nr));
                     fnn_epi ep = {1.0f, n == n0 ? 0.0f : 1.0f, NULL, FNN_BIAS_NONE, 0};
                     float *dwq = dwc + ((ptrdiff_t)g * Og + j0) * K;
-                    for (int k0 = 0; k0 < K; k0 += FNN_CONV_MR) {
-                        const int mr = K - k0 < FNN_CONV_MR ? K - k0 : FNN_CONV_MR;
-                        const float *rows[FNN_CONV_MR];
-                        for (int i = 0; i < FNN_CONV_MR; i++)
+                    for (int k0 = 0; k0 < K; k0 += CMR) {
+                        const int mr = K - k0 < CMR ? K - k0 : CMR;
+                        const float *rows[FNN_CONV_MR_MAX];
+                        for (int i = 0; i < CMR; i++)
                             rows[i] = img + D->toff[k0 + (i < mr ? i : 0)];
                         D->ar->conv((int)P, rows, D->poff, bt, dwq + k0, K, mr, nr, &ep);
                     }
@@ -798,10 +801,11 @@ static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int c
     const ptrdiff_t P = (ptrdiff_t)s->Ho * s->Wo;
     direct_dw_args D = {.s = s, .x = x, .dy = dy, .Hs = span_h(s), .Ws = span_w(s),
                         .chunks = chunks, .ar = fnn_gemm_arch_in_use()};
+    const int CNR = D.ar->conv_nr;
     const double flops = conv_flops(s);
     const int nt = fnn_threads_for(flops), parts = chunks >= nt ? nt : 1;
     const size_t wsize = (size_t)s->O * K, ifl = ((size_t)K + P + 15) / 16 * 16;
-    D.slice = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16 + (size_t)P * FNN_CONV_NR;
+    D.slice = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16 + (size_t)P * CNR;
     float *ws = fnn_ws_shared(sizeof(float) * (chunks * wsize + ifl + D.slice * parts));
     if (!ws)
         return FNN_ENOMEM;

@@ -317,7 +317,57 @@ FNN_TARGET_AVX2 static void small_dot_avx2(int M, int N, int k, const float *a,
     }
 }
 
+/* ------------------------------------------- convolution (indirect A) --
+ * As gemm_avx512.c's conv_tile, 6 pixels x 16 channels (12 accumulators):
+ * per k, 6 broadcasts from the padded image, 2 loads, 12 FMAs; stored
+ * transposed (8 x 8 in registers) into the NCHW rows of the channels. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+conv_tile(const int nv, int k, const float *const *rows, const int *koff, const float *b,
+          float *c, ptrdiff_t ldc, int mr, int nr, const fnn_epi *ep)
+{
+    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+    const float *r3 = rows[3], *r4 = rows[4], *r5 = rows[5];
+    __m256 acc[6][2];
+    _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
+        const int o = koff[p];
+        __m256 bv[2];
+        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++)
+            bv[v] = _mm256_loadu_ps(b + 8 * v);
+        const float *av[6] = {r0 + o, r1 + o, r2 + o, r3 + o, r4 + o, r5 + o};
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {
+            __m256 ai = _mm256_broadcast_ss(av[i]);
+            _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++)
+                acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        b += 16;
+    }
+    const __m256i mi = lanes(mr);
+    _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) {
+        __m256 r[8];
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+            r[i] = i < 6 ? acc[i][v] : _mm256_setzero_ps();
+        transpose8(r);                  /* r[j] lanes 0..5: channel 8 v + j's pixels */
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_ROW)
+            e.bias += 8 * v;
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+            if (8 * v + j < nr)
+                store_row(r[j], c + (8 * v + j) * ldc, mi, j, &e);
+    }
+}
+
+FNN_TARGET_AVX2 static void conv_avx2(int k, const float *const *rows, const int *koff,
+        const float *b, float *c, ptrdiff_t ldc, int mr, int nr, const fnn_epi *ep)
+{
+    if (nr > 8)
+        conv_tile(2, k, rows, koff, b, c, ldc, mr, nr, ep);
+    else
+        conv_tile(1, k, rows, koff, b, c, ldc, mr, nr, ep);
+}
+
 /* KC: A micro-panel 6x256 (6 KB) in L1; NC: B block 256x1024 (1 MB) in L2. */
 const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2, ukr_avx2_sa,
-                                    small_tm_avx2, small_dot_avx2};
+                                    small_tm_avx2, small_dot_avx2, conv_avx2, 6, 16};
 #endif

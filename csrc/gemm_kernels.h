@@ -48,15 +48,14 @@ typedef void (*fnn_small_dot_fn)(int M, int N, int k, const float *a, ptrdiff_t 
                                  const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                                  const fnn_epi *ep);
 
-/* Convolution micro-kernel (conv.c's direct path): for output pixels
- * i < FNN_CONV_MR and channels j < nr <= FNN_CONV_NR,
- * acc(i, j) = sum_p rows[i][koff[p]] * b[p FNN_CONV_NR + j] (the pixel's
- * taps where they lie in a padded image; every rows[i] valid, the caller
- * repeating one past mr), one FMA chain over p; then
+/* Convolution micro-kernel (conv.c's direct path), a conv_mr x conv_nr
+ * tile of the arch: for output pixels i < conv_mr and channels
+ * j < nr <= conv_nr, acc(i, j) = sum_p rows[i][koff[p]] * b[p conv_nr + j]
+ * (the pixel's taps where they lie in a padded image; every rows[i] valid,
+ * the caller repeating one past mr), one FMA chain over p; then
  * C[j ldc + i] = epilogue(acc(i, j)) for i < mr (bias per channel j:
  * FNN_BIAS_ROW). */
-#define FNN_CONV_MR 8
-#define FNN_CONV_NR 32
+#define FNN_CONV_MR_MAX 8
 typedef void (*fnn_conv_ukr_fn)(int k, const float *const *rows, const int *koff,
                                 const float *b, float *c, ptrdiff_t ldc, int mr, int nr,
                                 const fnn_epi *ep);
@@ -73,6 +72,7 @@ typedef struct {
     fnn_small_fn small_tm;    /* NULL: small N takes the general path */
     fnn_small_dot_fn small_dot;
     fnn_conv_ukr_fn conv;     /* NULL: convolutions take im2col + GEMM */
+    int conv_mr, conv_nr;
 } fnn_gemm_arch;
 
 /* The kernels of the path in use (fastnn.set_isa). */
