@@ -40,6 +40,7 @@ typedef struct {
     const fnn_conv2d *s;
     const float *x, *w, *bias, *dy;
     float *y, *dx, *dw, *db;
+    int relu;            /* forward: max(y, 0) fused into the store */
     float *buf;          /* shared workspace: per-part slices, then (backward) */
     float *part_dw;      /* the chunks' dW partials */
     size_t slice;        /* floats per part */
@@ -355,11 +356,12 @@ FNN_INLINE int fwd_samples_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             float *yg = A->y + (n * s->O + (ptrdiff_t)g * Og) * P;
             int bm = bg ? FNN_BIAS_ROW : FNN_BIAS_NONE, st;
             if (pw) {
-                st = fnn_sgemm(0, 0, Og, (int)P, K, 1.0f, wg, K, xg, P, 0.0f, yg, P, bg, bm, 0);
+                st = fnn_sgemm(0, 0, Og, (int)P, K, 1.0f, wg, K, xg, P, 0.0f, yg, P, bg, bm,
+                               A->relu);
             } else {
                 im2col_packed(s, xg, Cg, &pb, out, col + A->slice - pad_floats(s));
                 st = fnn_sgemm_pb(0, Og, 1.0f, wg, K, &pb, 0.0f, wide ? out : yg, Pw, bg, bm,
-                                  0);
+                                  A->relu);
                 for (int o = 0; wide && o < Og; o++)        /* drop the kw - 1 extra columns */
                     for (int oh = 0; oh < s->Ho; oh++)
                         memcpy(yg + o * P + (ptrdiff_t)oh * s->Wo, out + o * Pw + oh * ld,
@@ -590,6 +592,7 @@ static double conv_flops(const fnn_conv2d *s)
 typedef struct {
     const fnn_conv2d *s;     /* as computed: x (N, C, H, W) -> y (N, O, Ho, Wo) */
     const float *x, *bp, *bias;
+    int relu;
     const int *koff;
     float *y, *img;          /* per-part padded images, `slice` floats each */
     size_t slice;
@@ -610,7 +613,7 @@ static int span_w(const fnn_conv2d *s)
 
 /* Channels [0, nc) of x as Hs x Ws images: rows [-ph, Hs - ph) and columns
  * [-pw, Ws - pw) of the planes, zero outside them. */
-static void pad_image(const fnn_conv2d *s, const float *x, int nc, float *d, int Hs, int Ws)
+FNN_INLINE void pad_image(const fnn_conv2d *s, const float *x, int nc, float *d, int Hs, int Ws)
 {
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W;
     const int a = s->pw < Ws ? s->pw : Ws, b = s->pw + s->W < Ws ? s->pw + s->W : Ws;
@@ -631,7 +634,7 @@ static void pad_image(const fnn_conv2d *s, const float *x, int nc, float *d, int
         }
 }
 
-static int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+FNN_INLINE int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     const direct_args *D = ctx;
     const fnn_conv2d *s = D->s;
@@ -652,7 +655,7 @@ static int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                 const float *bq = D->bp + ((ptrdiff_t)g * panels + q) * K * CNR;
                 const int o0 = g * Og + j0;
                 fnn_epi ep = {1.0f, 0.0f, D->bias ? D->bias + o0 : NULL,
-                              D->bias ? FNN_BIAS_ROW : FNN_BIAS_NONE, 0};
+                              D->bias ? FNN_BIAS_ROW : FNN_BIAS_NONE, D->relu};
                 float *yq = D->y + (n * s->O + o0) * P;
                 int oh = (int)(t0 * CMR / s->Wo), ow = (int)(t0 * CMR % s->Wo);
                 for (ptrdiff_t q0 = t0 * CMR; q0 < P && q0 < t1 * CMR;
@@ -677,14 +680,16 @@ static int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     }
     return FNN_OK;
 }
+FNN_RANGE_CLONES(direct)      /* pad_image's short rows vectorised per ISA */
 
 /* s computed directly: y = conv(x) with its weights packed by `pack`
  * (flip: s is the input gradient's computation and w the forward's). */
 static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int flip,
-                      const float *bias, float *y)
+                      const float *bias, int relu, float *y)
 {
     const int Cg = s->C / s->G, Og = s->O / s->G, T = s->kh * s->kw, K = Cg * T;
-    direct_args D = {.s = s, .x = x, .bias = bias, .y = y, .Hs = span_h(s), .Ws = span_w(s),
+    direct_args D = {.s = s, .x = x, .bias = bias, .relu = relu, .y = y, .Hs = span_h(s),
+                     .Ws = span_w(s),
                      .ar = fnn_gemm_arch_in_use()};
     const int CMR = D.ar->conv_mr, CNR = D.ar->conv_nr;
     const int panels = (Og + CNR - 1) / CNR;
@@ -730,9 +735,9 @@ static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int f
             for (int j = 0; j < s->kw; j++, p++)
                 koff[p] = (c * D.Hs + i * s->dh) * D.Ws + j * s->dw;
     if (parts > 1)
-        return fnn_parallel_for(items, 1, flops, direct_body, &D);
+        return fnn_parallel_for(items, 1, flops, FNN_ISA_PICK(direct), &D);
     unsigned f = fnn_ftz_enter();
-    int st = direct_body(&D, 0, items, 0);
+    int st = FNN_ISA_PICK(direct)(&D, 0, items, 0);
     fnn_ftz_leave(f);
     return st;
 }
@@ -753,7 +758,7 @@ typedef struct {
     const fnn_gemm_arch *ar;
 } direct_dw_args;
 
-static int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+FNN_INLINE int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 {
     const direct_dw_args *D = ctx;
     const fnn_conv2d *s = D->s;
@@ -791,6 +796,7 @@ static int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     }
     return FNN_OK;
 }
+FNN_RANGE_CLONES(direct_dw)
 
 /* The chunks' partials of dW into part_dw (chunks x O K floats, taken with
  * the rest of the shared workspace here). */
@@ -822,9 +828,9 @@ static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int c
         for (int ow = 0; ow < s->Wo; ow++, p++)
             poff[p] = oh * s->sh * D.Ws + ow * s->sw;
     if (parts > 1)
-        return fnn_parallel_for(chunks, 1, flops, direct_dw_body, &D);
+        return fnn_parallel_for(chunks, 1, flops, FNN_ISA_PICK(direct_dw), &D);
     unsigned f = fnn_ftz_enter();
-    int st = direct_dw_body(&D, 0, chunks, 0);
+    int st = FNN_ISA_PICK(direct_dw)(&D, 0, chunks, 0);
     fnn_ftz_leave(f);
     return st;
 }
@@ -878,13 +884,18 @@ static int over_items(conv_args *A, fnn_range_fn body, ptrdiff_t items, size_t s
 }
 
 int fnn_conv2d_forward(const fnn_conv2d *s, const float *x, const float *w, const float *bias,
-                       float *y)
+                       float *y, int relu)
 {
-    conv_args A = {.s = s, .x = x, .w = w, .bias = bias, .y = y};
-    if (depthwise(s))
-        return fnn_parallel_for((ptrdiff_t)s->N * s->O, 1, conv_flops(s), FNN_ISA_PICK(dw_fwd_planes), &A);
+    conv_args A = {.s = s, .x = x, .w = w, .bias = bias, .y = y, .relu = relu};
+    if (depthwise(s)) {
+        int st = fnn_parallel_for((ptrdiff_t)s->N * s->O, 1, conv_flops(s),
+                                  FNN_ISA_PICK(dw_fwd_planes), &A);
+        if (!st && relu)
+            fnn_relu_forward((ptrdiff_t)s->N * s->O * s->Ho * s->Wo, y, y);
+        return st;
+    }
     if (!pointwise(s) && direct_ok(s))
-        return direct_run(s, x, w, 0, bias, y);
+        return direct_run(s, x, w, 0, bias, relu, y);
     size_t K = (size_t)(s->C / s->G) * s->kh * s->kw, P = (size_t)s->Ho * s->Wo;
     size_t Pw = wide_rows(s) ? (size_t)wide_pixels(s) : P;
     size_t out = wide_rows(s) ? (size_t)(s->O / s->G) * Pw : P;
@@ -919,7 +930,7 @@ int fnn_conv2d_backward(const fnn_conv2d *s, const float *x, const float *w, con
         return st;
     fnn_conv2d t;
     if (dx && !pointwise(s) && direct_dx_shape(s, &t)) {
-        st = direct_run(&t, dy, w, 1, NULL, dx);
+        st = direct_run(&t, dy, w, 1, NULL, 0, dx);
         if (st || !dw)
             return st;
         A.dx = dx = NULL;

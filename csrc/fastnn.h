@@ -484,7 +484,7 @@ static inline void fnn_inside_cols(int off, int sw, int W, int Wo, int *lo, int 
 
 int fnn_conv2d_forward(const fnn_conv2d *s, const float *x /* (N,C,H,W) */,
                        const float *w /* (O,C/G,kh,kw) */, const float *bias /* (O) or NULL */,
-                       float *y /* (N,O,Ho,Wo) */);
+                       float *y /* (N,O,Ho,Wo) */, int relu /* 1: max(y, 0), NaN kept */);
 /* Gradients of the forward above given dy (N,O,Ho,Wo); each output may be
  * NULL (not wanted). dx (N,C,H,W) is written; dw (O,C/G,kh,kw) and db (O)
  * are written (acc 0) or added to (acc 1). */

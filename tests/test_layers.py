@@ -556,3 +556,61 @@ def test_lazy_zero_grad_reads_as_zero_and_overwrites_instead_of_adding():
     lin.backward(g)                                        # the lazily-zeroed grad is overwritten
     for a, p in zip(once, lin.parameters()):
         np.testing.assert_array_equal(p.grad, a)
+
+
+# ------------------------------------------ Sequential's ReLU fusion --
+
+def _unfused_step(model, x, g):
+    """The modules one after the other (no fusion), forward and backward."""
+    mods = list(model)
+    h = x
+    for m in mods:
+        h = m.forward(h)
+    y = h
+    for m in reversed(mods):
+        g = m.backward(g, input_grad=True)
+    return y, g
+
+
+def test_sequential_relu_fusion_gives_the_same_bits(isa):
+    """Linear/Conv2d/Conv1d + ReLU inside a Sequential compute the ReLU in the
+    kernel's store (direct and GEMM convolution paths, depthwise, pointwise):
+    outputs, input gradients and parameter gradients are bitwise those of the
+    modules run one by one, NaN included, in training and in eval mode."""
+    import copy
+    fastnn.set_isa(isa)
+    fastnn.manual_seed(3)
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),          # K = 27: direct
+                         nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(),  # depthwise
+                         nn.Conv2d(8, 16, 1), nn.ReLU(),                      # pointwise GEMM
+                         nn.Conv2d(16, 4, 1, stride=2), nn.ReLU(inplace=True),  # K = 16
+                         nn.Conv2d(4, 6, 2), nn.ReLU(),                       # K = 16
+                         nn.Conv2d(6, 5, 1, stride=1, padding=1), nn.ReLU(),  # K = 6: GEMM
+                         nn.Flatten(), nn.Linear(5 * 4 * 4, 12), nn.ReLU(), nn.Linear(12, 3))
+    seq1d = nn.Sequential(nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(6 * 9, 4), nn.ReLU())
+    rng = np.random.default_rng(0)
+    for model, shape in ((conv, (5, 3, 6, 6)), (seq1d, (3, 4, 9))):
+        twin = copy.deepcopy(model)
+        x = rng.standard_normal(shape).astype(np.float32)
+        x[0].flat[7] = np.nan
+        y = model.forward(x)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        model.zero_grad()
+        dx = model.backward(g, input_grad=True)
+        twin.zero_grad()
+        y2, dx2 = _unfused_step(twin, x, g)
+        np.testing.assert_array_equal(y, y2)
+        np.testing.assert_array_equal(dx, dx2)
+        assert np.isnan(y[0]).any() and not np.isnan(y[1:]).any()
+        for (name, p), p2 in zip(model.named_parameters(), twin.parameters()):
+            np.testing.assert_array_equal(p.grad, p2.grad, err_msg=f"{isa} {name}")
+        model.eval()
+        twin.eval()
+        np.testing.assert_array_equal(model.forward(x), np.asarray(_eval_chain(twin, x)))
+
+
+def _eval_chain(model, x):
+    for m in model:
+        x = m.forward(x)
+    return x

@@ -8,7 +8,7 @@ cdef extern from "fastnn.h" nogil:
     ctypedef struct fnn_conv2d:
         int N, C, H, W, O, G, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo
     int fnn_conv2d_forward(const fnn_conv2d *s, const float *x, const float *w,
-                           const float *bias, float *y)
+                           const float *bias, float *y, int relu)
     int fnn_conv2d_backward(const fnn_conv2d *s, const float *x, const float *w,
                             const float *dy, float *dx, float *dw, float *db, int acc)
     void fnn_conv2d_forward_naive(const fnn_conv2d *s, const float *x, const float *w,
@@ -44,7 +44,8 @@ cdef fnn_conv2d _conv_shape(tuple shape) except *:
     return s
 
 
-def conv2d_forward(tuple shape, x, w, bias, y, bint naive=False):
+def conv2d_forward(tuple shape, x, w, bias, y, bint naive=False, bint relu=False):
+    """y = conv(x) [+ bias], then max(y, 0) with relu (not for naive)."""
     cdef fnn_conv2d s = _conv_shape(shape)
     cdef const float *px = _f32(x, "x", s.N * s.C * s.H * s.W)
     cdef const float *pw = _f32(w, "weight", s.O * (s.C // s.G) * s.kh * s.kw)
@@ -55,7 +56,7 @@ def conv2d_forward(tuple shape, x, w, bias, y, bint naive=False):
         if naive:
             fnn_conv2d_forward_naive(&s, px, pw, pb, py)
         else:
-            status = fnn_conv2d_forward(&s, px, pw, pb, py)
+            status = fnn_conv2d_forward(&s, px, pw, pb, py, relu)
     check_status(status)
 
 

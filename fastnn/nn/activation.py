@@ -60,6 +60,12 @@ class ReLU(_Activation):
         self.save_for_backward(out.shape, y)
         return out
 
+    def _adopt(self, y):
+        """The forward of a ReLU its predecessor already applied (Sequential's
+        fusion): y is max(x, 0), kept as forward keeps its output."""
+        self.save_for_backward(y.shape, y)
+        return y
+
     def backward(self, grad_out):
         r = self._grad(grad_out)
         if r is None:

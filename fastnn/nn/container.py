@@ -5,9 +5,14 @@ from collections import OrderedDict
 import numpy as np
 
 from .._check import as_f32
+from .activation import ReLU as _ReLU
+from .conv import Conv1d, Conv2d
+from .layers import Linear
 from .module import Module
 
 __all__ = ["Sequential", "Residual", "Concat"]
+
+_RELU_FUSES = (Linear, Conv1d, Conv2d)     # a following ReLU goes into their store
 
 
 def _require_module(who, what, m):
@@ -76,8 +81,21 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        """The modules in order. A Linear, Conv1d or Conv2d followed by a ReLU
+        (these exact classes, so a subclass's own forward always runs) computes
+        max(y, 0) in its kernel's store, sparing the ReLU's pass over y; the
+        ReLU still saves y for its backward, so gradients, contexts and
+        results are the same bits as running the two one after the other."""
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and type(mods[i + 1]) is _ReLU and type(m) in _RELU_FUSES:
+                x = mods[i + 1]._adopt(m._forward(x, relu=True))
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def backward(self, grad_out):

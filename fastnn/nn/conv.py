@@ -97,13 +97,18 @@ class _ConvNd(Module):
         return x, shape, (n, self.out_channels) + tuple(out)
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, relu=False):
+        """forward, with max(y, 0) fused into the kernel's store when relu
+        (Sequential's Conv + ReLU fusion; the ReLU keeps its own context)."""
         x, shape, yshape = self._shape(x)
         who = type(self).__name__
         w = _param_array(who, "weight", self.weight.data, self.weight.data.shape)
         b = (None if self.bias is None else
              _param_array(who, "bias", self.bias.data, (self.out_channels,)))
         y = np.empty(yshape, dtype=np.float32)
-        _C.conv2d_forward(shape, x, w, b, y)
+        _C.conv2d_forward(shape, x, w, b, y, relu=relu)
         self.save_for_backward(x, shape, yshape)
         return y
 

@@ -57,6 +57,11 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, relu=False):
+        """forward, with max(y, 0) fused into the GEMM's store when relu
+        (Sequential's Linear + ReLU fusion)."""
         if not (_is_plain_f32(x) and x.ndim == 2):
             x = as_f32(x, "Linear", "x")
             if x.ndim != 2:
@@ -70,10 +75,10 @@ class Linear(Module):
         w = _param_array("Linear", "weight", self.weight.data, (o, k))
         y = np.empty((n, o), dtype=np.float32)
         if self.bias is None:
-            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, None, 0, False)
+            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, None, 0, relu)
         else:
             b = _param_array("Linear", "bias", self.bias.data, (o,))
-            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, b, 1, False)
+            _C.sgemm(False, True, n, o, k, 1.0, x, w, 0.0, y, b, 1, relu)
         self.save_for_backward(x)
         return y
 
