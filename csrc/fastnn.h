@@ -537,20 +537,24 @@ void fnn_avgpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const float *dy /*
 int fnn_batchnorm_forward(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x /* (N,C,S) */,
                           const float *gamma /* (C) or NULL */, const float *beta /* (C) or NULL */,
                           double eps, float *y /* (N,C,S) */, float *mean /* (C) */,
-                          float *var /* (C) */, float *invstd /* (C) */);
+                          float *var /* (C) */, float *invstd /* (C) */,
+                          int relu /* 1: y = max(y, 0), a following ReLU fused */);
 /* Eval: y = (x - running_mean) gamma / sqrt(running_var + eps) + beta, one pass. */
 int fnn_batchnorm_forward_eval(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x /* (N,C,S) */,
                                const float *gamma /* (C) or NULL */,
                                const float *beta /* (C) or NULL */,
                                const float *running_mean /* (C) */,
                                const float *running_var /* (C) */, double eps,
-                               float *y /* (N,C,S) */);
+                               float *y /* (N,C,S) */, int relu);
 /* Backward of the training forward: dgamma = sum dy xhat, dbeta = sum dy
  * (C each, overwritten), dx (N,C,S) or NULL = gamma invstd (dy - mean(dy)
- * - xhat mean(dy xhat)). Two passes. */
+ * - xhat mean(dy xhat)). Two passes. relu: the forward had the ReLU fused and
+ * dy is the gradient of its output; the mask (the forward's y > 0, from x,
+ * mean, invstd, gamma, beta) is applied on the fly. */
 int fnn_batchnorm_backward(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x /* (N,C,S) */,
                            const float *dy /* (N,C,S) */, const float *mean /* (C) */,
                            const float *invstd /* (C) */, const float *gamma /* (C) or NULL */,
+                           const float *beta /* (C) or NULL */, int relu,
                            float *dgamma /* (C) */, float *dbeta /* (C) */,
                            float *dx /* (N,C,S) or NULL */);
 /* Layer norm over the rows of x (R, D): y = (x - mean) rstd gamma + beta;

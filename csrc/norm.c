@@ -22,6 +22,7 @@
 #include "isa.h"
 #include "parallel.h"
 #include "reduce.h"
+#include "workspace.h"
 
 #include <math.h>
 #include <string.h>
@@ -31,6 +32,7 @@ typedef struct {
     const float *x, *dy, *gamma, *beta, *rmean, *rvar;
     float *y, *dx, *mean, *var, *invstd, *dgamma, *dbeta;
     double eps;
+    int relu;                   /* batch norm: max(y, 0) fused (forward), its mask (backward) */
 } norm_args;
 
 #define CHUNK 64    /* channels (S == 1) or columns (layer norm) per accumulator block */
@@ -128,8 +130,14 @@ FNN_INLINE void bn_apply(const norm_args *A, ptrdiff_t c0, ptrdiff_t c1, const f
         for (ptrdiff_t n = 0; n < N; n++) {
             const float *x = A->x + n * C;
             float *y = A->y + n * C;
-            for (ptrdiff_t c = c0; c < c1; c++)
-                y[c] = (x[c] - m[c - c0]) * a[c - c0] + b[c - c0];
+            if (A->relu)
+                for (ptrdiff_t c = c0; c < c1; c++) {
+                    const float v = (x[c] - m[c - c0]) * a[c - c0] + b[c - c0];
+                    y[c] = v < 0.0f ? 0.0f : v;          /* ReLU's rule: NaN stays */
+                }
+            else
+                for (ptrdiff_t c = c0; c < c1; c++)
+                    y[c] = (x[c] - m[c - c0]) * a[c - c0] + b[c - c0];
         }
         return;
     }
@@ -138,10 +146,29 @@ FNN_INLINE void bn_apply(const norm_args *A, ptrdiff_t c0, ptrdiff_t c1, const f
         for (ptrdiff_t n = 0; n < N; n++) {
             const float *x = A->x + (n * C + c) * S;
             float *y = A->y + (n * C + c) * S;
-            for (ptrdiff_t i = 0; i < S; i++)
-                y[i] = (x[i] - mc) * ac + bc;
+            if (A->relu)
+                for (ptrdiff_t i = 0; i < S; i++) {
+                    const float v = (x[i] - mc) * ac + bc;
+                    y[i] = v < 0.0f ? 0.0f : v;
+                }
+            else
+                for (ptrdiff_t i = 0; i < S; i++)
+                    y[i] = (x[i] - mc) * ac + bc;
         }
     }
+}
+
+/* dy where the fused ReLU passed its input (the forward's y = (x - m) a + b
+ * recomputed with the same operations, so the same mask), else 0: what
+ * ReLU's backward hands batch norm, into g (n floats). */
+FNN_INLINE const float *relu_masked(const float *x, const float *dy, ptrdiff_t n, float m,
+                                    float a, float b, float *g)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const float v = (x[i] - m) * a + b;
+        g[i] = v > 0.0f ? dy[i] : 0.0f;
+    }
+    return g;
 }
 
 /* Training forward over channels [lo, hi), CHUNK at a time: statistics then
@@ -214,12 +241,27 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     const norm_args *A = ctx;
     const ptrdiff_t N = A->N, C = A->C, S = A->S;
     const double M = (double)N * (double)S;
+    /* the fused ReLU's masked dy, a row (S > 1) or a chunk of channels */
+    float *g = A->relu ? fnn_ws_thread(sizeof(float) * (S > CHUNK ? S : CHUNK)) : NULL;
+    if (A->relu && !g)
+        return FNN_ENOMEM;
+    float ra[CHUNK], rb[CHUNK];                    /* the forward's a, b per channel */
     for (ptrdiff_t c0 = lo; c0 < hi; c0 += S == 1 ? CHUNK : 1) {
         const ptrdiff_t c1 = S == 1 && c0 + CHUNK < hi ? c0 + CHUNK : S == 1 ? hi : c0 + 1;
         double sg[CHUNK] = {0}, sgx[CHUNK] = {0};
+        for (ptrdiff_t c = c0; A->relu && c < c1; c++) {
+            ra[c - c0] = A->gamma ? A->gamma[c] * A->invstd[c] : A->invstd[c];
+            rb[c - c0] = A->beta ? A->beta[c] : 0.0f;
+        }
         if (S == 1) {
             for (ptrdiff_t n = 0; n < N; n++) {
                 const float *x = A->x + n * C, *dy = A->dy + n * C;
+                if (A->relu) {
+                    for (ptrdiff_t c = c0; c < c1; c++)
+                        relu_masked(x + c, dy + c, 1, A->mean[c], ra[c - c0], rb[c - c0],
+                                    g + (c - c0));
+                    dy = g - c0;
+                }
                 for (ptrdiff_t c = c0; c < c1; c++) {
                     sg[c - c0] += (double)dy[c];
                     sgx[c - c0] += (double)dy[c] * (double)(x[c] - A->mean[c]);
@@ -228,7 +270,10 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         } else {
             for (ptrdiff_t n = 0; n < N; n++) {
                 const ptrdiff_t off = (n * C + c0) * S;
-                grad_sums(A->x + off, A->dy + off, S, A->mean[c0], &sg[0], &sgx[0]);
+                const float *dy = A->relu ? relu_masked(A->x + off, A->dy + off, S, A->mean[c0],
+                                                        ra[0], rb[0], g)
+                                          : A->dy + off;
+                grad_sums(A->x + off, dy, S, A->mean[c0], &sg[0], &sgx[0]);
             }
         }
         float ka[CHUNK], kb[CHUNK], kc[CHUNK];
@@ -247,6 +292,12 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             for (ptrdiff_t n = 0; n < N; n++) {
                 const float *x = A->x + n * C, *dy = A->dy + n * C;
                 float *dx = A->dx + n * C;
+                if (A->relu) {
+                    for (ptrdiff_t c = c0; c < c1; c++)
+                        relu_masked(x + c, dy + c, 1, A->mean[c], ra[c - c0], rb[c - c0],
+                                    g + (c - c0));
+                    dy = g - c0;
+                }
                 for (ptrdiff_t c = c0; c < c1; c++) {
                     const ptrdiff_t j = c - c0;
                     dx[c] = ka[j] * dy[c] + (kb[j] * (x[c] - A->mean[c]) + kc[j]);
@@ -256,7 +307,9 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             const float m = A->mean[c0];
             for (ptrdiff_t n = 0; n < N; n++) {
                 const ptrdiff_t off = (n * C + c0) * S;
-                const float *x = A->x + off, *dy = A->dy + off;
+                const float *x = A->x + off;
+                const float *dy = A->relu ? relu_masked(x, A->dy + off, S, m, ra[0], rb[0], g)
+                                          : A->dy + off;
                 float *dx = A->dx + off;
                 for (ptrdiff_t i = 0; i < S; i++)
                     dx[i] = ka[0] * dy[i] + (kb[0] * (x[i] - m) + kc[0]);
@@ -276,30 +329,31 @@ static int bn_run(int (*const *isa)(void *, ptrdiff_t, ptrdiff_t, int), norm_arg
 
 int fnn_batchnorm_forward(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x,
                           const float *gamma, const float *beta, double eps, float *y,
-                          float *mean, float *var, float *invstd)
+                          float *mean, float *var, float *invstd, int relu)
 {
     norm_args A = {.N = N, .C = C, .S = S, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
-                   .y = y, .mean = mean, .var = var, .invstd = invstd};
+                   .y = y, .mean = mean, .var = var, .invstd = invstd, .relu = relu};
     return N * S > 0 ? bn_run(bn_fwd_isa, &A, 2.0) : FNN_OK;
 }
 
 int fnn_batchnorm_forward_eval(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x,
                                const float *gamma, const float *beta,
                                const float *running_mean, const float *running_var,
-                               double eps, float *y)
+                               double eps, float *y, int relu)
 {
     norm_args A = {.N = N, .C = C, .S = S, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
-                   .y = y, .rmean = running_mean, .rvar = running_var};
+                   .y = y, .rmean = running_mean, .rvar = running_var, .relu = relu};
     return N * S > 0 ? bn_run(bn_eval_isa, &A, 1.0) : FNN_OK;
 }
 
 int fnn_batchnorm_backward(ptrdiff_t N, ptrdiff_t C, ptrdiff_t S, const float *x,
                            const float *dy, const float *mean, const float *invstd,
-                           const float *gamma, float *dgamma, float *dbeta, float *dx)
+                           const float *gamma, const float *beta, int relu, float *dgamma,
+                           float *dbeta, float *dx)
 {
     norm_args A = {.N = N, .C = C, .S = S, .x = x, .dy = dy, .mean = (float *)mean,
-                   .invstd = (float *)invstd, .gamma = gamma, .dgamma = dgamma, .dbeta = dbeta,
-                   .dx = dx};
+                   .invstd = (float *)invstd, .gamma = gamma, .beta = beta, .dgamma = dgamma,
+                   .dbeta = dbeta, .dx = dx, .relu = relu};
     return bn_run(bn_bwd_isa, &A, dx ? 2.5 : 1.0);
 }
 

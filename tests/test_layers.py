@@ -586,14 +586,24 @@ def test_sequential_relu_fusion_gives_the_same_bits(isa):
                          nn.Conv2d(16, 4, 1, stride=2), nn.ReLU(inplace=True),  # K = 16
                          nn.Conv2d(4, 6, 2), nn.ReLU(),                       # K = 16
                          nn.Conv2d(6, 5, 1, stride=1, padding=1), nn.ReLU(),  # K = 6: GEMM
-                         nn.Flatten(), nn.Linear(5 * 4 * 4, 12), nn.ReLU(), nn.Linear(12, 3))
-    seq1d = nn.Sequential(nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(6 * 9, 4), nn.ReLU())
+                         nn.Conv2d(5, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5), nn.ReLU(),
+                         nn.Conv2d(5, 5, 1), nn.BatchNorm2d(5, affine=False), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(5 * 4 * 4, 12), nn.ReLU(),
+                         nn.Linear(12, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 3))
+    seq1d = nn.Sequential(nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(),
+                          nn.Conv1d(6, 6, 3, padding=1), nn.BatchNorm1d(6), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(6 * 9, 4), nn.ReLU())
+    for bn in (conv[13], conv[22], seq1d[3]):     # gamma and beta away from 1 and 0
+        bn.weight.data[...] = np.linspace(-1.5, 2.0, bn.num_features, dtype=np.float32)
+        bn.bias.data[...] = np.linspace(-0.5, 0.7, bn.num_features, dtype=np.float32)
     rng = np.random.default_rng(0)
-    for model, shape in ((conv, (5, 3, 6, 6)), (seq1d, (3, 4, 9))):
+    for model, shape, nan in ((conv, (5, 3, 6, 6), False), (seq1d, (3, 4, 9), False),
+                              (conv, (5, 3, 6, 6), True)):
+        model.train()
         twin = copy.deepcopy(model)
         x = rng.standard_normal(shape).astype(np.float32)
-        x[0].flat[7] = np.nan
+        if nan:
+            x[0].flat[7] = np.nan
         y = model.forward(x)
         g = rng.standard_normal(y.shape).astype(np.float32)
         model.zero_grad()
@@ -602,7 +612,7 @@ def test_sequential_relu_fusion_gives_the_same_bits(isa):
         y2, dx2 = _unfused_step(twin, x, g)
         np.testing.assert_array_equal(y, y2)
         np.testing.assert_array_equal(dx, dx2)
-        assert np.isnan(y[0]).any() and not np.isnan(y[1:]).any()
+        assert np.isnan(y).any() == nan
         for (name, p), p2 in zip(model.named_parameters(), twin.parameters()):
             np.testing.assert_array_equal(p.grad, p2.grad, err_msg=f"{isa} {name}")
         model.eval()

@@ -5,14 +5,15 @@
 cdef extern from "fastnn.h" nogil:
     int fnn_batchnorm_forward(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, const float *x,
                               const float *gamma, const float *beta, double eps, float *y,
-                              float *mean, float *var, float *invstd)
+                              float *mean, float *var, float *invstd, int relu)
     int fnn_batchnorm_forward_eval(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, const float *x,
                                    const float *gamma, const float *beta,
                                    const float *running_mean, const float *running_var,
-                                   double eps, float *y)
+                                   double eps, float *y, int relu)
     int fnn_batchnorm_backward(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, const float *x,
                                const float *dy, const float *mean, const float *invstd,
-                               const float *gamma, float *dgamma, float *dbeta, float *dx)
+                               const float *gamma, const float *beta, int relu, float *dgamma,
+                               float *dbeta, float *dx)
     int fnn_layernorm_forward(Py_ssize_t R, Py_ssize_t D, const float *x, const float *gamma,
                               const float *beta, double eps, float *y, float *mean,
                               float *rstd)
@@ -48,8 +49,9 @@ cdef int _eps(double eps) except -1:
 
 
 def batchnorm_forward(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, x, gamma, beta, double eps,
-                      y, mean, var, invstd, bint naive=False):
-    """Training forward over x (N, C, S); gamma/beta (C) or None."""
+                      y, mean, var, invstd, bint naive=False, bint relu=False):
+    """Training forward over x (N, C, S); gamma/beta (C) or None; relu: a
+    following ReLU fused (not for naive)."""
     _dims(N, C, S)
     _eps(eps)
     cdef Py_ssize_t n = N * C * S
@@ -67,12 +69,12 @@ def batchnorm_forward(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, x, gamma, beta, 
         if naive:
             fnn_batchnorm_forward_naive(N, C, S, px, pg, pb, eps, py, pm, pv, ps)
         else:
-            st = fnn_batchnorm_forward(N, C, S, px, pg, pb, eps, py, pm, pv, ps)
+            st = fnn_batchnorm_forward(N, C, S, px, pg, pb, eps, py, pm, pv, ps, relu)
     check_status(st)
 
 
 def batchnorm_forward_eval(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, x, gamma, beta,
-                           running_mean, running_var, double eps, y):
+                           running_mean, running_var, double eps, y, bint relu=False):
     """Eval forward with running statistics (C each)."""
     _dims(N, C, S)
     _eps(eps)
@@ -85,13 +87,14 @@ def batchnorm_forward_eval(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, x, gamma, b
     cdef float *py = _f32(y, "y", n, True)
     cdef int st
     with nogil:
-        st = fnn_batchnorm_forward_eval(N, C, S, px, pg, pb, pm, pv, eps, py)
+        st = fnn_batchnorm_forward_eval(N, C, S, px, pg, pb, pm, pv, eps, py, relu)
     check_status(st)
 
 
 def batchnorm_backward(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, x, dy, mean, invstd, gamma,
-                       dgamma, dbeta, dx, bint naive=False):
-    """dgamma, dbeta (C) overwritten; dx (N, C, S) or None."""
+                       dgamma, dbeta, dx, bint naive=False, beta=None, bint relu=False):
+    """dgamma, dbeta (C) overwritten; dx (N, C, S) or None; relu: the forward
+    had a ReLU fused (dy is its output's gradient; needs beta if affine)."""
     _dims(N, C, S)
     cdef Py_ssize_t n = N * C * S
     cdef const float *px = _f32(x, "x", n)
@@ -99,6 +102,7 @@ def batchnorm_backward(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, x, dy, mean, in
     cdef const float *pm = _f32(mean, "mean", C)
     cdef const float *ps = _f32(invstd, "invstd", C)
     cdef const float *pg = _f32(gamma, "gamma", C, False, True)
+    cdef const float *pbeta = _f32(beta, "beta", C, False, True)
     cdef float *pdg = _f32(dgamma, "dgamma", C, True)
     cdef float *pdb = _f32(dbeta, "dbeta", C, True)
     cdef float *pdx = _f32(dx, "dx", n, True, True)
@@ -107,7 +111,8 @@ def batchnorm_backward(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, x, dy, mean, in
         if naive:
             fnn_batchnorm_backward_naive(N, C, S, px, pdy, pm, ps, pg, pdg, pdb, pdx)
         else:
-            st = fnn_batchnorm_backward(N, C, S, px, pdy, pm, ps, pg, pdg, pdb, pdx)
+            st = fnn_batchnorm_backward(N, C, S, px, pdy, pm, ps, pg, pbeta, relu, pdg, pdb,
+                                        pdx)
     check_status(st)
 
 

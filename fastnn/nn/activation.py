@@ -60,10 +60,12 @@ class ReLU(_Activation):
         self.save_for_backward(out.shape, y)
         return out
 
-    def _adopt(self, y):
+    def _adopt(self, y, masked_by_prev=False):
         """The forward of a ReLU its predecessor already applied (Sequential's
-        fusion): y is max(x, 0), kept as forward keeps its output."""
-        self.save_for_backward(y.shape, y)
+        fusion): y is max(x, 0), kept as forward keeps its output; with
+        masked_by_prev the predecessor's backward applies the mask too, and
+        this backward passes the gradient on as it is."""
+        self.save_for_backward(y.shape, None if masked_by_prev else y)
         return y
 
     def backward(self, grad_out):
@@ -71,6 +73,8 @@ class ReLU(_Activation):
         if r is None:
             return None
         g, (y,) = r
+        if y is None:          # fused: the module before applies the mask
+            return g
         dx = np.empty_like(g)
         _C.relu_backward(y, g, dx)
         return dx

@@ -9,10 +9,12 @@ from .activation import ReLU as _ReLU
 from .conv import Conv1d, Conv2d
 from .layers import Linear
 from .module import Module
+from .norm import BatchNorm1d, BatchNorm2d
 
 __all__ = ["Sequential", "Residual", "Concat"]
 
 _RELU_FUSES = (Linear, Conv1d, Conv2d)     # a following ReLU goes into their store
+_RELU_MASKS = (BatchNorm1d, BatchNorm2d)    # ... and its backward's mask into theirs
 
 
 def _require_module(who, what, m):
@@ -84,14 +86,22 @@ class Sequential(Module):
         """The modules in order. A Linear, Conv1d or Conv2d followed by a ReLU
         (these exact classes, so a subclass's own forward always runs) computes
         max(y, 0) in its kernel's store, sparing the ReLU's pass over y; the
-        ReLU still saves y for its backward, so gradients, contexts and
-        results are the same bits as running the two one after the other."""
+        ReLU still saves y for its backward. A BatchNorm1d/2d followed by a
+        ReLU without post-backward hooks fuses both ways: max(y, 0) in its
+        normalising pass, and the ReLU's mask applied inside its backward's
+        passes (recomputed from x), the ReLU passing the gradient through.
+        Results, gradients and contexts are the same bits as running the
+        modules one after the other."""
         mods = list(self._modules.values())
         i, n = 0, len(mods)
         while i < n:
             m = mods[i]
-            if i + 1 < n and type(mods[i + 1]) is _ReLU and type(m) in _RELU_FUSES:
-                x = mods[i + 1]._adopt(m._forward(x, relu=True))
+            nxt = mods[i + 1] if i + 1 < n else None
+            if type(nxt) is _ReLU and type(m) in _RELU_FUSES:
+                x = nxt._adopt(m._forward(x, relu=True))
+                i += 2
+            elif type(nxt) is _ReLU and type(m) in _RELU_MASKS and not nxt._post_backward_hooks:
+                x = nxt._adopt(m._forward(x, relu=True), masked_by_prev=True)
                 i += 2
             else:
                 x = m(x)

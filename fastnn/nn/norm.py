@@ -92,6 +92,12 @@ class _BatchNorm(Module):
                 _param_array(who, "bias", self.bias.data, c))
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, relu=False):
+        """forward, with a following ReLU fused when relu (Sequential's
+        BatchNorm + ReLU fusion: max(y, 0) in the normalising pass, and in
+        backward the ReLU's mask recomputed from x where batch norm reads it)."""
         who = type(self).__name__
         x = _contig(x, who)
         n, c, s = self._dims(x)
@@ -99,13 +105,13 @@ class _BatchNorm(Module):
         y = np.empty(x.shape, dtype=np.float32)
         if not self.training and self.track_running_stats:
             _C.batchnorm_forward_eval(n, c, s, x, gamma, beta, self.running_mean,
-                                      self.running_var, self.eps, y)
+                                      self.running_var, self.eps, y, relu=relu)
             return y
         if n * s <= 1:
             raise ValueError(f"{who}: expected more than 1 value per channel when training, "
                              f"got x of shape {x.shape} ({n * s} value per channel)")
         mean, var, invstd = (np.empty(c, np.float32) for _ in range(3))
-        _C.batchnorm_forward(n, c, s, x, gamma, beta, self.eps, y, mean, var, invstd)
+        _C.batchnorm_forward(n, c, s, x, gamma, beta, self.eps, y, mean, var, invstd, relu=relu)
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
             f = (1.0 / float(self.num_batches_tracked) if self.momentum is None
@@ -114,18 +120,25 @@ class _BatchNorm(Module):
             self.running_mean[...] = (1.0 - f) * self.running_mean.astype(np.float64) + f * mean
             self.running_var[...] = ((1.0 - f) * self.running_var.astype(np.float64)
                                      + f * var.astype(np.float64) * (m / (m - 1)))
-        self.save_for_backward(x, mean, invstd)
+        # the fused ReLU's mask is the forward's: keep the gamma, beta it used
+        fused = None if not relu else (None if gamma is None else (gamma.copy(), beta.copy()))
+        self.save_for_backward(x, mean, invstd, relu, fused)
         return y
 
     def backward(self, grad_out):
-        x, mean, invstd = self.saved_tensors()
+        x, mean, invstd, relu, fused = self.saved_tensors()
         who = type(self).__name__
         dy = grad_like(who, grad_out, x.shape)
         n, c, s = x.shape[0], x.shape[1], x.size // (x.shape[0] * x.shape[1])
         gamma = self._params()[0]
         dx = np.empty(x.shape, dtype=np.float32) if self.needs_input_grad else None
         dgamma, dbeta = np.empty(c, np.float32), np.empty(c, np.float32)
-        _C.batchnorm_backward(n, c, s, x, dy, mean, invstd, gamma, dgamma, dbeta, dx)
+        if relu:     # dy is the fused ReLU's output gradient: masked in C as the forward's
+            g, b = fused if fused is not None else (None, None)
+            _C.batchnorm_backward(n, c, s, x, dy, mean, invstd, g, dgamma, dbeta, dx,
+                                  beta=b, relu=True)
+        else:
+            _C.batchnorm_backward(n, c, s, x, dy, mean, invstd, gamma, dgamma, dbeta, dx)
         if self.affine:
             _add_grad(self.weight, dgamma)
             _add_grad(self.bias, dbeta)
