@@ -753,8 +753,9 @@ typedef struct {
     const float *x, *dy;
     float *part_dw, *ws;
     const int *toff, *poff;  /* the K taps' and the P pixels' offsets in the image */
-    size_t slice;
+    size_t slice, img_floats;
     int Hs, Ws, chunks;
+    int grp;                 /* samples summed in one kernel call (about 1024 pixels) */
     const fnn_gemm_arch *ar;
 } direct_dw_args;
 
@@ -768,20 +769,26 @@ FNN_INLINE int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     const ptrdiff_t HW = (ptrdiff_t)s->H * s->W, P = (ptrdiff_t)s->Ho * s->Wo;
     const ptrdiff_t per = (s->N + D->chunks - 1) / D->chunks, wsize = (ptrdiff_t)s->O * K;
     float *img = D->ws + part * D->slice;
-    float *bt = img + ((size_t)Cg * D->Hs * D->Ws + 15) / 16 * 16;
+    float *bt = img + D->grp * D->img_floats;
     for (ptrdiff_t c = lo; c < hi; c++) {
         float *dwc = D->part_dw + c * wsize;
         const ptrdiff_t n0 = c * per, n1 = n0 + per < s->N ? n0 + per : s->N;
-        for (ptrdiff_t n = n0; n < n1; n++)
+        for (ptrdiff_t n = n0; n < n1; n += D->grp) {
+            const int gl = n1 - n < D->grp ? (int)(n1 - n) : D->grp;   /* samples this call */
             for (int g = 0; g < s->G; g++) {
-                pad_image(s, D->x + (n * s->C + (ptrdiff_t)g * Cg) * HW, Cg, img, D->Hs, D->Ws);
+                for (int l = 0; l < gl; l++)
+                    pad_image(s, D->x + ((n + l) * s->C + (ptrdiff_t)g * Cg) * HW, Cg,
+                              img + l * D->img_floats, D->Hs, D->Ws);
                 for (int q = 0; q < panels; q++) {
                     const int j0 = q * CNR;
                     const int nr = Og - j0 < CNR ? Og - j0 : CNR;
-                    const float *dyq = D->dy + (n * s->O + (ptrdiff_t)g * Og + j0) * P;
-                    D->ar->pack_t(nr, (int)P, dyq, P, bt, CNR);   /* bt[p CNR + j] */
-                    for (ptrdiff_t p = 0; nr < CNR && p < P; p++)
-                        memset(bt + p * CNR + nr, 0, sizeof(float) * (CNR - nr));
+                    for (int l = 0; l < gl; l++) {    /* bt[(l P + p) CNR + j] */
+                        const float *dyq = D->dy + ((n + l) * s->O + (ptrdiff_t)g * Og + j0) * P;
+                        float *b = bt + l * P * CNR;
+                        D->ar->pack_t(nr, (int)P, dyq, P, b, CNR);
+                        for (ptrdiff_t p = 0; nr < CNR && p < P; p++)
+                            memset(b + p * CNR + nr, 0, sizeof(float) * (CNR - nr));
+                    }
                     fnn_epi ep = {1.0f, n == n0 ? 0.0f : 1.0f, NULL, FNN_BIAS_NONE, 0};
                     float *dwq = dwc + ((ptrdiff_t)g * Og + j0) * K;
                     for (int k0 = 0; k0 < K; k0 += CMR) {
@@ -789,10 +796,11 @@ FNN_INLINE int direct_dw_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                         const float *rows[FNN_CONV_MR_MAX];
                         for (int i = 0; i < CMR; i++)
                             rows[i] = img + D->toff[k0 + (i < mr ? i : 0)];
-                        D->ar->conv((int)P, rows, D->poff, bt, dwq + k0, K, mr, nr, &ep);
+                        D->ar->conv((int)(gl * P), rows, D->poff, bt, dwq + k0, K, mr, nr, &ep);
                     }
                 }
             }
+        }
     }
     return FNN_OK;
 }
@@ -810,8 +818,16 @@ static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int c
     const int CNR = D.ar->conv_nr;
     const double flops = conv_flops(s);
     const int nt = fnn_threads_for(flops), parts = chunks >= nt ? nt : 1;
-    const size_t wsize = (size_t)s->O * K, ifl = ((size_t)K + P + 15) / 16 * 16;
-    D.slice = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16 + (size_t)P * CNR;
+    /* a kernel call sums the pixels of grp samples (its store, a transposed
+     * tile, costs as much as some 200 pixels' FMAs: at 196 pixels a sample,
+     * LeNet's second layer, one call per sample spent 16% of dW there) */
+    const ptrdiff_t per = (s->N + chunks - 1) / chunks;
+    D.grp = (int)(P >= 1024 ? 1 : 1024 / P < per ? 1024 / P : per);
+    while (D.grp > 1 && (double)D.grp * ((double)s->C / s->G * D.Hs * D.Ws + 16) >= 2147483647.0)
+        D.grp--;                                     /* the pixels' offsets are ints */
+    const size_t wsize = (size_t)s->O * K, ifl = ((size_t)K + D.grp * P + 15) / 16 * 16;
+    D.img_floats = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16;
+    D.slice = D.grp * (D.img_floats + (size_t)P * CNR);
     float *ws = fnn_ws_shared(sizeof(float) * (chunks * wsize + ifl + D.slice * parts));
     if (!ws)
         return FNN_ENOMEM;
@@ -824,9 +840,10 @@ static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int c
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++, p++)
                 toff[p] = (c * D.Hs + i * s->dh) * D.Ws + j * s->dw;
-    for (int oh = 0, p = 0; oh < s->Ho; oh++)
-        for (int ow = 0; ow < s->Wo; ow++, p++)
-            poff[p] = oh * s->sh * D.Ws + ow * s->sw;
+    for (int l = 0, p = 0; l < D.grp; l++)
+        for (int oh = 0; oh < s->Ho; oh++)
+            for (int ow = 0; ow < s->Wo; ow++, p++)
+                poff[p] = (int)(l * D.img_floats) + oh * s->sh * D.Ws + ow * s->sw;
     if (parts > 1)
         return fnn_parallel_for(chunks, 1, flops, FNN_ISA_PICK(direct_dw), &D);
     unsigned f = fnn_ftz_enter();
