@@ -415,34 +415,42 @@ typedef struct {
     ptrdiff_t bt_ld;
 } small_job;
 
-/* Rows [m0, m1) of C (part `me` of `have`, on 16-row boundaries). */
+/* Rows [m0, m1) of C (part `me` of `have`, on 16-row boundaries), in
+ * tiles of the arch's small kernels; columns in balanced chunks of at most
+ * small_cols (10 = 10 on AVX-512, 5 + 5 on AVX2; 16 = 8 + 8). */
 static int small_worker(void *ctx, int me, int have)
 {
     const small_job *J = ctx;
     const gemm_args *g = J->g;
+    const fnn_gemm_arch *ar = J->ar;
     int m0, m1;
     part(me, have, J->M, 16, &m0, &m1);
-    if (m0 >= m1)
-        return FNN_OK;
-    const float *bias = g->bias_mode == FNN_BIAS_ROW ? g->bias + m0 : g->bias;
-    float *c = g->C + (ptrdiff_t)m0 * g->ldc;
-    if (!g->trans_a) {
-        fnn_epi ep = {g->alpha, g->beta, bias, g->bias_mode, g->relu};
-        J->ar->small_dot(m1 - m0, J->N, g->K, g->A + (ptrdiff_t)m0 * g->lda, g->lda,
-                         J->bt, J->bt_ld, c, g->ldc, &ep);
-        return FNN_OK;
-    }
-    /* K in the general path's blocks, with its epilogue per block: the same
-     * bits as the 8x48 path and the packed-operand entry points. */
-    const int KC = balanced(g->K, g->bl.kc, 8);
+    const int TR = g->trans_a ? ar->small_rows : ar->small_dot_rows;
+    const int chunks = (J->N + ar->small_cols - 1) / ar->small_cols;
+    /* transposed A: K in the general path's blocks, with its epilogue per
+     * block -- the same bits as the 8x48 path and the packed entry points */
+    const int KC = g->trans_a ? balanced(g->K, g->bl.kc, 8) : g->K;
     const ptrdiff_t rsb = g->trans_b ? 1 : g->ldb, csb = g->trans_b ? g->ldb : 1;
     for (int pc = 0; pc < g->K; pc += KC) {
-        int kc = g->K - pc < KC ? g->K - pc : KC;
-        int last = pc + kc == g->K;
-        fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f, bias,
-                      last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
-        J->ar->small_tm(m1 - m0, J->N, kc, a_at(g, m0, pc), g->lda, b_at(g, pc, 0),
-                        rsb, csb, c, g->ldc, &ep);
+        const int kc = g->K - pc < KC ? g->K - pc : KC, last = pc + kc == g->K;
+        for (int j0 = 0, q = 0; q < chunks; q++) {
+            const int nj = (J->N - j0) / (chunks - q);
+            for (int i0 = m0; i0 < m1; i0 += TR) {
+                const int mr = m1 - i0 < TR ? m1 - i0 : TR;
+                fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f,
+                              g->bias_mode == FNN_BIAS_ROW ? g->bias + i0
+                              : g->bias_mode == FNN_BIAS_COL ? g->bias + j0 : NULL,
+                              last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
+                float *c = g->C + (ptrdiff_t)i0 * g->ldc + j0;
+                if (g->trans_a)
+                    ar->small_tm(mr, nj, kc, a_at(g, i0, pc), g->lda, b_at(g, pc, j0), rsb,
+                                 csb, c, g->ldc, &ep);
+                else
+                    ar->small_dot(mr, nj, kc, g->A + (ptrdiff_t)i0 * g->lda, g->lda,
+                                  J->bt + (ptrdiff_t)j0 * J->bt_ld, J->bt_ld, c, g->ldc, &ep);
+            }
+            j0 += nj;
+        }
     }
     return FNN_OK;
 }

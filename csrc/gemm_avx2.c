@@ -199,35 +199,21 @@ tm_tile(const int nj, const int full, int mr, int k, const float *a, ptrdiff_t l
     }
 }
 
-FNN_TARGET_AVX2 static void small_tm_avx2(int M, int N, int k, const float *a, ptrdiff_t lda,
-        const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
+#define TM(n) case n: {                                                      \
+        if (mr == 16) tm_tile(n, 1, 16, k, a, lda, b, rsb, csb, c, ldc, ep);    \
+        else tm_tile(n, 0, mr, k, a, lda, b, rsb, csb, c, ldc, ep);             \
+    } break;
+
+FNN_TARGET_AVX2 static void small_tm_avx2(int mr, int nj, int k, const float *a,
+        ptrdiff_t lda, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
 {
-    const int chunks = (N + 5) / 6;
-    for (int j0 = 0, q = 0; q < chunks; q++) {
-        const int nj = (N - j0) / (chunks - q);
-        for (int i0 = 0; i0 < M; i0 += 16) {
-            const int mr = M - i0 < 16 ? M - i0 : 16;
-            fnn_epi e = *ep;
-            if (e.bias_mode == FNN_BIAS_COL)
-                e.bias += j0;
-            else if (e.bias_mode == FNN_BIAS_ROW)
-                e.bias += i0;
-            float *ct = c + (ptrdiff_t)i0 * ldc + j0;
-            const float *at = a + i0, *bt = b + j0 * csb;
-#define TM(n) case n: {                                                      \
-                if (mr == 16) tm_tile(n, 1, 16, k, at, lda, bt, rsb, csb, ct, ldc, &e); \
-                else tm_tile(n, 0, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e);          \
-            } break;
-            switch (nj) {
-            TM(1) TM(2) TM(3) TM(4) TM(5)
-            default: TM(6)
-            }
-#undef TM
-        }
-        j0 += nj;
+    switch (nj) {
+    TM(1) TM(2) TM(3) TM(4) TM(5)
+    default: TM(6)
     }
 }
+#undef TM
 
 /* Lane j of the result = the sum of the 8 lanes of v[j], j < nj <= 8 (a
  * fixed tree: 128-bit halves, then pairs within them). */
@@ -286,36 +272,21 @@ dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const
         store_row(hsum8(nj, acc[r]), c + r * ldc, mj, r, ep);
 }
 
-FNN_TARGET_AVX2 static void small_dot_avx2(int M, int N, int k, const float *a,
+#define DOT(n) case n: {                                                     \
+        if (ra == 1) dot_tile(1, n, k, a, lda, b, ldb, c, ldc, ep);             \
+        else dot_tile(2, n, k, a, lda, b, ldb, c, ldc, ep);                     \
+    } break;
+
+FNN_TARGET_AVX2 static void small_dot_avx2(int ra, int nj, int k, const float *a,
         ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
 {
-    const int chunks = (N + 5) / 6;
-    for (int j0 = 0, q = 0; q < chunks; q++) {
-        const int nj = (N - j0) / (chunks - q);
-        for (int i0 = 0; i0 < M;) {
-            const int ra = M - i0 < 2 ? 1 : 2;
-            fnn_epi e = *ep;
-            if (e.bias_mode == FNN_BIAS_COL)
-                e.bias += j0;
-            else if (e.bias_mode == FNN_BIAS_ROW)
-                e.bias += i0;
-            const float *at = a + (ptrdiff_t)i0 * lda, *bt = b + (ptrdiff_t)j0 * ldb;
-            float *ct = c + (ptrdiff_t)i0 * ldc + j0;
-#define DOT(n) case n: {                                                     \
-                if (ra == 1) dot_tile(1, n, k, at, lda, bt, ldb, ct, ldc, &e);  \
-                else dot_tile(2, n, k, at, lda, bt, ldb, ct, ldc, &e);          \
-            } break;
-            switch (nj) {
-            DOT(1) DOT(2) DOT(3) DOT(4) DOT(5)
-            default: DOT(6)
-            }
-#undef DOT
-            i0 += ra;
-        }
-        j0 += nj;
+    switch (nj) {
+    DOT(1) DOT(2) DOT(3) DOT(4) DOT(5)
+    default: DOT(6)
     }
 }
+#undef DOT
 
 /* ------------------------------------------- convolution (indirect A) --
  * As gemm_avx512.c's conv_tile, 6 pixels x 16 channels (12 accumulators):
@@ -369,5 +340,6 @@ FNN_TARGET_AVX2 static void conv_avx2(int k, const float *const *rows, const int
 
 /* KC: A micro-panel 6x256 (6 KB) in L1; NC: B block 256x1024 (1 MB) in L2. */
 const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2, ukr_avx2_sa,
-                                    small_tm_avx2, small_dot_avx2, conv_avx2, 6, 16};
+                                    small_tm_avx2, small_dot_avx2, 16, 6, 2,
+                                    conv_avx2, 6, 16};
 #endif

@@ -170,40 +170,18 @@ tm_tile(const int nj, int mr, int k, const float *a, ptrdiff_t lda, const float 
     }
 }
 
-FNN_TARGET_AVX512 static void small_tm_avx512(int M, int N, int k, const float *a, ptrdiff_t lda,
-        const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
+#define TM(n) case n: tm_tile(n, mr, k, a, lda, b, rsb, csb, c, ldc, ep); break;
+
+FNN_TARGET_AVX512 static void small_tm_avx512(int mr, int nj, int k, const float *a,
+        ptrdiff_t lda, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
 {
-    const int chunks = (N + 11) / 12;
-    for (int j0 = 0, q = 0; q < chunks; q++) {
-        const int nj = (N - j0) / (chunks - q);        /* balanced: 10 = 10, 16 = 8 + 8 */
-        for (int i0 = 0; i0 < M; i0 += 32) {
-            const int mr = M - i0 < 32 ? M - i0 : 32;
-            fnn_epi e = *ep;
-            if (e.bias_mode == FNN_BIAS_COL)
-                e.bias += j0;
-            else if (e.bias_mode == FNN_BIAS_ROW)
-                e.bias += i0;
-            float *ct = c + (ptrdiff_t)i0 * ldc + j0;
-            const float *at = a + i0, *bt = b + j0 * csb;
-            switch (nj) {
-            case 1: tm_tile(1, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 2: tm_tile(2, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 3: tm_tile(3, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 4: tm_tile(4, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 5: tm_tile(5, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 6: tm_tile(6, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 7: tm_tile(7, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 8: tm_tile(8, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 9: tm_tile(9, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 10: tm_tile(10, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            case 11: tm_tile(11, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            default: tm_tile(12, mr, k, at, lda, bt, rsb, csb, ct, ldc, &e); break;
-            }
-        }
-        j0 += nj;
+    switch (nj) {
+    TM(1) TM(2) TM(3) TM(4) TM(5) TM(6) TM(7) TM(8) TM(9) TM(10) TM(11)
+    default: TM(12)
     }
 }
+#undef TM
 
 /* Lane j of the result = the sum of the 16 lanes of v[j], j < nj (a fixed
  * tree: 256-bit halves, 128-bit quarters, then pairs within them). */
@@ -263,39 +241,24 @@ dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const
         store_row(hsum16(nj, acc[r]), c + r * ldc, mj, r, ep);
 }
 
-/* Two rows at a time, up to 12 columns (balanced: 16 = 8 + 8). Splitting
- * N = 10 in two chunks four rows at a time (so a chunk of op(B) stays in L1
- * beside four rows of A) measured slower at K = 1024 (70 vs 116 GFLOP/s). */
-FNN_TARGET_AVX512 static void small_dot_avx512(int M, int N, int k, const float *a,
+#define DOT(n) case n: {                                                     \
+        if (ra == 1) dot_tile(1, n, k, a, lda, b, ldb, c, ldc, ep);             \
+        else dot_tile(2, n, k, a, lda, b, ldb, c, ldc, ep);                     \
+    } break;
+
+/* Two rows at a time. Splitting N = 10 in two chunks four rows at a time
+ * (so a chunk of op(B) stays in L1 beside four rows of A) measured slower at
+ * K = 1024 (70 vs 116 GFLOP/s). */
+FNN_TARGET_AVX512 static void small_dot_avx512(int ra, int nj, int k, const float *a,
         ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
 {
-    const int chunks = (N + 11) / 12;
-    for (int j0 = 0, q = 0; q < chunks; q++) {
-        const int nj = (N - j0) / (chunks - q);
-        for (int i0 = 0; i0 < M;) {
-            const int ra = M - i0 < 2 ? 1 : 2;
-            fnn_epi e = *ep;
-            if (e.bias_mode == FNN_BIAS_COL)
-                e.bias += j0;
-            else if (e.bias_mode == FNN_BIAS_ROW)
-                e.bias += i0;
-            const float *at = a + (ptrdiff_t)i0 * lda, *bt = b + (ptrdiff_t)j0 * ldb;
-            float *ct = c + (ptrdiff_t)i0 * ldc + j0;
-#define DOT(n) case n: {                                                     \
-                if (ra == 1) dot_tile(1, n, k, at, lda, bt, ldb, ct, ldc, &e);  \
-                else dot_tile(2, n, k, at, lda, bt, ldb, ct, ldc, &e);          \
-            } break;
-            switch (nj) {
-            DOT(1) DOT(2) DOT(3) DOT(4) DOT(5) DOT(6) DOT(7) DOT(8) DOT(9) DOT(10) DOT(11)
-            default: DOT(12)
-            }
-#undef DOT
-            i0 += ra;
-        }
-        j0 += nj;
+    switch (nj) {
+    DOT(1) DOT(2) DOT(3) DOT(4) DOT(5) DOT(6) DOT(7) DOT(8) DOT(9) DOT(10) DOT(11)
+    default: DOT(12)
     }
 }
+#undef DOT
 
 /* ------------------------------------------- convolution (indirect A) --
  * acc (8 output pixels x up to 32 channels) = sum_p rows[i][koff[p]] b[32 p + j]:
@@ -352,5 +315,6 @@ FNN_TARGET_AVX512 static void conv_avx512(int k, const float *const *rows, const
  * in the 2 MB L2; MC: A block 1536x384 (2.3 MB). With the k-loop unrolled by
  * 4, measured best of KC 256/384/512 x NC 480/672/960 on large squares. */
 const fnn_gemm_arch fnn_gemm_avx512 = {MR, NR, 16, 384, 1536, 672, ukr_avx512, fnn_pack_t_avx2, ukr_avx512_sa,
-                                      small_tm_avx512, small_dot_avx512, conv_avx512, 8, 32};
+                                      small_tm_avx512, small_dot_avx512, 32, 12, 2,
+                                      conv_avx512, 8, 32};
 #endif

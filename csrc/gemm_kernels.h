@@ -33,18 +33,21 @@ typedef void (*fnn_ukr_sa_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t cs
 typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
                               float *dst, int ldd);
 
-/* Small-N kernels (N <= 16: a 10-class output layer), the whole of C
- * (M, N) for K of at most a block, then the epilogue:
- *  small_tm:  op(A)(i,p) = a[p*lda + i] (A stored transposed) with vectors
- *             along M; op(B)(p,j) = b[p*rsb + j*csb]. Each element is one FMA
+/* Small-N tiles (N <= 16: a 10-class output layer; gemm.c's gemm_small
+ * cuts C into them and applies the K blocks):
+ *  small_tm:  rows [0, mr <= small_rows) x columns [0, nj <= small_cols) with
+ *             op(A)(i,p) = a[p*lda + i] (A stored transposed), vectors along
+ *             M; op(B)(p,j) = b[p*rsb + j*csb]. Each element is one FMA
  *             chain over p, so the bits are the general kernel's.
- *  small_dot: op(A)(i,p) = a[i*lda + p] and op(B)(p,j) = b[j*rsb + p]
- *             (csb unused): dot products with vectors along K, each summed
- *             across its lanes by a fixed tree at the end. */
-typedef void (*fnn_small_fn)(int M, int N, int k, const float *a, ptrdiff_t lda,
+ *  small_dot: rows [0, ra <= small_dot_rows) x columns [0, nj <= small_cols)
+ *             with op(A)(i,p) = a[i*lda + p] and op(B)(p,j) = b[j*ldb + p]:
+ *             dot products with vectors along K, each summed across its
+ *             lanes by a fixed tree at the end.
+ * Both then store epilogue(acc) to C[i*ldc + j]. */
+typedef void (*fnn_small_fn)(int mr, int nj, int k, const float *a, ptrdiff_t lda,
                              const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c,
                              ptrdiff_t ldc, const fnn_epi *ep);
-typedef void (*fnn_small_dot_fn)(int M, int N, int k, const float *a, ptrdiff_t lda,
+typedef void (*fnn_small_dot_fn)(int ra, int nj, int k, const float *a, ptrdiff_t lda,
                                  const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                                  const fnn_epi *ep);
 
@@ -71,6 +74,7 @@ typedef struct {
     fnn_ukr_sa_fn kernel_sa;  /* NULL: A is always packed */
     fnn_small_fn small_tm;    /* NULL: small N takes the general path */
     fnn_small_dot_fn small_dot;
+    int small_rows, small_cols, small_dot_rows;
     fnn_conv_ukr_fn conv;     /* NULL: convolutions take im2col + GEMM */
     int conv_mr, conv_nr;
 } fnn_gemm_arch;
