@@ -3,6 +3,10 @@
  * The shape is an fnn_conv2d (fastnn.h); K = C/G kh kw is the length of one
  * output's dot product, P = Ho Wo the output pixels of one plane.
  *
+ * The direct path (AVX-512, AVX2; see "direct path" below) computes most
+ * layers without im2col: forward, dW, and dX of stride-1 layers. The rest
+ * (and the portable build) takes im2col + GEMM:
+ *
  * Forward, groups != channels: per sample and group, im2col writes the
  * columns (K, P) into the workspace (1x1 stride-1 unpadded convolutions read
  * x in place), then one GEMM y (O/G, P) = w_g (O/G, K) col (K, P) with the
@@ -580,11 +584,12 @@ static double conv_flops(const fnn_conv2d *s)
 
 /* ------------------------------------------------------ direct path -- */
 
-/* Where the ISA has a convolution micro-kernel (gemm_kernels.h: AVX-512),
- * a layer runs without a column matrix: per sample and group, its channels
- * are copied once into a zero-padded image, and the kernel computes 8 output
- * pixels x 32 channels at a time, reading each pixel's K taps where they lie
- * (rows[i] + koff[p]) against weights packed once per call, K x 32 per panel.
+/* Where the ISA has a convolution micro-kernel (gemm_kernels.h: AVX-512 and
+ * AVX2), a layer runs without a column matrix: per sample and group, its
+ * channels are copied once into a zero-padded image, and the kernel computes
+ * a tile of conv_mr output pixels x conv_nr channels (8 x 32, 6 x 16),
+ * reading each pixel's K taps where they lie (rows[i] + koff[p]) against
+ * weights packed once per call, K x conv_nr per panel.
  * Any stride, padding and dilation; one FMA chain per output in tap order,
  * so the bits do not depend on the thread count. The input gradient of a
  * stride-1 layer is the same computation: dx = dy, padded by (k-1) d - p,
