@@ -241,8 +241,8 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     const norm_args *A = ctx;
     const ptrdiff_t N = A->N, C = A->C, S = A->S;
     const double M = (double)N * (double)S;
-    /* the fused ReLU's masked dy, a row (S > 1) or a chunk of channels */
-    float *g = A->relu ? fnn_ws_thread(sizeof(float) * (S > CHUNK ? S : CHUNK)) : NULL;
+    /* the fused ReLU's masked dy: a row (S > 1), or a sample's channels */
+    float *g = A->relu ? fnn_ws_thread(sizeof(float) * (S > 1 ? S : C)) : NULL;
     if (A->relu && !g)
         return FNN_ENOMEM;
     float ra[CHUNK], rb[CHUNK];                    /* the forward's a, b per channel */
@@ -259,8 +259,8 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                 if (A->relu) {
                     for (ptrdiff_t c = c0; c < c1; c++)
                         relu_masked(x + c, dy + c, 1, A->mean[c], ra[c - c0], rb[c - c0],
-                                    g + (c - c0));
-                    dy = g - c0;
+                                    g + c);
+                    dy = g;
                 }
                 for (ptrdiff_t c = c0; c < c1; c++) {
                     sg[c - c0] += (double)dy[c];
@@ -295,8 +295,8 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
                 if (A->relu) {
                     for (ptrdiff_t c = c0; c < c1; c++)
                         relu_masked(x + c, dy + c, 1, A->mean[c], ra[c - c0], rb[c - c0],
-                                    g + (c - c0));
-                    dy = g - c0;
+                                    g + c);
+                    dy = g;
                 }
                 for (ptrdiff_t c = c0; c < c1; c++) {
                     const ptrdiff_t j = c - c0;
