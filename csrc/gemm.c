@@ -497,15 +497,16 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     const fnn_gemm_arch *ar = arch_in_use();
     gemm_args g = {trans_a, trans_b, K, alpha, beta, A, B, lda, ldb, ldc, C,
                    bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL, NULL};
-    /* Small N (the output layer: 10 classes): every A element is used by one
-     * micro-kernel call only, so packing A would copy all of it for no reuse;
-     * the kernel reads it in place instead. Same sums, same order. A
-     * transposed A read in place steps a row of A per k: fine at a batch's
-     * width (the output layer's dW-shaped products ran 15-25% faster in place
-     * than packed), but rows 2 KB or more apart fall in 2 of L1's 64 sets (an
-     * RNN's dW_ih = dG^T X, 2048 floats a row) and there packing wins. */
-    if (N <= 16 && ar->small_tm)
+    if (N <= 16 && ar->small_tm)            /* the output layer's 10 classes */
         return gemm_small(ar, &g, M, N);
+    /* N within one panel, past the small-N kernels or without them: every
+     * A element is used by one micro-kernel call only, so packing A would
+     * copy all of it for no reuse; the kernel reads it in place instead. Same
+     * sums, same order. A transposed A read in place steps a row of A per k:
+     * fine at a batch's width (the output layer's dW-shaped products ran
+     * 15-25% faster in place than packed), but rows 2 KB or more apart fall
+     * in 2 of L1's 64 sets (an RNN's dW_ih = dG^T X, 2048 floats a row) and
+     * there packing wins. */
     if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
         g.pack_a = 0;
     g.pack_b = !b_in_place(ar, trans_b, M, N, K);

@@ -18,6 +18,28 @@ FNN_TARGET_AVX2 static inline __m256i lanes(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
+/* x = epilogue(acc) of row i of a tile, lanes under m (all 8 when full),
+ * stored to ci (ep->bias offset to the lanes' first column for
+ * FNN_BIAS_COL): the order of operations of fnn_gemm_store_tile. The store
+ * of every kernel in this file. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+store_row(__m256 x, float *ci, __m256i m, int full, int i, const fnn_epi *ep)
+{
+    x = _mm256_mul_ps(_mm256_set1_ps(ep->alpha), x);
+    if (ep->beta != 0.0f)
+        x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(ep->beta), _mm256_maskload_ps(ci, m)));
+    if (ep->bias_mode == FNN_BIAS_COL)
+        x = _mm256_add_ps(x, _mm256_maskload_ps(ep->bias, m));
+    else if (ep->bias_mode == FNN_BIAS_ROW)
+        x = _mm256_add_ps(x, _mm256_set1_ps(ep->bias[i]));
+    if (ep->relu)
+        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+    if (full)
+        _mm256_storeu_ps(ci, x);
+    else
+        _mm256_maskstore_ps(ci, m, x);
+}
+
 /* mrv rows x nv vectors (of 8 floats); the last vector stores nr - 8*(nv-1) lanes. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
 tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
@@ -39,28 +61,15 @@ tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_
         a += csa;
         b += ldb;
     }
-    const __m256 alpha = _mm256_set1_ps(ep->alpha), beta = _mm256_set1_ps(ep->beta);
-    const __m256 zero = _mm256_setzero_ps();
     const int tail = nr - 8 * (nv - 1);           /* 1..8 lanes in the last vector */
     const __m256i mlast = lanes(tail), mall = lanes(8);
-    _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
-        float *ci = c + i * ldc;
-        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
-            const __m256i m = v == nv - 1 ? mlast : mall;
-            __m256 x = _mm256_mul_ps(alpha, acc[i][v]);
-            if (ep->beta != 0.0f)
-                x = _mm256_add_ps(x, _mm256_mul_ps(beta, _mm256_maskload_ps(ci + 8 * v, m)));
-            if (ep->bias_mode == FNN_BIAS_COL)
-                x = _mm256_add_ps(x, _mm256_maskload_ps(ep->bias + 8 * v, m));
-            else if (ep->bias_mode == FNN_BIAS_ROW)
-                x = _mm256_add_ps(x, _mm256_set1_ps(ep->bias[i]));
-            if (ep->relu)
-                x = _mm256_max_ps(zero, x);       /* NaN in x stays NaN */
-            if (tail == 8 || v < nv - 1)
-                _mm256_storeu_ps(ci + 8 * v, x);
-            else
-                _mm256_maskstore_ps(ci + 8 * v, m, x);
-        }
+    _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
+        const __m256i m = v == nv - 1 ? mlast : mall;
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += 8 * v;
+        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
+            store_row(acc[i][v], c + i * ldc + 8 * v, m, tail == 8 || v < nv - 1, i, &e);
     }
 }
 
@@ -144,22 +153,6 @@ FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_
  * As gemm_avx512.c's: vectors along M for a transposed A, dot products along
  * K otherwise; with 16 registers, up to 6 columns at a time (10 = 5 + 5). */
 
-/* x = epilogue(row i, lanes under m), stored to ci: tile()'s order. */
-FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-store_row(__m256 x, float *ci, __m256i m, int i, const fnn_epi *ep)
-{
-    x = _mm256_mul_ps(_mm256_set1_ps(ep->alpha), x);
-    if (ep->beta != 0.0f)
-        x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(ep->beta), _mm256_maskload_ps(ci, m)));
-    if (ep->bias_mode == FNN_BIAS_COL)
-        x = _mm256_add_ps(x, _mm256_maskload_ps(ep->bias, m));
-    else if (ep->bias_mode == FNN_BIAS_ROW)
-        x = _mm256_add_ps(x, _mm256_set1_ps(ep->bias[i]));
-    if (ep->relu)
-        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-    _mm256_maskstore_ps(ci, m, x);
-}
-
 /* C rows [0, mr <= 16) x columns [0, nj <= 6) of op(A)(i,p) = a[p*lda + i]
  * and op(B)(p,j) = b[p*rsb + j*csb]: one FMA chain per element, tile()'s bits. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
@@ -195,7 +188,7 @@ tm_tile(const int nj, const int full, int mr, int k, const float *a, ptrdiff_t l
             e.bias += 8 * v;
         _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
             if (8 * v + i < mr)
-                store_row(r[i], c + (8 * v + i) * ldc, mj, i, &e);
+                store_row(r[i], c + (8 * v + i) * ldc, mj, 0, i, &e);
     }
 }
 
@@ -269,7 +262,7 @@ dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const
 #undef DOT_STEP
     const __m256i mj = lanes(nj);
     _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)
-        store_row(hsum8(nj, acc[r]), c + r * ldc, mj, r, ep);
+        store_row(hsum8(nj, acc[r]), c + r * ldc, mj, 0, r, ep);
 }
 
 #define DOT(n) case n: {                                                     \
@@ -325,7 +318,7 @@ conv_tile(const int nv, int k, const float *const *rows, const int *koff, const 
             e.bias += 8 * v;
         _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
             if (8 * v + j < nr)
-                store_row(r[j], c + (8 * v + j) * ldc, mi, j, &e);
+                store_row(r[j], c + (8 * v + j) * ldc, mi, 0, j, &e);
     }
 }
 

@@ -13,6 +13,24 @@
 #define MR 8
 #define NR 48
 
+/* x = epilogue(acc) of row i of a tile, lanes under m, stored to ci (ep->bias
+ * offset to the lanes' first column for FNN_BIAS_COL): the order of operations
+ * of fnn_gemm_store_tile. The store of every kernel in this file. */
+FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+store_row(__m512 x, float *ci, __mmask16 m, int i, const fnn_epi *ep)
+{
+    x = _mm512_mul_ps(_mm512_set1_ps(ep->alpha), x);
+    if (ep->beta != 0.0f)
+        x = _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(ep->beta), _mm512_maskz_loadu_ps(m, ci)));
+    if (ep->bias_mode == FNN_BIAS_COL)
+        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep->bias));
+    else if (ep->bias_mode == FNN_BIAS_ROW)
+        x = _mm512_add_ps(x, _mm512_set1_ps(ep->bias[i]));
+    if (ep->relu)
+        x = _mm512_max_ps(_mm512_setzero_ps(), x);
+    _mm512_mask_storeu_ps(ci, m, x);
+}
+
 FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
 tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
      const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr, const fnn_epi *ep)
@@ -33,25 +51,15 @@ tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_
         a += csa;
         b += ldb;
     }
-    const __m512 alpha = _mm512_set1_ps(ep->alpha), beta = _mm512_set1_ps(ep->beta);
-    const __m512 zero = _mm512_setzero_ps();
     const int tail = nr - 16 * (nv - 1);          /* 1..16 lanes in the last vector */
     const __mmask16 mlast = (__mmask16)((1u << tail) - 1u);
-    _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
-        float *ci = c + i * ldc;
-        _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
-            const __mmask16 m = v == nv - 1 ? mlast : (__mmask16)0xFFFF;
-            __m512 x = _mm512_mul_ps(alpha, acc[i][v]);
-            if (ep->beta != 0.0f)
-                x = _mm512_add_ps(x, _mm512_mul_ps(beta, _mm512_maskz_loadu_ps(m, ci + 16 * v)));
-            if (ep->bias_mode == FNN_BIAS_COL)
-                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep->bias + 16 * v));
-            else if (ep->bias_mode == FNN_BIAS_ROW)
-                x = _mm512_add_ps(x, _mm512_set1_ps(ep->bias[i]));
-            if (ep->relu)
-                x = _mm512_max_ps(zero, x);       /* NaN in x stays NaN */
-            _mm512_mask_storeu_ps(ci + 16 * v, m, x);
-        }
+    _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
+        const __mmask16 m = v == nv - 1 ? mlast : (__mmask16)0xFFFF;
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += 16 * v;
+        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
+            store_row(acc[i][v], c + i * ldc + 16 * v, m, i, &e);
     }
 }
 
@@ -82,23 +90,6 @@ FNN_TARGET_AVX512 static void ukr_avx512_sa(int k, const float *a, ptrdiff_t rsa
 /* ------------------------------------------------ small N (<= 16 columns) --
  * The 8x48 tile spends 16-lane vectors on N = 10 (62% of the lanes) and one
  * broadcast per FMA. These two kernels put the vectors along M or K instead. */
-
-/* x = epilogue(row i of a tile, lanes [0, n) under m), stored to ci: the
- * order of operations of tile()'s store and of fnn_gemm_store_tile. */
-FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
-store_row(__m512 x, float *ci, __mmask16 m, int i, const fnn_epi *ep)
-{
-    x = _mm512_mul_ps(_mm512_set1_ps(ep->alpha), x);
-    if (ep->beta != 0.0f)
-        x = _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(ep->beta), _mm512_maskz_loadu_ps(m, ci)));
-    if (ep->bias_mode == FNN_BIAS_COL)
-        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep->bias));
-    else if (ep->bias_mode == FNN_BIAS_ROW)
-        x = _mm512_add_ps(x, _mm512_set1_ps(ep->bias[i]));
-    if (ep->relu)
-        x = _mm512_max_ps(_mm512_setzero_ps(), x);
-    _mm512_mask_storeu_ps(ci, m, x);
-}
 
 /* r[j] lane i -> r[i] lane j (16 x 16 in registers). */
 FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16])

@@ -171,6 +171,26 @@ FNN_INLINE const float *relu_masked(const float *x, const float *dy, ptrdiff_t n
     return g;
 }
 
+/* Sample n's dy as the backward indexes it -- channels [c0, c1) of its row
+ * (S == 1, index c) or channel c0's plane (index 0..S) -- as it is, or with
+ * the fused ReLU's mask applied into mdy (ra, rb: the forward's a, b from
+ * channel c0 on). */
+FNN_INLINE const float *dy_part(const norm_args *A, ptrdiff_t n, ptrdiff_t c0, ptrdiff_t c1,
+                                const float *ra, const float *rb, float *mdy)
+{
+    if (A->S == 1) {
+        const float *x = A->x + n * A->C, *dy = A->dy + n * A->C;
+        if (!A->relu)
+            return dy;
+        for (ptrdiff_t c = c0; c < c1; c++)
+            relu_masked(x + c, dy + c, 1, A->mean[c], ra[c - c0], rb[c - c0], mdy + c);
+        return mdy;
+    }
+    const ptrdiff_t off = (n * A->C + c0) * A->S;
+    return A->relu ? relu_masked(A->x + off, A->dy + off, A->S, A->mean[c0], ra[0], rb[0], mdy)
+                   : A->dy + off;
+}
+
 /* Training forward over channels [lo, hi), CHUNK at a time: statistics then
  * normalise (for S > 1 channel by channel, so the second read hits cache). */
 FNN_INLINE int bn_fwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
@@ -242,8 +262,8 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     const ptrdiff_t N = A->N, C = A->C, S = A->S;
     const double M = (double)N * (double)S;
     /* the fused ReLU's masked dy: a row (S > 1), or a sample's channels */
-    float *g = A->relu ? fnn_ws_thread(sizeof(float) * (S > 1 ? S : C)) : NULL;
-    if (A->relu && !g)
+    float *mdy = A->relu ? fnn_ws_thread(sizeof(float) * (S > 1 ? S : C)) : NULL;
+    if (A->relu && !mdy)
         return FNN_ENOMEM;
     float ra[CHUNK], rb[CHUNK];                    /* the forward's a, b per channel */
     for (ptrdiff_t c0 = lo; c0 < hi; c0 += S == 1 ? CHUNK : 1) {
@@ -255,13 +275,7 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         }
         if (S == 1) {
             for (ptrdiff_t n = 0; n < N; n++) {
-                const float *x = A->x + n * C, *dy = A->dy + n * C;
-                if (A->relu) {
-                    for (ptrdiff_t c = c0; c < c1; c++)
-                        relu_masked(x + c, dy + c, 1, A->mean[c], ra[c - c0], rb[c - c0],
-                                    g + c);
-                    dy = g;
-                }
+                const float *x = A->x + n * C, *dy = dy_part(A, n, c0, c1, ra, rb, mdy);
                 for (ptrdiff_t c = c0; c < c1; c++) {
                     sg[c - c0] += (double)dy[c];
                     sgx[c - c0] += (double)dy[c] * (double)(x[c] - A->mean[c]);
@@ -270,10 +284,8 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         } else {
             for (ptrdiff_t n = 0; n < N; n++) {
                 const ptrdiff_t off = (n * C + c0) * S;
-                const float *dy = A->relu ? relu_masked(A->x + off, A->dy + off, S, A->mean[c0],
-                                                        ra[0], rb[0], g)
-                                          : A->dy + off;
-                grad_sums(A->x + off, dy, S, A->mean[c0], &sg[0], &sgx[0]);
+                grad_sums(A->x + off, dy_part(A, n, c0, c1, ra, rb, mdy), S, A->mean[c0],
+                          &sg[0], &sgx[0]);
             }
         }
         float ka[CHUNK], kb[CHUNK], kc[CHUNK];
@@ -290,14 +302,8 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             continue;
         if (S == 1) {
             for (ptrdiff_t n = 0; n < N; n++) {
-                const float *x = A->x + n * C, *dy = A->dy + n * C;
+                const float *x = A->x + n * C, *dy = dy_part(A, n, c0, c1, ra, rb, mdy);
                 float *dx = A->dx + n * C;
-                if (A->relu) {
-                    for (ptrdiff_t c = c0; c < c1; c++)
-                        relu_masked(x + c, dy + c, 1, A->mean[c], ra[c - c0], rb[c - c0],
-                                    g + c);
-                    dy = g;
-                }
                 for (ptrdiff_t c = c0; c < c1; c++) {
                     const ptrdiff_t j = c - c0;
                     dx[c] = ka[j] * dy[c] + (kb[j] * (x[c] - A->mean[c]) + kc[j]);
@@ -307,9 +313,7 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             const float m = A->mean[c0];
             for (ptrdiff_t n = 0; n < N; n++) {
                 const ptrdiff_t off = (n * C + c0) * S;
-                const float *x = A->x + off;
-                const float *dy = A->relu ? relu_masked(x, A->dy + off, S, m, ra[0], rb[0], g)
-                                          : A->dy + off;
+                const float *x = A->x + off, *dy = dy_part(A, n, c0, c1, ra, rb, mdy);
                 float *dx = A->dx + off;
                 for (ptrdiff_t i = 0; i < S; i++)
                     dx[i] = ka[0] * dy[i] + (kb[0] * (x[i] - m) + kc[0]);

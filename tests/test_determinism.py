@@ -125,3 +125,23 @@ def test_every_kernel_of_the_step_runs_on_2_threads():
         m.clear_contexts()
     assert not idle, f"ran on one thread only: {idle}"
     assert _ran_on_a_worker(lambda: relu.forward(h[:4, :8])) == 0   # the probe can fail
+
+
+def test_cnn_step_same_bits_on_1_and_2_threads():
+    """The BN CNN of the benchmark (direct convolutions, BatchNorm + ReLU
+    fused both ways, 2x2 max pooling) at a batch where every layer threads:
+    output, input gradient and every parameter gradient bitwise equal."""
+    from fastnn import models
+    x = np.random.default_rng(0).standard_normal((32, 1, 28, 28)).astype(np.float32)
+    outs = []
+    for threads in (1, 2):
+        fastnn.set_num_threads(threads)
+        fastnn.manual_seed(0)
+        model = models.cnn_bn((1, 28, 28), 10)
+        y = model.forward(x)
+        model.zero_grad()
+        dx = model.backward(np.cos(y), input_grad=True)
+        outs.append([y, dx] + [p.grad.copy() for p in model.parameters()])
+    assert len(outs[0]) == 2 + len(list(model.parameters()))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
