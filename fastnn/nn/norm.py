@@ -120,21 +120,22 @@ class _BatchNorm(Module):
             self.running_mean[...] = (1.0 - f) * self.running_mean.astype(np.float64) + f * mean
             self.running_var[...] = ((1.0 - f) * self.running_var.astype(np.float64)
                                      + f * var.astype(np.float64) * (m / (m - 1)))
-        # the fused ReLU's mask is the forward's: keep the gamma, beta it used
-        fused = None if not relu else (None if gamma is None else (gamma.copy(), beta.copy()))
-        self.save_for_backward(x, mean, invstd, relu, fused)
+        # a fused ReLU: its mask is the forward's, so keep the gamma, beta it used
+        fused = (((None, None) if gamma is None else (gamma.copy(), beta.copy()))
+                 if relu else None)
+        self.save_for_backward(x, mean, invstd, fused)
         return y
 
     def backward(self, grad_out):
-        x, mean, invstd, relu, fused = self.saved_tensors()
+        x, mean, invstd, fused = self.saved_tensors()
         who = type(self).__name__
         dy = grad_like(who, grad_out, x.shape)
         n, c, s = x.shape[0], x.shape[1], x.size // (x.shape[0] * x.shape[1])
         gamma = self._params()[0]
         dx = np.empty(x.shape, dtype=np.float32) if self.needs_input_grad else None
         dgamma, dbeta = np.empty(c, np.float32), np.empty(c, np.float32)
-        if relu:     # dy is the fused ReLU's output gradient: masked in C as the forward's
-            g, b = fused if fused is not None else (None, None)
+        if fused is not None:   # dy is the fused ReLU's output gradient, masked in C
+            g, b = fused
             _C.batchnorm_backward(n, c, s, x, dy, mean, invstd, g, dgamma, dbeta, dx,
                                   beta=b, relu=True)
         else:
