@@ -73,7 +73,7 @@ FNN_INLINE v8d cvt8(v8f v)
  * floats further: the hardware prefetchers restart on every run and a pass
  * over (N, C, S) ran at a third of the memory bandwidth. Each loop below
  * fetches the next sample's run, line by line, as it reads this one's. */
-#define PF(p, pf, w) ((pf) ? __builtin_prefetch((p) + (pf), (w), 3) : (void)0)
+#define PF(p, pf, w) ((pf) != 0 ? __builtin_prefetch((p) + (pf), (w), 3) : (void)0)
 
 /* Shifted moments of x[0..n): s += sum (x - k), s2 += sum (x - k)^2. */
 FNN_INLINE void moments(const float *x, ptrdiff_t n, double k, double *s, double *s2,

@@ -401,3 +401,49 @@ def test_cnn_save_and_load(tmp_path, rng):
     model2.eval()
     np.testing.assert_array_equal(model(x), model2(x))
     assert "Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding='same')" in repr(model2)
+
+
+# Winograd F(4x4, 3x3) / F(2x2, 5x5): stride 1, >= 16 channels each way. Edge
+# tiles (sizes not multiples of m), more tiles than one block (64), one sample
+# on two threads (slabs of tiles), channels not a multiple of 8 or 16, the
+# fused ReLU, padding 0 to r - 1.
+WINO_CASES = [
+    (32, 32, 3, 1, (3, 32, 28, 28)),
+    (16, 17, 3, 0, (2, 16, 7, 9)),
+    (20, 33, 5, 1, (2, 20, 13, 11)),
+    (32, 64, 5, 2, (3, 32, 14, 14)),
+    (19, 16, 3, 2, (1, 19, 37, 35)),       # 1 sample, 110 tiles: blocks and slabs
+    (48, 16, 5, 4, (2, 48, 3, 3)),
+    (16, 24, 3, 1, (5, 16, 2, 5)),
+]
+
+
+@pytest.mark.parametrize("case", WINO_CASES)
+@pytest.mark.parametrize("relu", [False, True])
+def test_winograd_matches_reference_threads_and_isas(case, relu, rng):
+    cin, cout, k, p, shape = case
+    m = nn.Conv2d(cin, cout, k, padding=p)
+    seq = nn.Sequential(m, nn.ReLU()) if relu else m
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(m.forward(x).shape).astype(np.float32)
+    ry, rdx, rdw, rdb = ref_conv(x, m.weight.data, m.bias.data, m, dy)
+    if relu:
+        ry = np.maximum(ry, 0)
+    runs = {}
+    for isa in [i for i in fastnn.available_isas() if i != "ref"]:
+        fastnn.set_isa(isa)
+        for nt in (1, 2):
+            fastnn.set_num_threads(nt)
+            y = seq.forward(x)
+            m.zero_grad()
+            dx = m.backward(dy, input_grad=True)
+            runs[isa, nt] = (y, dx)
+            # Winograd's rounding: errors of a few 1e-6 of the output's scale
+            for got, want, what in ((y, ry, "y"), (dx, rdx, "dx")):
+                err = np.abs(got - want).max() / np.abs(want).max()
+                assert err < 3e-5, f"{isa} {nt} threads {what} {case}: {err:.2e}"
+            np.testing.assert_allclose(m.weight.grad, rdw, rtol=1e-4, atol=1e-4)
+    first = next(iter(runs.values()))
+    for key, got in runs.items():      # same bits on 1 and 2 threads and on both ISAs
+        for a, b, what in zip(got, first, ("y", "dx")):
+            np.testing.assert_array_equal(a, b, err_msg=f"{key} {what} {case}")
