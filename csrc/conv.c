@@ -4,8 +4,10 @@
  * output's dot product, P = Ho Wo the output pixels of one plane.
  *
  * The direct path (AVX-512, AVX2; see "direct path" below) computes most
- * layers without im2col: forward, dW, and dX of stride-1 layers. The rest
- * (and the portable build) takes im2col + GEMM:
+ * layers without im2col: forward, dW, and dX of stride-1 layers. Stride-1
+ * 3x3 and 5x5 layers with >= 16 channels each way take Winograd (see
+ * "Winograd path") for the forward and dX instead. The rest (and the
+ * portable build) takes im2col + GEMM:
  *
  * Forward, groups != channels: per sample and group, im2col writes the
  * columns (K, P) into the workspace (1x1 stride-1 unpadded convolutions read
