@@ -403,10 +403,11 @@ def test_cnn_save_and_load(tmp_path, rng):
     assert "Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding='same')" in repr(model2)
 
 
-# Winograd F(4x4, 3x3) / F(2x2, 5x5): stride 1, >= 16 channels each way. Edge
-# tiles (sizes not multiples of m), more tiles than one block (64), one sample
-# on two threads (slabs of tiles), channels not a multiple of 8 or 16, the
-# fused ReLU, padding 0 to r - 1.
+# Winograd F(4x4, 3x3) / F(2x2, 5x5): stride 1, >= 16 channels each way;
+# forward and dX (dW, on the direct path, checked beside them). Edge tiles (sizes not multiples of m), more tiles than
+# one block (64), one sample on two threads (slabs of tiles), channels not a
+# multiple of 8 or 16 or 32, the fused ReLU, padding 0 to r - 1, batches
+# that make dW chunks of several samples.
 WINO_CASES = [
     (32, 32, 3, 1, (3, 32, 28, 28)),
     (16, 17, 3, 0, (2, 16, 7, 9)),
@@ -415,6 +416,7 @@ WINO_CASES = [
     (19, 16, 3, 2, (1, 19, 37, 35)),       # 1 sample, 110 tiles: blocks and slabs
     (48, 16, 5, 4, (2, 48, 3, 3)),
     (16, 24, 3, 1, (5, 16, 2, 5)),
+    (24, 40, 3, 1, (37, 24, 6, 6)),        # dW chunks of 3 samples, the last of 1
 ]
 
 
@@ -437,13 +439,12 @@ def test_winograd_matches_reference_threads_and_isas(case, relu, rng):
             y = seq.forward(x)
             m.zero_grad()
             dx = m.backward(dy, input_grad=True)
-            runs[isa, nt] = (y, dx)
+            runs[isa, nt] = (y, dx, m.weight.grad.copy(), m.bias.grad.copy())
             # Winograd's rounding: errors of a few 1e-6 of the output's scale
-            for got, want, what in ((y, ry, "y"), (dx, rdx, "dx")):
+            for got, want, what in zip(runs[isa, nt], (ry, rdx, rdw, rdb), "y dx dw db".split()):
                 err = np.abs(got - want).max() / np.abs(want).max()
                 assert err < 3e-5, f"{isa} {nt} threads {what} {case}: {err:.2e}"
-            np.testing.assert_allclose(m.weight.grad, rdw, rtol=1e-4, atol=1e-4)
     first = next(iter(runs.values()))
     for key, got in runs.items():      # same bits on 1 and 2 threads and on both ISAs
-        for a, b, what in zip(got, first, ("y", "dx")):
+        for a, b, what in zip(got, first, "y dx dw db".split()):
             np.testing.assert_array_equal(a, b, err_msg=f"{key} {what} {case}")
