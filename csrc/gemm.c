@@ -413,6 +413,7 @@ typedef struct {
     int M, N;
     const float *bt;         /* op(B)^T (N, K) rows bt_ld apart, for small_dot */
     ptrdiff_t bt_ld;
+    int by_cols;             /* parts take column chunks (few rows), not rows */
 } small_job;
 
 /* Rows [m0, m1) of C (part `me` of `have`, on 16-row boundaries), in
@@ -423,19 +424,22 @@ static int small_worker(void *ctx, int me, int have)
     const small_job *J = ctx;
     const gemm_args *g = J->g;
     const fnn_gemm_arch *ar = J->ar;
-    int m0, m1;
-    part(me, have, J->M, 16, &m0, &m1);
     const int TR = g->trans_a ? ar->small_rows : ar->small_dot_rows;
     const int chunks = (J->N + ar->small_cols - 1) / ar->small_cols;
+    int m0 = 0, m1 = J->M, q0 = 0, q1 = chunks;
+    if (J->by_cols)
+        part(me, have, chunks, 1, &q0, &q1);
+    else
+        part(me, have, J->M, 16, &m0, &m1);
     /* transposed A: K in the general path's blocks, with its epilogue per
      * block -- the same bits as the 8x48 path and the packed entry points */
     const int KC = g->trans_a ? balanced(g->K, g->bl.kc, 8) : g->K;
     const ptrdiff_t rsb = g->trans_b ? 1 : g->ldb, csb = g->trans_b ? g->ldb : 1;
     for (int pc = 0; pc < g->K; pc += KC) {
         const int kc = g->K - pc < KC ? g->K - pc : KC, last = pc + kc == g->K;
-        for (int j0 = 0, q = 0; q < chunks; q++) {
+        for (int j0 = 0, q = 0; q < q1; q++) {
             const int nj = (J->N - j0) / (chunks - q);
-            for (int i0 = m0; i0 < m1; i0 += TR) {
+            for (int i0 = m0; i0 < m1 && q >= q0; i0 += TR) {
                 const int mr = m1 - i0 < TR ? m1 - i0 : TR;
                 fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f,
                               g->bias_mode == FNN_BIAS_ROW ? g->bias + i0
@@ -462,7 +466,7 @@ static int small_worker(void *ctx, int me, int have)
  * longer than K rounded up so that the rows do not share L1 sets. */
 static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
-    small_job J = {ar, g, M, N, g->B, g->ldb};
+    small_job J = {ar, g, M, N, g->B, g->ldb, 0};
     if (!g->trans_a) {
         J.bt_ld = (g->K + 15) / 16 * 16 + 16;
         float *bt = fnn_ws_thread((size_t)N * J.bt_ld * sizeof(float));
@@ -475,6 +479,19 @@ static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
         J.bt = bt;
     }
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_worker, &J);
+}
+
+/* A few rows (batch-1 inference, y = x W^T with W (N, K) row-major): the
+ * dot kernel reads W's rows in place, the parts taking chunks of columns.
+ * Packing W cost more than the product: 784 -> 1024 at M = 1 ran at 0.1-0.5x
+ * numpy's sgemv. */
+#define SMALL_M 4
+static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
+{
+    small_job J = {ar, g, M, N, g->B, g->ldb, 1};
+    /* memory-bound: each part streams its share of W once (and keeps it in
+     * its own L2 from call to call), so the work is counted per W element */
+    return fnn_parallel_region(fnn_threads_for(8.0 * N * g->K), small_worker, &J);
 }
 
 /* op(B) already row-major and either small or used by few rows of A
@@ -499,6 +516,8 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                    bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL, NULL};
     if (N <= 16 && ar->small_tm)            /* the output layer's 10 classes */
         return gemm_small(ar, &g, M, N);
+    if (M <= SMALL_M && !trans_a && trans_b && ar->small_dot)
+        return gemm_small_m(ar, &g, M, N);
     /* N within one panel, past the small-N kernels or without them: every
      * A element is used by one micro-kernel call only, so packing A would
      * copy all of it for no reuse; the kernel reads it in place instead. Same

@@ -990,6 +990,46 @@ def test_small_n_nan_and_inf_propagate(isa, rng):
         assert rows.sum() == 2 and np.isfinite(np.delete(got, [5, 30], axis=0)).all(), (isa, ta, tb)
 
 
+def test_few_rows_times_transposed_b_read_in_place(isa, rng):
+    """y = x W^T with 1-4 rows (batch-1 inference): the dot kernel over W's
+    rows in place, the parts taking column chunks. Every epilogue; N around
+    the 12- and 6-column chunks and large enough for 2 threads; K around the
+    vector width; views with rows 4 KB apart; C untouched outside M x N; the
+    same bits on 1 and 2 threads; a NaN in x reaches only its row."""
+    fastnn.set_isa(isa)
+    n = 0
+    for M in (1, 2, 3, 4, 5):
+        for N, K in ((1, 1), (11, 15), (12, 16), (13, 17), (100, 784), (1029, 1030)):
+            n += 1
+            alpha, beta, bkind, relu, _ = ALL_EPILOGUES[n % len(ALL_EPILOGUES)]
+            pad = 1024 - K if K < 1024 and n % 2 else 3
+            big_a = rng.standard_normal((M + 2, K + 5)).astype(F32)
+            big_b = rng.standard_normal((N + 2, K + pad)).astype(F32)
+            a, b = big_a[1:M + 1, 2:K + 2], big_b[1:N + 1, 1:K + 1]
+            c0 = rng.standard_normal((M, N)).astype(F32)
+            bias = bias_array(rng, bkind, M, N)
+            outs = []
+            for t in (1, 2):
+                fastnn.set_num_threads(t)
+                big_c = np.full((M + 2, N + 7), 7.0, F32)
+                out = big_c[1:M + 1, 3:N + 3]
+                out[...] = c0 if beta != 0.0 else np.nan
+                ops.matmul(a, b, trans_b=True, alpha=alpha, beta=beta, out=out, bias=bias,
+                           relu=relu)
+                inside = np.zeros(big_c.shape, bool)
+                inside[1:M + 1, 3:N + 3] = True
+                assert (big_c[~inside] == 7.0).all(), f"{isa} {M}x{N}x{K}: C written outside"
+                outs.append(out.copy())
+            want, tol = reference(a, b, False, True, alpha, beta, c0, bias, relu)
+            what = f"{isa} {M}x{N}x{K} epilogue {alpha, beta, bkind, relu}"
+            assert_close(outs[0], want, tol, what)
+            assert_bits_equal(outs[0], outs[1], what + " 1 vs 2 threads")
+    a = rng.standard_normal((3, 300)).astype(F32)
+    a[1, 7] = np.nan
+    got = ops.matmul(a, rng.standard_normal((50, 300)).astype(F32), trans_b=True)
+    assert np.isnan(got[1]).all() and np.isfinite(got[[0, 2]]).all(), isa
+
+
 # ------------------------------------------------- op(B) packed beforehand --
 
 def prepacked_cases():
@@ -1002,15 +1042,16 @@ def prepacked_cases():
     return cases
 
 
-def takes_dot_kernel(isa, ta, N):
-    """fnn_sgemm's small-N products with op(A) not transposed run on the x86
-    dot-product kernel (vectors along K, a lane sum at the end); the packed-
-    operand entry points keep the general kernel, so their bits differ there."""
-    return isa in ("avx2", "avx512") and not ta and N <= 16
+def takes_dot_kernel(isa, ta, tb, M, N):
+    """fnn_sgemm's small-N products with op(A) not transposed, and its
+    products of at most 4 rows with op(B) = B^T, run on the x86 dot-product
+    kernel (vectors along K, a lane sum at the end); the packed-operand entry
+    points keep the general kernel, so their bits differ there."""
+    return isa in ("avx2", "avx512") and not ta and (N <= 16 or (M <= 4 and tb))
 
 
-def assert_same_product(got, want, isa, ta, N, K, what):
-    if takes_dot_kernel(isa, ta, N):
+def assert_same_product(got, want, isa, ta, tb, M, N, K, what):
+    if takes_dot_kernel(isa, ta, tb, M, N):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(K), err_msg=what)
     else:
         np.testing.assert_array_equal(got, want, err_msg=what)
@@ -1031,7 +1072,7 @@ def test_prepacked_b_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
         want, got = c0.copy(), c0.copy()
         _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, want, bias, 1, True)
         _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, got, bias, 1, True, prepacked=True)
-        assert_same_product(got, want, isa_, ta, N, K, f"{isa_} {threads}T {M}x{N}x{K}")
+        assert_same_product(got, want, isa_, ta, tb, M, N, K, f"{isa_} {threads}T {M}x{N}x{K}")
     ref = np.maximum(0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
                      + 0.25 * c0 + bias, 0)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))
@@ -1053,7 +1094,7 @@ def test_prepacked_a_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
         want, got = c0.copy(), c0.copy()
         _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, want[:, :N], None, 0, False)
         _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, got[:, :N], None, 0, False, prepacked="a")
-        assert_same_product(got, want, isa_, ta, N, K, f"{isa_} {threads}T {M}x{N}x{K}")
+        assert_same_product(got, want, isa_, ta, tb, M, N, K, f"{isa_} {threads}T {M}x{N}x{K}")
     ref = 0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b) + 0.25 * c0[:, :N]
     np.testing.assert_allclose(got[:, :N], ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))
     np.testing.assert_array_equal(got[:, N:], c0[:, N:])

@@ -13,6 +13,9 @@ GEMM shapes
   output      the output layer's forward product with 10 classes, C (B,10) =
               op(x) op(W), in all four transpose cases (NT is the layer's own),
               for B in BATCHES and I in OUTPUT_INPUTS (target T13).
+  rows        inference with few rows: the forward y (B,O) = x (B,I) . W (O,I)^T
+              for B in ROW_BATCHES (batch 1: numpy calls sgemv) and the first
+              two LAYERS.
 Every implementation writes into a preallocated output (out=), so only the
 product is timed."""
 import numpy as np
@@ -32,6 +35,7 @@ LAYERS = ((784, 1024), (1024, 1024), (3136, 1024), (1024, 256))
 # inputs of a 10-class output layer: 784-256-10 and 784-1024-1024-10
 OUTPUT_INPUTS = (256, 1024)
 CLASSES = 10
+ROW_BATCHES = (1, 4, 16, 32)
 
 OPS = {
     "NT": ("forward y = x W^T", False, True),
@@ -104,6 +108,16 @@ def register_gemm():
                                       "layer": f"{I}->{N}", "shape": f"{M}x{N}x{K}"},
                               isa_sensitive=True, quick=B in QUICK_BATCHES,
                               description=f"output layer {I}->{N} ({op}), batch {B}"))
+
+    for B in ROW_BATCHES:
+        for I, O in LAYERS[:2]:
+            M, N, K = B, O, I
+            register(Case(f"matmul/rows/NT/b{B}-{I}x{O}", group="matmul-rows", unit="flop",
+                          work=2.0 * M * N * K, setup=gemm_setup("NT", M, N, K),
+                          params={"M": M, "N": N, "K": K, "op": "NT", "batch": B,
+                                  "layer": f"{I}->{O}", "shape": f"{M}x{N}x{K}"},
+                          isa_sensitive=True, quick=B == 1,
+                          description=f"inference y = x W^T, layer {I}->{O}, batch {B}"))
 
 
 register_gemm()
