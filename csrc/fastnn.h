@@ -516,11 +516,15 @@ typedef struct {
 /* y = window maximum (NaN wins, as in torch); idx (P,Ho,Wo) = its offset
  * ih W + iw in the plane (the first tap inside the plane if every tap is
  * -inf; -1 and y = -inf if no tap is inside). Backward: dx (P,H,W) = 0, then
- * dx[idx] += dy where idx >= 0; every idx must lie in [-1, H W). */
+ * dx[idx] += dy where idx >= 0; every idx must lie in [-1, H W). With
+ * ymask (the forward's y: a ReLU before the pool, fused by Sequential),
+ * dy passes only where ymask > 0 -- the ReLU's backward mask, since y is
+ * the ReLU's output at idx. */
 void fnn_maxpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x /* (P,H,W) */,
                            float *y /* (P,Ho,Wo) */, int32_t *idx /* (P,Ho,Wo) */);
 void fnn_maxpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const int32_t *idx /* (P,Ho,Wo) */,
-                            const float *dy /* (P,Ho,Wo) */, float *dx /* (P,H,W) */);
+                            const float *dy /* (P,Ho,Wo) */,
+                            const float *ymask /* (P,Ho,Wo) or NULL */, float *dx /* (P,H,W) */);
 /* y = window sum / divisor; backward spreads dy / divisor over the window. */
 void fnn_avgpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x /* (P,H,W) */,
                            float *y /* (P,Ho,Wo) */);

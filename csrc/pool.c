@@ -16,6 +16,7 @@ typedef struct {
     float *y, *dx;
     int32_t *idx;
     const int32_t *cidx;
+    const float *ym;      /* max backward: route dy only where ym > 0 (NULL: always) */
 } pool_args;
 
 /* Window of output (oh, ow): rows [*h0, *h1), columns [*w0, *w1) clipped to
@@ -262,7 +263,11 @@ FNN_TARGET_AVX512 static int max2_bwd_avx512(void *ctx, ptrdiff_t lo, ptrdiff_t 
                 const __mmask16 m = (__mmask16)((1u << n) - 1u);
                 const __mmask16 m0 = (__mmask16)(n >= 8 ? 0xFFFF : (1u << 2 * n) - 1u);
                 const __mmask16 m1 = (__mmask16)(n <= 8 ? 0 : (1u << 2 * (n - 8)) - 1u);
-                const __m512 g = _mm512_maskz_loadu_ps(m, dyr + ow);
+                __m512 g = _mm512_maskz_loadu_ps(m, dyr + ow);
+                if (A->ym)
+                    g = _mm512_maskz_mov_ps(_mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(
+                                                m, A->ym + q * P + (ptrdiff_t)oh * Wo + ow),
+                                            _mm512_setzero_ps(), _CMP_GT_OQ), g);
                 const __m512i k = _mm512_maskz_loadu_epi32(m, ir + ow);
                 const __m512i k0 = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow), lane2);
                 __m512 a = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(k, k0), g);
@@ -292,10 +297,11 @@ static int max_bwd(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         float *dx = A->dx + q * HW;
         const float *dy = A->dy + q * P;
         const int32_t *idx = A->cidx + q * P;
+        const float *ym = A->ym ? A->ym + q * P : NULL;
         memset(dx, 0, sizeof(float) * HW);
         for (ptrdiff_t p = 0; p < P; p++)
             if (idx[p] >= 0)
-                dx[idx[p]] += dy[p];
+                dx[idx[p]] += !ym || ym[p] > 0.0f ? dy[p] : 0.0f;
     }
     return FNN_OK;
 }
@@ -324,9 +330,9 @@ void fnn_maxpool2d_forward(ptrdiff_t P, const fnn_pool2d *s, const float *x, flo
 }
 
 void fnn_maxpool2d_backward(ptrdiff_t P, const fnn_pool2d *s, const int32_t *idx,
-                            const float *dy, float *dx)
+                            const float *dy, const float *ymask, float *dx)
 {
-    pool_args A = {s, NULL, dy, NULL, dx, NULL, idx};
+    pool_args A = {s, NULL, dy, NULL, dx, NULL, idx, ymask};
 #ifdef FNN_MULTI_ISA
     if (fnn_get_isa() == FNN_ISA_AVX512 && max2_even(s)) {
         fnn_parallel_for(P, 1, plane_cost(s, P) / 2, max2_bwd_avx512, &A);

@@ -574,7 +574,9 @@ def _unfused_step(model, x, g):
 
 def test_sequential_relu_fusion_gives_the_same_bits(isa):
     """Linear/Conv2d/Conv1d + ReLU inside a Sequential compute the ReLU in the
-    kernel's store (direct and GEMM convolution paths, depthwise, pointwise):
+    kernel's store (direct, Winograd and GEMM convolution paths, depthwise,
+    pointwise), a max pooling after them takes the ReLU's backward mask (the
+    2x2 AVX-512 kernel and the general one, overlapping windows, 1-D):
     outputs, input gradients and parameter gradients are bitwise those of the
     modules run one by one, NaN included, in training and in eval mode."""
     import copy
@@ -593,12 +595,19 @@ def test_sequential_relu_fusion_gives_the_same_bits(isa):
     seq1d = nn.Sequential(nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(),
                           nn.Conv1d(6, 6, 3, padding=1), nn.BatchNorm1d(6), nn.ReLU(),
                           nn.Flatten(), nn.Linear(6 * 9, 4), nn.ReLU())
+    pooled = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),      # Winograd
+                           nn.MaxPool2d(3, stride=2, padding=1),            # overlapping
+                           nn.Flatten(), nn.Linear(16 * 3 * 3, 10), nn.ReLU(), nn.Linear(10, 3))
+    pooled1d = nn.Sequential(nn.Conv1d(4, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
+                             nn.Conv1d(4, 4, 3), nn.ReLU(), nn.MaxPool1d(2))
     for bn in (conv[13], conv[22], seq1d[3]):     # gamma and beta away from 1 and 0
         bn.weight.data[...] = np.linspace(-1.5, 2.0, bn.num_features, dtype=np.float32)
         bn.bias.data[...] = np.linspace(-0.5, 0.7, bn.num_features, dtype=np.float32)
     rng = np.random.default_rng(0)
     for model, shape, nan in ((conv, (5, 3, 6, 6), False), (seq1d, (3, 4, 9), False),
-                              (conv, (5, 3, 6, 6), True)):
+                              (conv, (5, 3, 6, 6), True), (pooled, (4, 3, 12, 12), False),
+                              (pooled, (4, 3, 12, 12), True), (pooled1d, (3, 4, 9), False)):
         model.train()
         twin = copy.deepcopy(model)
         x = rng.standard_normal(shape).astype(np.float32)

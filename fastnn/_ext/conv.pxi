@@ -20,7 +20,7 @@ cdef extern from "fastnn.h" nogil:
     void fnn_maxpool2d_forward(Py_ssize_t P, const fnn_pool2d *s, const float *x, float *y,
                                int32_t *idx)
     void fnn_maxpool2d_backward(Py_ssize_t P, const fnn_pool2d *s, const int32_t *idx,
-                                const float *dy, float *dx)
+                                const float *dy, const float *ymask, float *dx)
     void fnn_avgpool2d_forward(Py_ssize_t P, const fnn_pool2d *s, const float *x, float *y)
     void fnn_avgpool2d_backward(Py_ssize_t P, const fnn_pool2d *s, const float *dy, float *dx)
 
@@ -105,7 +105,9 @@ def maxpool2d_forward(Py_ssize_t P, tuple shape, x, y, idx):
         fnn_maxpool2d_forward(P, &s, px, py, pi)
 
 
-def maxpool2d_backward(Py_ssize_t P, tuple shape, idx, dy, dx):
+def maxpool2d_backward(Py_ssize_t P, tuple shape, idx, dy, dx, ymask=None):
+    """dx from dy at the forward's indices; with ymask (the forward's y), dy
+    only where ymask > 0 (a fused ReLU's mask)."""
     cdef fnn_pool2d s = _pool_shape(shape)
     cdef cnp.ndarray I = _arr(idx, "indices", cnp.NPY_INT32, P * s.Ho * s.Wo)
     if I.size and (I.min() < -1 or I.max() >= s.H * s.W):
@@ -113,8 +115,9 @@ def maxpool2d_backward(Py_ssize_t P, tuple shape, idx, dy, dx):
     cdef const int32_t *pi = <const int32_t *>cnp.PyArray_DATA(I)
     cdef const float *pg = _f32(dy, "dy", P * s.Ho * s.Wo)
     cdef float *pd = _f32(dx, "dx", P * s.H * s.W, True)
+    cdef const float *pm = NULL if ymask is None else _f32(ymask, "ymask", P * s.Ho * s.Wo)
     with nogil:
-        fnn_maxpool2d_backward(P, &s, pi, pg, pd)
+        fnn_maxpool2d_backward(P, &s, pi, pg, pm, pd)
 
 
 def avgpool2d_forward(Py_ssize_t P, tuple shape, x, y):

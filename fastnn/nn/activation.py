@@ -60,12 +60,13 @@ class ReLU(_Activation):
         self.save_for_backward(out.shape, y)
         return out
 
-    def _adopt(self, y, masked_by_prev=False):
+    def _adopt(self, y, masked_elsewhere=False):
         """The forward of a ReLU its predecessor already applied (Sequential's
         fusion): y is max(x, 0), kept as forward keeps its output; with
-        masked_by_prev the predecessor's backward applies the mask too, and
-        this backward passes the gradient on as it is."""
-        self.save_for_backward(y.shape, None if masked_by_prev else y)
+        masked_elsewhere a neighbour's backward applies the mask (the batch
+        norm before it, or the max pooling after it), and this backward
+        passes the gradient on as it is."""
+        self.save_for_backward(y.shape, None if masked_elsewhere else y)
         return y
 
     def backward(self, grad_out):

@@ -10,11 +10,13 @@ from .conv import Conv1d, Conv2d
 from .layers import Linear
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d
+from .pool import MaxPool1d, MaxPool2d
 
 __all__ = ["Sequential", "Residual", "Concat"]
 
 _RELU_FUSES = (Linear, Conv1d, Conv2d)     # a following ReLU goes into their store
 _RELU_MASKS = (BatchNorm1d, BatchNorm2d)    # ... and its backward's mask into theirs
+_MASK_AFTER = (MaxPool1d, MaxPool2d)        # takes a fused ReLU's backward mask
 
 
 def _require_module(who, what, m):
@@ -90,6 +92,10 @@ class Sequential(Module):
         ReLU without post-backward hooks fuses both ways: max(y, 0) in its
         normalising pass, and the ReLU's mask applied inside its backward's
         passes (recomputed from x), the ReLU passing the gradient through.
+        A Linear/Conv + ReLU followed by a MaxPool1d/2d (no post-backward
+        hooks on the ReLU or the pool) leaves the ReLU's mask to the pool's
+        backward: dy passes where the pooled value is > 0, which is the
+        ReLU's output at the window's maximum.
         Results, gradients and contexts are the same bits as running the
         modules one after the other."""
         mods = list(self._modules.values())
@@ -97,11 +103,17 @@ class Sequential(Module):
         while i < n:
             m = mods[i]
             nxt = mods[i + 1] if i + 1 < n else None
-            if type(nxt) is _ReLU and type(m) in _RELU_FUSES:
+            pool = mods[i + 2] if i + 2 < n else None
+            if (type(nxt) is _ReLU and type(m) in _RELU_FUSES and type(pool) in _MASK_AFTER
+                    and not nxt._post_backward_hooks and not pool._post_backward_hooks):
+                x = nxt._adopt(m._forward(x, relu=True), masked_elsewhere=True)
+                x = pool._forward(x, relu_mask=True)
+                i += 3
+            elif type(nxt) is _ReLU and type(m) in _RELU_FUSES:
                 x = nxt._adopt(m._forward(x, relu=True))
                 i += 2
             elif type(nxt) is _ReLU and type(m) in _RELU_MASKS and not nxt._post_backward_hooks:
-                x = nxt._adopt(m._forward(x, relu=True), masked_by_prev=True)
+                x = nxt._adopt(m._forward(x, relu=True), masked_elsewhere=True)
                 i += 2
             else:
                 x = m(x)

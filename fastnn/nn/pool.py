@@ -72,26 +72,32 @@ class _Pool(Module):
                 x.shape[:2] + tuple(out))
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, relu_mask=False):
+        """forward; with relu_mask (max pooling after a ReLU whose backward
+        Sequential leaves to this module) the backward passes dy only where
+        the output is > 0: the ReLU's mask at the windows' maxima."""
         x = self._input(x)
         P, shape, yshape = self._shape(x)
         y = np.empty(yshape, dtype=np.float32)
         if self._mode is None:
             idx = np.empty(yshape, dtype=np.int32)
             _C.maxpool2d_forward(P, shape, x, y, idx)
-            self.save_for_backward(x.shape, P, shape, yshape, idx)
+            self.save_for_backward(x.shape, P, shape, yshape, idx, y if relu_mask else None)
         else:
             _C.avgpool2d_forward(P, shape, x, y)
-            self.save_for_backward(x.shape, P, shape, yshape, None)
+            self.save_for_backward(x.shape, P, shape, yshape, None, None)
         return y
 
     def backward(self, grad_out):
-        xshape, P, shape, yshape, idx = self.saved_tensors()
+        xshape, P, shape, yshape, idx, ymask = self.saved_tensors()
         if not self.needs_input_grad:
             return None
         dy = grad_like(type(self).__name__, grad_out, yshape)
         dx = np.empty(xshape, dtype=np.float32)
         if idx is not None:
-            _C.maxpool2d_backward(P, shape, idx, dy, dx)
+            _C.maxpool2d_backward(P, shape, idx, dy, dx, ymask)
         else:
             _C.avgpool2d_backward(P, shape, dy, dx)
         return dx
