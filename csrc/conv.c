@@ -874,10 +874,10 @@ static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int c
  *  - per sample (or slab of its tiles): the zero-padded image is laid out
  *    channel-last, so each tile's V = B^T d B is computed 16 channels to a
  *    vector; V[xi] holds the block's tiles x C.
- *  - 36 products M[xi] (O x tiles) = U[xi]^T V[xi]^T by the direct path's
- *    micro-kernel (rows = tiles, K = C, stored channel-major).
- *  - y = A^T M A per tile, 16 tiles to a vector, with the bias and the
- *    fused ReLU, written into NCHW where it lies inside the output.
+ *  - 36 products M[xi] (tiles x O) = V[xi] U[xi] by the direct path's
+ *    micro-kernel (rows = tiles, K = C), stored as accumulated (ep.rows).
+ *  - y = A^T M A per tile, 16 output channels to a vector, with the bias
+ *    and the fused ReLU, written into NCHW where it lies inside the output.
  * The same operations in the same order on every thread count and on both
  * ISAs (the kernels' FMA chains, the transforms' fixed sequences without
  * contraction); the bits differ from the direct path's: Winograd rounds
@@ -1058,59 +1058,55 @@ FNN_INLINE void wino_input(const wino_args *W, const float *img, ptrdiff_t t0, i
     }
 }
 
-/* y over tiles [t0, t0 + nt): A^T M[.][o][t] A per output channel, 16 tiles
- * to a vector (M rows tbv >= nt rounded to 16 floats, tail lanes ignored);
- * m a constant in each copy. */
-FNN_INLINE void wino_output(const wino_args *W, const float *M, ptrdiff_t t0, int nt, int tbv,
+/* y over tiles [t0, t0 + nt): A^T M[xi][t][o] A per tile, 16 output
+ * channels to a vector (M rows Op >= O floats apart, the lanes past O never
+ * stored), with the bias and the fused ReLU, written into NCHW where the
+ * tile lies inside the output; m a constant in each copy. */
+FNN_INLINE void wino_output(const wino_args *W, const float *M, ptrdiff_t t0, int nt, int Op,
                             float *y, const int m)
 {
     const fnn_conv2d *s = W->s;
     const int O = s->O, Wo = s->Wo;
     const ptrdiff_t P = (ptrdiff_t)s->Ho * Wo;
-    ptrdiff_t yoff[WTB];                    /* tile -> its first output's offset */
-    int rows[WTB], cols[WTB];               /* its outputs inside the plane */
     for (int t = 0; t < nt; t++) {
         const int oh0 = (int)((t0 + t) / W->TW) * m, ow0 = (int)((t0 + t) % W->TW) * m;
-        yoff[t] = (ptrdiff_t)oh0 * Wo + ow0;
-        rows[t] = s->Ho - oh0 < m ? s->Ho - oh0 : m;
-        cols[t] = Wo - ow0 < m ? Wo - ow0 : m;
-    }
-    for (int o = 0; o < O; o++) {
-        const float bo = W->bias ? W->bias[o] : 0.0f;
-        float *yo = y + o * P;
-        for (int tv = 0; tv < nt; tv += 16) {
+        const int rows = s->Ho - oh0 < m ? s->Ho - oh0 : m, cols = Wo - ow0 < m ? Wo - ow0 : m;
+        float *yt = y + (ptrdiff_t)oh0 * Wo + ow0;
+        for (int ov = 0; ov < O; ov += 16) {
+            const int lanes = O - ov < 16 ? O - ov : 16;
+            float bv[16] = {0};
+            for (int l = 0; W->bias && l < lanes; l++)
+                bv[l] = W->bias[ov + l];
             wvf S[4][WA];
             for (int b = 0; b < WA; b++) {         /* columns: S = A^T M */
                 wvf d[WA], r[4];
                 for (int a = 0; a < WA; a++)
-                    d[a] = wld(M + ((ptrdiff_t)(a * WA + b) * O + o) * tbv + tv);
+                    d[a] = wld(M + ((ptrdiff_t)(a * WA + b) * WTB + t) * Op + ov);
                 WINO_AT(m, d, r);
                 for (int i = 0; i < m; i++)
                     S[i][b] = r[i];
             }
-            float out[4][4][16];
+            float out[4][4][16];            /* out[i][j][l]: channel ov + l's output (i, j) */
             for (int i = 0; i < m; i++) {          /* rows: Y = S A */
                 wvf r[4];
                 WINO_AT(m, S[i], r);
                 for (int j = 0; j < m; j++) {
-                    wvf v = r[j] + bo;
+                    wvf v = r[j] + wld(bv);
                     if (W->relu)                   /* ReLU's rule: NaN stays */
                         v = (wvf)((wvi)v & ~(v < 0.0f));
                     wst(out[i][j], v);
                 }
             }
-            const int lanes = nt - tv < 16 ? nt - tv : 16;
             for (int l = 0; l < lanes; l++) {
-                const int t = tv + l;
-                float *yt = yo + yoff[t];
-                if (rows[t] == m && cols[t] == m) {
+                float *yo = yt + (ov + l) * P;
+                if (rows == m && cols == m) {
                     for (int i = 0; i < m; i++)
                         for (int j = 0; j < m; j++)
-                            yt[i * Wo + j] = out[i][j][l];
+                            yo[i * Wo + j] = out[i][j][l];
                 } else
-                    for (int i = 0; i < rows[t]; i++)
-                        for (int j = 0; j < cols[t]; j++)
-                            yt[i * Wo + j] = out[i][j][l];
+                    for (int i = 0; i < rows; i++)
+                        for (int j = 0; j < cols; j++)
+                            yo[i * Wo + j] = out[i][j][l];
             }
         }
     }
@@ -1126,36 +1122,33 @@ FNN_INLINE int wino_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     float *img = W->buf + part * W->slice;
     float *V = img + (size_t)W->Hs * W->Ws * W->Cp;
     float *M = V + (size_t)WA * WA * WTB * W->Cp;
-    const fnn_epi ep = {1.0f, 0.0f, NULL, FNN_BIAS_NONE, 0};
+    const fnn_epi ep = {1.0f, 0.0f, NULL, FNN_BIAS_NONE, 0, 1};   /* M[xi][t][o] */
+    const int Op = panels * CNR;
     for (ptrdiff_t item = lo; item < hi; item++) {
         const ptrdiff_t n = item / W->slabs, sl = item % W->slabs;
         const ptrdiff_t a0 = tiles * sl / W->slabs, a1 = tiles * (sl + 1) / W->slabs;
         wino_image(W, W->x + n * C * (ptrdiff_t)s->H * s->W, img);
         for (ptrdiff_t t0 = a0; t0 < a1; t0 += WTB) {
             const int nt = a1 - t0 < WTB ? (int)(a1 - t0) : WTB;
-            const int tbv = (nt + 15) / 16 * 16;
             wino_input(W, img, t0, nt, WTB, V);
             for (int xi = 0; xi < WA * WA; xi++)
                 for (int q = 0; q < panels; q++) {
                     const int j0 = q * CNR, nr = O - j0 < CNR ? O - j0 : CNR;
                     const float *bq = W->up + ((ptrdiff_t)xi * panels + q) * C * CNR;
-                    float *mq = M + ((ptrdiff_t)xi * O + j0) * tbv;
+                    float *mq = M + (ptrdiff_t)xi * WTB * Op + j0;
                     for (int g = 0; g < nt; g += CMR) {
                         const int mr = nt - g < CMR ? nt - g : CMR;
                         const float *rows[FNN_CONV_MR_MAX];
                         for (int i = 0; i < CMR; i++)
                             rows[i] = V + ((ptrdiff_t)xi * WTB + g + (i < mr ? i : 0)) * W->Cp;
-                        W->ar->conv(C, rows, W->koff, bq, mq + g, tbv, mr, nr, &ep);
+                        W->ar->conv(C, rows, W->koff, bq, mq + (ptrdiff_t)g * Op, Op, mr, nr, &ep);
                     }
-                    /* the lanes past nt that wino_output's vectors read */
-                    for (int j = 0; j < nr && nt < tbv; j++)
-                        memset(mq + (ptrdiff_t)j * tbv + nt, 0, sizeof(float) * (tbv - nt));
                 }
             float *yn = W->y + n * O * (ptrdiff_t)s->Ho * s->Wo;
             if (W->m == 4)
-                wino_output(W, M, t0, nt, tbv, yn, 4);
+                wino_output(W, M, t0, nt, Op, yn, 4);
             else
-                wino_output(W, M, t0, nt, tbv, yn, 2);
+                wino_output(W, M, t0, nt, Op, yn, 2);
         }
     }
     return FNN_OK;
@@ -1181,7 +1174,8 @@ static int wino_run(const fnn_conv2d *s, const float *x, const float *w, int fli
     const int parts = items >= nt ? nt : (int)items;
     const size_t ufl = (size_t)WA * WA * panels * s->C * CNR;
     const size_t kfl = ((size_t)s->C + 15) / 16 * 16;
-    W.slice = ((size_t)W.Hs * W.Ws * W.Cp + (size_t)WA * WA * WTB * (W.Cp + s->O) + 15) / 16 * 16;
+    W.slice = ((size_t)W.Hs * W.Ws * W.Cp + (size_t)WA * WA * WTB * (W.Cp + panels * CNR) + 15)
+              / 16 * 16;
     float *ws = fnn_ws_shared(sizeof(float) * (ufl + kfl + W.slice * parts));
     if (!ws)
         return FNN_ENOMEM;

@@ -307,6 +307,16 @@ conv_tile(const int nv, int k, const float *const *rows, const int *koff, const 
         }
         b += 16;
     }
+    if (ep->rows) {                     /* pixel-major, as accumulated */
+        const __m256i m0 = lanes(nr >= 8 ? 8 : nr), m1 = lanes(nr <= 8 ? 0 : nr - 8);
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)
+            if (i < mr) {
+                _mm256_maskstore_ps(c + i * ldc, m0, acc[i][0]);
+                if (nv == 2)
+                    _mm256_maskstore_ps(c + i * ldc + 8, m1, acc[i][1]);
+            }
+        return;
+    }
     const __m256i mi = lanes(mr);
     _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) {
         __m256 r[8];

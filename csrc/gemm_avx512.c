@@ -278,6 +278,17 @@ conv_tile(const int nv, int k, const float *const *rows, const int *koff, const 
         }
         b += 32;
     }
+    if (ep->rows) {                     /* pixel-major, as accumulated */
+        const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFFu : (1u << nr) - 1u);
+        const __mmask16 m1 = (__mmask16)(nr <= 16 ? 0u : nr >= 32 ? 0xFFFFu : (1u << (nr - 16)) - 1u);
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+            if (i < mr) {
+                _mm512_mask_storeu_ps(c + i * ldc, m0, acc[i][0]);
+                if (nv == 2)
+                    _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc[i][1]);
+            }
+        return;
+    }
     const __mmask16 mi = (__mmask16)((1u << mr) - 1u);
     _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) {
         __m512 r[16];

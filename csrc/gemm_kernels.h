@@ -12,6 +12,8 @@ typedef struct {
     const float *bias;
     int bias_mode;
     int relu;
+    int rows;                /* convolution kernels: store C[i ldc + j] as it is
+                              * (alpha 1, beta 0, no bias, no ReLU; Winograd) */
 } fnn_epi;
 
 /* Micro-kernel: acc (mr,nr) = sum_p a[p*MR + i] * b[p*ldb + j] for p < k,
@@ -57,7 +59,7 @@ typedef void (*fnn_small_dot_fn)(int ra, int nj, int k, const float *a, ptrdiff_
  * (the pixel's taps where they lie in a padded image; every rows[i] valid,
  * the caller repeating one past mr), one FMA chain over p; then
  * C[j ldc + i] = epilogue(acc(i, j)) for i < mr (bias per channel j:
- * FNN_BIAS_ROW). */
+ * FNN_BIAS_ROW); with ep->rows, C[i ldc + j] = acc(i, j), j < nr. */
 #define FNN_CONV_MR_MAX 8
 typedef void (*fnn_conv_ukr_fn)(int k, const float *const *rows, const int *koff,
                                 const float *b, float *c, ptrdiff_t ldc, int mr, int nr,
