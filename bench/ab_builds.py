@@ -128,6 +128,8 @@ MAKERS = {
     "matmul 1024x784x128 TN (dW)": lambda: mm(1024, 784, 128, ta=True),
     "matmul 128x784x1024 NN (dX)": lambda: mm(128, 784, 1024),
     "matmul 128x10x1024 NT (out)": lambda: mm(128, 10, 1024, tb=True),
+    "matmul 64x10x256 NT (out b64)": lambda: mm(64, 10, 256, tb=True),
+    "matmul 1x1024x784 NT (batch 1)": lambda: mm(1, 1024, 784, tb=True),
     "relu 256x4096": lambda: act("ReLU"),
     "gelu 256x4096": lambda: act("GELU"),
     "sigmoid 256x4096": lambda: act("Sigmoid"),
