@@ -7,6 +7,9 @@ Layers (NCHW, stride 1, 'same' padding), batch 64 and 128:
 conv/fwd: forward, no context saved (torch under no_grad); conv/bwd: the
 backward kernel alone (dX, dW, db; torch's aten.convolution_backward);
 conv/gemm: one GEMM (O, C k k) x (C k k, N Ho Wo) of the forward's flops.
+Rates are effective: the direct method's flops over the time. Both layers
+take fastnn's Winograd path for the forward and dX (fewer multiplies), so
+their "% of peak" can pass 100%.
 
 train/lenet/b64: fastnn.models.cnn, conv5x5-32 pad 2, ReLU, maxpool 2,
 conv5x5-64 pad 2, ReLU, maxpool 2, fc-1024, ReLU, fc-10; Adam(lr=1e-3),
