@@ -689,6 +689,26 @@ FNN_INLINE int direct_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
 }
 FNN_RANGE_CLONES(direct)      /* pad_image's short rows vectorised per ISA */
 
+/* body over [0, items) in `parts` parts on the pool's threads, or all of it
+ * on this one (with the workers' flush-to-zero) when parts is 1. */
+static int run_parts(fnn_range_fn body, void *ctx, ptrdiff_t items, int parts, double flops)
+{
+    if (parts > 1)
+        return fnn_parallel_for(items, 1, flops, body, ctx);
+    unsigned f = fnn_ftz_enter();
+    int st = body(ctx, 0, items, 0);
+    fnn_ftz_leave(f);
+    return st;
+}
+
+/* Parts of each sample's `tiles` of output when the batch has fewer samples
+ * than the nt threads (batch-1 inference); 1 otherwise. */
+static int slabs_for(const fnn_conv2d *s, int nt, ptrdiff_t tiles)
+{
+    const ptrdiff_t per = (nt + s->N - 1) / s->N;
+    return s->N >= nt ? 1 : (int)(per < tiles ? per : tiles);
+}
+
 /* s computed directly: y = conv(x) with its weights packed by `pack`
  * (flip: s is the input gradient's computation and w the forward's). */
 static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int flip,
@@ -705,7 +725,7 @@ static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int f
     const double flops = conv_flops(s);
     const int nt = fnn_threads_for(flops);
     const ptrdiff_t tiles = ((ptrdiff_t)s->Ho * s->Wo + CMR - 1) / CMR;
-    D.slabs = s->N >= nt ? 1 : (int)((nt + s->N - 1) / s->N < tiles ? (nt + s->N - 1) / s->N : tiles);
+    D.slabs = slabs_for(s, nt, tiles);
     const ptrdiff_t items = (ptrdiff_t)s->N * D.slabs;
     const int parts = items >= nt ? nt : (int)items;
     const size_t bfl = (size_t)s->G * panels * K * CNR;
@@ -741,12 +761,7 @@ static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int f
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++, p++)
                 koff[p] = (c * D.Hs + i * s->dh) * D.Ws + j * s->dw;
-    if (parts > 1)
-        return fnn_parallel_for(items, 1, flops, FNN_ISA_PICK(direct), &D);
-    unsigned f = fnn_ftz_enter();
-    int st = FNN_ISA_PICK(direct)(&D, 0, items, 0);
-    fnn_ftz_leave(f);
-    return st;
+    return run_parts(FNN_ISA_PICK(direct), &D, items, parts, flops);
 }
 
 /* dW the same way: per sample, output channels x taps = dy's rows (packed
@@ -851,12 +866,7 @@ static int direct_dw(const fnn_conv2d *s, const float *x, const float *dy, int c
         for (int oh = 0; oh < s->Ho; oh++)
             for (int ow = 0; ow < s->Wo; ow++, p++)
                 poff[p] = (int)(l * D.img_floats) + oh * s->sh * D.Ws + ow * s->sw;
-    if (parts > 1)
-        return fnn_parallel_for(chunks, 1, flops, FNN_ISA_PICK(direct_dw), &D);
-    unsigned f = fnn_ftz_enter();
-    int st = FNN_ISA_PICK(direct_dw)(&D, 0, chunks, 0);
-    fnn_ftz_leave(f);
-    return st;
+    return run_parts(FNN_ISA_PICK(direct_dw), &D, chunks, parts, flops);
 }
 
 /* ----------------------------------------------------- Winograd path -- */
@@ -1169,7 +1179,7 @@ static int wino_run(const fnn_conv2d *s, const float *x, const float *w, int fli
     const ptrdiff_t tiles = (ptrdiff_t)W.TH * W.TW;
     const double flops = conv_flops(s);
     const int nt = fnn_threads_for(flops);
-    W.slabs = s->N >= nt ? 1 : (int)((nt + s->N - 1) / s->N < tiles ? (nt + s->N - 1) / s->N : tiles);
+    W.slabs = slabs_for(s, nt, tiles);
     const ptrdiff_t items = (ptrdiff_t)s->N * W.slabs;
     const int parts = items >= nt ? nt : (int)items;
     const size_t ufl = (size_t)WA * WA * panels * s->C * CNR;
@@ -1208,12 +1218,7 @@ static int wino_run(const fnn_conv2d *s, const float *x, const float *w, int fli
                         = (float)t;
                 }
         }
-    if (parts > 1)
-        return fnn_parallel_for(items, 1, flops, FNN_ISA_PICK(wino), &W);
-    unsigned f = fnn_ftz_enter();
-    int st = FNN_ISA_PICK(wino)(&W, 0, items, 0);
-    fnn_ftz_leave(f);
-    return st;
+    return run_parts(FNN_ISA_PICK(wino), &W, items, parts, flops);
 }
 
 /* The direct path: the kernel exists and the layer has enough taps to
@@ -1256,12 +1261,7 @@ static int over_items(conv_args *A, fnn_range_fn body, ptrdiff_t items, size_t s
     if (slice + extra && !A->buf)
         return FNN_ENOMEM;
     A->part_dw = extra ? A->buf + slice * parts : NULL;
-    if (parts > 1)
-        return fnn_parallel_for(items, 1, flops, body, A);
-    unsigned f = fnn_ftz_enter();
-    int st = body(A, 0, items, 0);
-    fnn_ftz_leave(f);
-    return st;
+    return run_parts(body, A, items, parts, flops);
 }
 
 int fnn_conv2d_forward(const fnn_conv2d *s, const float *x, const float *w, const float *bias,
