@@ -92,6 +92,13 @@ void fnn_gemm_store_tile(const float *acc, int ldt, float *c, ptrdiff_t ldc,
 void fnn_pack_t_ref(int rows, int k, const float *src, ptrdiff_t lds,
                     float *dst, int ldd);
 
+/* The portable small_dot (gemm_ref.c), for the paths without their own:
+ * tiles of FNN_SMALL_DOT_ROWS x FNN_SMALL_COLS. */
+#define FNN_SMALL_DOT_ROWS 2
+#define FNN_SMALL_COLS 12
+void fnn_small_dot_ref(int ra, int nj, int k, const float *a, ptrdiff_t lda, const float *b,
+                       ptrdiff_t ldb, float *c, ptrdiff_t ldc, const fnn_epi *ep);
+
 /* The blocks the driver uses for `ar` (gemm_blocking.c): an override from
  * fnn_gemm_set_blocking, else the model on the detected caches, else the
  * hand-tuned values (see gemm_blocking.c for which applies where). */

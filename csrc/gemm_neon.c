@@ -91,5 +91,7 @@ static void ukr_neon(int k, const float *a, const float *b, ptrdiff_t ldb,
 /* Blocks come from the cache model (gemm_blocking.c); these hand values are
  * unused, kept equal to what the model gives a Neoverse N1 (64 KiB 4-way L1,
  * 1 MiB 8-way L2, 32 MiB L3 shared by 64 cores). */
-const fnn_gemm_arch fnn_gemm_neon = {MR, NR, 4, 336, 384, 576, ukr_neon, fnn_pack_t_ref};
+const fnn_gemm_arch fnn_gemm_neon = {MR, NR, 4, 336, 384, 576, ukr_neon, fnn_pack_t_ref, NULL,
+                                     NULL, fnn_small_dot_ref, 0, FNN_SMALL_COLS,
+                                     FNN_SMALL_DOT_ROWS};
 #endif
