@@ -118,6 +118,22 @@ FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void transpose8(__m
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+/* r[i] (a tile's columns, lanes under m) transposed in registers and stored
+ * as rows off + i < off + rows of C, through store_row (a per-row bias
+ * offset by off as well). */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+store_transposed(__m256 r[8], float *c, ptrdiff_t ldc, int off, int rows, __m256i m,
+                 const fnn_epi *ep)
+{
+    transpose8(r);
+    fnn_epi e = *ep;
+    if (e.bias_mode == FNN_BIAS_ROW)
+        e.bias += off;
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+        if (i < rows)
+            store_row(r[i], c + (off + i) * ldc, m, 0, i, &e);
+}
+
 /* dst[p*ldd + i] = src[i*lds + p]: 8 rows x 8 columns per in-register
  * transpose; a block of fewer than 8 rows uses masked loads/stores. */
 FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
@@ -182,13 +198,7 @@ tm_tile(const int nj, const int full, int mr, int k, const float *a, ptrdiff_t l
         __m256 r[8];
         _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
             r[j] = j < nj ? acc[v][j] : _mm256_setzero_ps();
-        transpose8(r);
-        fnn_epi e = *ep;
-        if (e.bias_mode == FNN_BIAS_ROW)
-            e.bias += 8 * v;
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
-            if (8 * v + i < mr)
-                store_row(r[i], c + (8 * v + i) * ldc, mj, 0, i, &e);
+        store_transposed(r, c, ldc, 8 * v, mr - 8 * v, mj, ep);
     }
 }
 
@@ -322,13 +332,8 @@ conv_tile(const int nv, int k, const float *const *rows, const int *koff, const 
         __m256 r[8];
         _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
             r[i] = i < 6 ? acc[i][v] : _mm256_setzero_ps();
-        transpose8(r);                  /* r[j] lanes 0..5: channel 8 v + j's pixels */
-        fnn_epi e = *ep;
-        if (e.bias_mode == FNN_BIAS_ROW)
-            e.bias += 8 * v;
-        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-            if (8 * v + j < nr)
-                store_row(r[j], c + (8 * v + j) * ldc, mi, 0, j, &e);
+        /* row j: channel 8 v + j's pixels, lanes 0..5 */
+        store_transposed(r, c, ldc, 8 * v, nr - 8 * v, mi, ep);
     }
 }
 

@@ -120,6 +120,22 @@ FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void transpose16(
         r[i] = t[i];
 }
 
+/* r[i] (a tile's columns, lanes under m) transposed in registers and stored
+ * as rows off + i < off + rows of C, through store_row (a per-row bias
+ * offset by off as well). */
+FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+store_transposed(__m512 r[16], float *c, ptrdiff_t ldc, int off, int rows, __mmask16 m,
+                 const fnn_epi *ep)
+{
+    transpose16(r);
+    fnn_epi e = *ep;
+    if (e.bias_mode == FNN_BIAS_ROW)
+        e.bias += off;
+    _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
+        if (i < rows)
+            store_row(r[i], c + (off + i) * ldc, m, i, &e);
+}
+
 /* Vectors along M: C rows [0, mr <= 32) x columns [0, nj <= 12) of
  * op(A)(i,p) = a[p*lda + i] times op(B)(p,j) = b[p*rsb + j*csb]. Per k: two
  * loads of A, nj broadcasts, 2 nj FMAs -- every lane used. Each element is
@@ -150,14 +166,7 @@ tm_tile(const int nj, int mr, int k, const float *a, ptrdiff_t lda, const float 
         __m512 r[16];
         _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
             r[j] = j < nj ? acc[v][j] : _mm512_setzero_ps();
-        transpose16(r);
-        int rows = mr - 16 * v < 16 ? mr - 16 * v : 16;
-        fnn_epi e = *ep;
-        if (e.bias_mode == FNN_BIAS_ROW)
-            e.bias += 16 * v;
-        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
-            if (i < rows)
-                store_row(r[i], c + (16 * v + i) * ldc, mj, i, &e);
+        store_transposed(r, c, ldc, 16 * v, mr - 16 * v, mj, ep);
     }
 }
 
@@ -294,13 +303,8 @@ conv_tile(const int nv, int k, const float *const *rows, const int *koff, const 
         __m512 r[16];
         _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
             r[i] = i < 8 ? acc[i][v] : _mm512_setzero_ps();
-        transpose16(r);                 /* r[j] lanes 0..7: channel 16 v + j's pixels */
-        fnn_epi e = *ep;
-        if (e.bias_mode == FNN_BIAS_ROW)
-            e.bias += 16 * v;
-        _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
-            if (16 * v + j < nr)
-                store_row(r[j], c + (16 * v + j) * ldc, mi, j, &e);
+        /* row j: channel 16 v + j's pixels, lanes 0..7 */
+        store_transposed(r, c, ldc, 16 * v, nr - 16 * v, mi, ep);
     }
 }
 
