@@ -416,9 +416,10 @@ typedef struct {
     int by_cols;             /* parts take column chunks (few rows), not rows */
 } small_job;
 
-/* Rows [m0, m1) of C (part `me` of `have`, on 16-row boundaries), in
- * tiles of the arch's small kernels; columns in balanced chunks of at most
- * small_cols (10 = 10 on AVX-512, 5 + 5 on AVX2; 16 = 8 + 8). */
+/* Part `me` of `have`: rows [m0, m1) of C on 16-row boundaries, or with
+ * by_cols all rows and its share of the column chunks; in tiles of the
+ * arch's small kernels, columns in balanced chunks of at most small_cols
+ * (10 = 10 on AVX-512, 5 + 5 on AVX2; 16 = 8 + 8). */
 static int small_worker(void *ctx, int me, int have)
 {
     const small_job *J = ctx;

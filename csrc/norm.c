@@ -132,6 +132,15 @@ FNN_INLINE void finish_stats(double k, double s, double s2, double M, double eps
 
 /* ------------------------------------------------------------- batch norm -- */
 
+/* Channel c's scale and shift, y = (x - mean) a + b, from its 1/sqrt(var +
+ * eps) `is`: the training forward's, and its fused ReLU's mask in backward
+ * (the same operations, so the same mask). */
+FNN_INLINE void bn_affine(const norm_args *A, ptrdiff_t c, float is, float *a, float *b)
+{
+    *a = A->gamma ? A->gamma[c] * is : is;
+    *b = A->beta ? A->beta[c] : 0.0f;
+}
+
 /* y = (x - mean) a + b over channels [c0, c1); a, b per channel. */
 FNN_INLINE void bn_apply(const norm_args *A, ptrdiff_t c0, ptrdiff_t c1, const float *m,
                          const float *a, const float *b)
@@ -244,8 +253,7 @@ FNN_INLINE int bn_fwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
             const ptrdiff_t j = c - c0;
             finish_stats(k[j], s[j], s2[j], M, A->eps, &A->mean[c], &A->var[c], &A->invstd[c]);
             m[j] = A->mean[c];
-            a[j] = A->gamma ? A->gamma[c] * A->invstd[c] : A->invstd[c];
-            b[j] = A->beta ? A->beta[c] : 0.0f;
+            bn_affine(A, c, A->invstd[c], &a[j], &b[j]);
         }
         bn_apply(A, c0, c1, m, a, b);
     }
@@ -264,8 +272,7 @@ FNN_INLINE int bn_eval_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
         for (ptrdiff_t c = c0; c < c1; c++) {
             const float is = (float)(1.0 / sqrt((double)A->rvar[c] + A->eps));
             m[c - c0] = A->rmean[c];
-            a[c - c0] = A->gamma ? A->gamma[c] * is : is;
-            b[c - c0] = A->beta ? A->beta[c] : 0.0f;
+            bn_affine(A, c, is, &a[c - c0], &b[c - c0]);
         }
         bn_apply(A, c0, c1, m, a, b);
     }
@@ -290,10 +297,8 @@ FNN_INLINE int bn_bwd_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     for (ptrdiff_t c0 = lo; c0 < hi; c0 += S == 1 ? CHUNK : 1) {
         const ptrdiff_t c1 = S == 1 && c0 + CHUNK < hi ? c0 + CHUNK : S == 1 ? hi : c0 + 1;
         double sg[CHUNK] = {0}, sgx[CHUNK] = {0};
-        for (ptrdiff_t c = c0; A->relu && c < c1; c++) {
-            ra[c - c0] = A->gamma ? A->gamma[c] * A->invstd[c] : A->invstd[c];
-            rb[c - c0] = A->beta ? A->beta[c] : 0.0f;
-        }
+        for (ptrdiff_t c = c0; A->relu && c < c1; c++)
+            bn_affine(A, c, A->invstd[c], &ra[c - c0], &rb[c - c0]);
         if (S == 1) {
             for (ptrdiff_t n = 0; n < N; n++) {
                 const float *x = A->x + n * C, *dy = dy_part(A, n, c0, c1, ra, rb, mdy);

@@ -74,7 +74,7 @@ class ReLU(_Activation):
         if r is None:
             return None
         g, (y,) = r
-        if y is None:          # fused: the module before applies the mask
+        if y is None:          # fused: a neighbouring module applies the mask
             return g
         dx = np.empty_like(g)
         _C.relu_backward(y, g, dx)
