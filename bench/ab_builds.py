@@ -124,6 +124,8 @@ def rnn(kind, batch):
 
 MAKERS = {
     "matmul 1024^3": lambda: mm(1024, 1024, 1024),
+    "matmul 2048^3": lambda: mm(2048, 2048, 2048),
+    "matmul 256x1024x1024 NN": lambda: mm(256, 1024, 1024),
     "matmul 128x1024x784 NT (fwd)": lambda: mm(128, 1024, 784, tb=True),
     "matmul 1024x784x128 TN (dW)": lambda: mm(1024, 784, 128, ta=True),
     "matmul 128x784x1024 NN (dX)": lambda: mm(128, 784, 1024),

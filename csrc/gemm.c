@@ -242,6 +242,39 @@ static inline ptrdiff_t packed_width(const fnn_gemm_arch *ar, int N)
     return (ptrdiff_t)(N / ar->nr) * ar->nr + (N % ar->nr ? panel_width(ar, N % ar->nr) : 0);
 }
 
+/* op(B) rows [0,kc) x cols [0,nc) -> its NR-column panels at dst + j*kc
+ * (the last padded to its width); full panels skipped with skip_full (read
+ * in place). Untransposed, the full panels are filled row by row: one
+ * contiguous read of the row per k, written out to every panel. Panel by
+ * panel, each k read NR floats of a row ldb apart: at ldb = 2048 a page per
+ * read, which neither prefetcher follows (7% of a 2048^3 product). */
+static void pack_b_block(const fnn_gemm_arch *ar, int trans, int kc, int nc,
+                         const float *b, ptrdiff_t ldb, float *dst, int skip_full)
+{
+    const int NR = ar->nr, full = trans || skip_full ? 0 : nc / NR * NR;
+#define PACK_ROWS(W)                                                           \
+    for (int p = 0; p < kc; p++)                                               \
+        for (int j = 0; j < full; j += (W))                                    \
+            memcpy(dst + (ptrdiff_t)j * kc + (ptrdiff_t)p * (W),               \
+                   b + p * ldb + j, (W) * sizeof(float));                      \
+    break;
+    switch (NR) {
+    case 48: PACK_ROWS(48)
+    case 16: PACK_ROWS(16)
+    case 12: PACK_ROWS(12)
+    case 8: PACK_ROWS(8)
+    default: PACK_ROWS((size_t)NR)
+    }
+#undef PACK_ROWS
+    for (int j = full; j < nc; j += NR) {
+        int nr = nc - j < NR ? nc - j : NR;
+        if (skip_full && nr == NR)
+            continue;
+        pack_b_panel(ar, trans, kc, nr, trans ? b + (ptrdiff_t)j * ldb : b + j, ldb,
+                     dst + (ptrdiff_t)j * kc, panel_width(ar, nr));
+    }
+}
+
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
 static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       int m1, int n0, int n1, float *abuf, float *bbuf)
@@ -263,13 +296,9 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
             for (int jc = n0; jc < n1; jc += NC) {
                 int nc = n1 - jc < NC ? n1 - jc : NC;
-                for (int jr = 0; jr < nc && !g->pb; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
-                    if (g->pack_b == 0 && nr == NR)
-                        continue;
-                    pack_b_panel(ar, g->trans_b, kc, nr, b_at(g, pc, jc + jr),
-                                 g->ldb, bbuf + (ptrdiff_t)jr * kc, panel_width(ar, nr));
-                }
+                if (!g->pb)
+                    pack_b_block(ar, g->trans_b, kc, nc, b_at(g, pc, jc), g->ldb, bbuf,
+                                 !g->pack_b);
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
                     const float *ap = g->pa ? g->pa->data + (ptrdiff_t)((ic + ir) / MR) * g->K * MR
@@ -561,12 +590,8 @@ void fnn_sgemm_pack_b(int trans_b, int K, int N, const float *B, ptrdiff_t ldb, 
     const ptrdiff_t pw = out->row_floats;
     for (int pc = 0; pc < K; pc += out->kc) {
         int kc = K - pc < out->kc ? K - pc : out->kc;
-        for (int j = 0; j < N; j += ar->nr) {
-            int nr = N - j < ar->nr ? N - j : ar->nr;
-            const float *src = trans_b ? B + (ptrdiff_t)j * ldb + pc : B + (ptrdiff_t)pc * ldb + j;
-            pack_b_panel(ar, trans_b, kc, nr, src, ldb, data + pc * pw + (ptrdiff_t)j * kc,
-                         panel_width(ar, nr));
-        }
+        pack_b_block(ar, trans_b, kc, N, trans_b ? B + pc : B + (ptrdiff_t)pc * ldb, ldb,
+                     data + pc * pw, 0);
     }
 }
 
