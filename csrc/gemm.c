@@ -340,7 +340,13 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  * and B columns of its own rectangle, B once per MC block of its rows, so a
  * split of a short-and-wide C by rows would make every thread pack all of B.
  * Model a thread's time in cycles -- FMAs at ~32 lanes/cycle plus ~1 cycle per
- * packed element -- and take the cheapest split. */
+ * packed element -- and take the cheapest split.
+ * Packing op(A) once for all threads instead (a shared buffer, one region
+ * per K block: compute block b, pack a share of block b + 1) halved the A
+ * packing's share of a 2-thread 1024^3 profile (6.2 -> 3.1%) yet measured no
+ * faster (Xeon AVX-512, 2 threads, paired medians over 31 rounds: 1024^3
+ * 1.026x the time, 2048^3 1.001x; training shapes 0.997-1.017x): the copies
+ * run on both cores at once, and each extra region is another join. */
 static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
                           int mc, int *tm, int *tn)
 {
