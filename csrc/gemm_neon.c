@@ -15,6 +15,7 @@
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#include <string.h>
 
 #define MR 8
 #define NR 12
@@ -88,10 +89,69 @@ static void ukr_neon(int k, const float *a, const float *b, ptrdiff_t ldb,
     }
 }
 
+/* Small N, vectors along M (gemm.c's gemm_small, with the portable
+ * fnn_small_dot_ref for an untransposed A): C rows [0, mr <= 8) x columns
+ * [0, nj <= FNN_SMALL_COLS) of op(A)(i,p) = a[p*lda + i] times
+ * op(B)(p,j) = b[p*rsb + j*csb]. Each element is one fused multiply-add
+ * chain over p, as in tile() (the same bits); 8 x 12 accumulators in 24
+ * registers. Rows past mr are never read. */
+static inline __attribute__((always_inline)) void
+tm_tile(const int nj, const int full, int mr, int k, const float *a, ptrdiff_t lda,
+        const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
+        const fnn_epi *ep)
+{
+    float32x4_t acc[FNN_SMALL_COLS][2];
+    for (int j = 0; j < nj; j++)
+        acc[j][0] = acc[j][1] = vdupq_n_f32(0.0f);
+    for (int p = 0; p < k; p++) {
+        float32x4_t a0, a1;
+        if (full) {
+            a0 = vld1q_f32(a);
+            a1 = vld1q_f32(a + 4);
+        } else {
+            float t[8] = {0};
+            memcpy(t, a, (size_t)mr * sizeof(float));
+            a0 = vld1q_f32(t);
+            a1 = vld1q_f32(t + 4);
+        }
+        for (int j = 0; j < nj; j++) {
+            const float bj = b[j * csb];
+            acc[j][0] = vfmaq_n_f32(acc[j][0], a0, bj);
+            acc[j][1] = vfmaq_n_f32(acc[j][1], a1, bj);
+        }
+        a += lda;
+        b += rsb;
+    }
+    float t[8][FNN_SMALL_COLS], col[8];
+    for (int j = 0; j < nj; j++) {
+        vst1q_f32(col, acc[j][0]);
+        vst1q_f32(col + 4, acc[j][1]);
+        for (int i = 0; i < mr; i++)
+            t[i][j] = col[i];
+    }
+    fnn_gemm_store_tile(&t[0][0], FNN_SMALL_COLS, c, ldc, mr, nj, ep);
+}
+
+#define TM(n) case n:                                                          \
+    if (mr == 8) tm_tile(n, 1, 8, k, a, lda, b, rsb, csb, c, ldc, ep);         \
+    else tm_tile(n, 0, mr, k, a, lda, b, rsb, csb, c, ldc, ep);                \
+    break;
+
+static void small_tm_neon(int mr, int nj, int k, const float *a, ptrdiff_t lda,
+                          const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c,
+                          ptrdiff_t ldc, const fnn_epi *ep)
+{
+    switch (nj) {
+    TM(1) TM(2) TM(3) TM(4) TM(5) TM(6) TM(7) TM(8) TM(9) TM(10) TM(11)
+    default: TM(12)
+    }
+}
+#undef TM
+
 /* Blocks come from the cache model (gemm_blocking.c); these hand values are
  * unused, kept equal to what the model gives a Neoverse N1 (64 KiB 4-way L1,
  * 1 MiB 8-way L2, 32 MiB L3 shared by 64 cores). */
 const fnn_gemm_arch fnn_gemm_neon = {MR, NR, 4, 336, 384, 576, ukr_neon, fnn_pack_t_ref, NULL,
-                                     NULL, fnn_small_dot_ref, 0, FNN_SMALL_COLS,
+                                     small_tm_neon, fnn_small_dot_ref, 8, FNN_SMALL_COLS,
                                      FNN_SMALL_DOT_ROWS};
 #endif

@@ -2,6 +2,8 @@
  * for the baseline ISA) and the naive triple-loop twin used by the tests. */
 #include "gemm_kernels.h"
 
+#include <string.h>
+
 #define MR 4
 #define NR 8
 
@@ -46,9 +48,69 @@ void fnn_small_dot_ref(int ra, int nj, int k, const float *a, ptrdiff_t lda, con
     fnn_gemm_store_tile(&acc[0][0], FNN_SMALL_COLS, c, ldc, ra, nj, ep);
 }
 
+/* Small N, vectors along M (gemm.c's gemm_small; the ref and NEON paths
+ * share fnn_small_dot_ref for an untransposed A): C rows [0, mr <= TM_ROWS) x columns [0, nj) of
+ * op(A)(i,p) = a[p*lda + i] times op(B)(p,j) = b[p*rsb + j*csb]. Each element
+ * is acc + a*b over p in order, as in ukr_ref (the same bits as the general
+ * path). In GCC vectors of 8 floats (two SSE or NEON registers), columns in
+ * groups of at most TM_COLS, each a compile-time constant: 5 x 8
+ * accumulators, the 8 A values and a B value stay in 13 registers even on a
+ * 16-register ISA (plain loops let the compiler spill them). */
+#define TM_ROWS 8
+#define TM_COLS 5
+typedef float v8f __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) void
+tm_tile(const int nj, const int rows, int k, const float *a, ptrdiff_t lda, const float *b,
+        ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc, const fnn_epi *ep)
+{
+    v8f acc[TM_COLS];
+    for (int j = 0; j < nj; j++)
+        acc[j] = (v8f){0};
+    for (int p = 0; p < k; p++) {
+        v8f av = {0};
+        memcpy(&av, a, (size_t)rows * sizeof(float));  /* never past row mr */
+        for (int j = 0; j < nj; j++)
+            acc[j] += av * b[j * csb];
+        a += lda;
+        b += rsb;
+    }
+    float t[TM_ROWS][TM_COLS];
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < nj; j++)
+            t[i][j] = acc[j][i];
+    fnn_gemm_store_tile(&t[0][0], TM_COLS, c, ldc, rows, nj, ep);
+}
+
+#define TM(n) case n:                                                           \
+    if (mr == TM_ROWS)                                                          \
+        tm_tile(n, TM_ROWS, k, a, lda, b + j0 * csb, rsb, csb, c + j0, ldc, &e); \
+    else                                                                        \
+        tm_tile(n, mr, k, a, lda, b + j0 * csb, rsb, csb, c + j0, ldc, &e);     \
+    break;
+
+static void small_tm_ref(int mr, int nj, int k, const float *a, ptrdiff_t lda, const float *b,
+                         ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
+                         const fnn_epi *ep)
+{
+    const int groups = (nj + TM_COLS - 1) / TM_COLS;
+    for (int g = 0, j0 = 0; g < groups; g++) {
+        const int n = (nj - j0) / (groups - g);    /* 10 = 5 + 5, 12 = 4 + 4 + 4 */
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += j0;
+        switch (n) {
+        TM(1) TM(2) TM(3) TM(4)
+        default: TM(5)
+        }
+        j0 += n;
+    }
+}
+#undef TM
+
 const fnn_gemm_arch fnn_gemm_ref = {MR, NR, NR, 256, 512, 1024, ukr_ref, fnn_pack_t_ref, NULL,
-                                    NULL, fnn_small_dot_ref, 0, FNN_SMALL_COLS,
-                                    FNN_SMALL_DOT_ROWS};
+                                    small_tm_ref, fnn_small_dot_ref, TM_ROWS,
+                                    FNN_SMALL_COLS, FNN_SMALL_DOT_ROWS};
 
 void fnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K,
                      float alpha, const float *A, ptrdiff_t lda,

@@ -1043,12 +1043,12 @@ def prepacked_cases():
 
 
 def takes_dot_kernel(isa, ta, tb, M, N):
-    """fnn_sgemm's small-N products with op(A) not transposed (x86), and its
-    products of at most 4 rows with op(B) = B^T (every path), run on a
-    dot-product kernel (vectors along K, a lane sum at the end); the
+    """fnn_sgemm's small-N products with op(A) not transposed, and its
+    products of at most 4 rows with op(B) = B^T, run on a dot-product kernel
+    (vectors along K, a lane sum at the end) on every path; the
     packed-operand entry points keep the general kernel, so their bits
     differ there."""
-    return not ta and ((isa in ("avx2", "avx512") and N <= 16) or (M <= 4 and tb))
+    return not ta and (N <= 16 or (M <= 4 and tb))
 
 
 def assert_same_product(got, want, isa, ta, tb, M, N, K, what):

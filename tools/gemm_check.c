@@ -1,7 +1,8 @@
 /* gemm_check.c -- a C-only check of fnn_sgemm against its naive twin, for
  * builds where Python is not at hand (e.g. an aarch64 cross build run under
  * qemu: tools/aarch64_check.sh). Random shapes across block edges, all four
- * transposes, alpha/beta, bias and ReLU, 1 and 2 threads (bitwise equal);
+ * transposes, alpha/beta, bias and ReLU, 1 and 2 threads (bitwise equal),
+ * and B packed beforehand (bitwise equal but where a dot kernel runs);
  * once with the default blocking and once with tiny blocks (every KC/MC/NC
  * loop runs many times).
  * Exit status 0 on success. */
@@ -48,17 +49,28 @@ int main(void)
         fnn_set_num_threads(2);
         fnn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, N, bias, mode, relu);
         fnn_sgemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, N, bias, mode, relu);
+        /* B packed beforehand: the general kernel, whose bits every path but
+         * the dot kernels (untransposed A with N <= 16, or M <= 4 with B^T)
+         * must give -- the small-N kernels along M included */
+        float *P = malloc(sizeof(float) * (fnn_sgemm_packed_floats(K, N) + 1));
+        float *C3 = malloc(sizeof(float) * M * N);
+        fnn_packed_b pb;
+        memcpy(C3, C0, sizeof(float) * M * N);
+        fnn_sgemm_pack_b(tb, K, N, B, ldb, P, &pb);
+        fnn_sgemm_pb(ta, M, alpha, A, lda, &pb, beta, C3, N, bias, mode, relu);
+        int dot = !ta && (N <= 16 || (M <= 4 && tb));
         for (int i = 0; i < M * N; i++) {
             double tol = 1e-5 * K + 1e-5;
-            if (fabs(C1[i] - R[i]) > tol * (1 + fabs(R[i])) || memcmp(&C1[i], &C2[i], 4)) {
-                printf("FAIL M=%d N=%d K=%d ta=%d tb=%d at %d: %g vs %g (2 threads %g)\n",
-                       M, N, K, ta, tb, i, C1[i], R[i], C2[i]);
+            if (fabs(C1[i] - R[i]) > tol * (1 + fabs(R[i])) || memcmp(&C1[i], &C2[i], 4)
+                || (!dot && memcmp(&C1[i], &C3[i], 4))) {
+                printf("FAIL M=%d N=%d K=%d ta=%d tb=%d at %d: %.9g vs %.9g (2 threads %.9g, "
+                       "packed B %.9g)\n", M, N, K, ta, tb, i, C1[i], R[i], C2[i], C3[i]);
                 failures++;
                 break;
             }
         }
         cases++;
-        free(A); free(B); free(C0); free(C1); free(C2); free(R); free(bias);
+        free(A); free(B); free(C0); free(C1); free(C2); free(C3); free(P); free(R); free(bias);
     }
     printf("%d passed, %d failed\n", cases - failures, failures);
     return failures != 0;
