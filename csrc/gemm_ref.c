@@ -49,8 +49,9 @@ void fnn_small_dot_ref(int ra, int nj, int k, const float *a, ptrdiff_t lda, con
 }
 
 /* Small N, vectors along M (gemm.c's gemm_small; the ref and NEON paths
- * share fnn_small_dot_ref for an untransposed A): C rows [0, mr <= TM_ROWS) x columns [0, nj) of
- * op(A)(i,p) = a[p*lda + i] times op(B)(p,j) = b[p*rsb + j*csb]. Each element
+ * share fnn_small_dot_ref for an untransposed A): C rows [0, mr <= TM_ROWS)
+ * x columns [0, nj) of op(A)(i,p) = a[p*lda + i] times
+ * op(B)(p,j) = b[p*rsb + j*csb]. Each element
  * is acc + a*b over p in order, as in ukr_ref (the same bits as the general
  * path). In GCC vectors of 8 floats (two SSE or NEON registers), columns in
  * groups of at most TM_COLS, each a compile-time constant: 5 x 8
