@@ -512,6 +512,13 @@ def test_t6_threshold_and_t13_output_layer():
     s, _ = targets(rows)
     assert s["T13"]["status"] == "FAIL" and s["T13"]["worst"] == pytest.approx(0.9)
     assert "matmul/output/TT/b256-256x10" in s["T13"]["where"]
+    # the input gradient's shape, K = 10, counts as well
+    rows.append(make_row("matmul/output-k/NN/b64-256x10", "matmul-output", 1,
+                         {"fastnn[avx512]": 1.0, "numpy": 0.8}, unit="flop",
+                         params={"M": 64, "N": 256, "K": 10, "op": "NN"}))
+    s, _ = targets(rows)
+    assert (s["T13"]["n"], s["T13"]["worst"]) == (4, pytest.approx(0.8))
+    assert "matmul/output-k/NN/b64-256x10" in s["T13"]["where"]
 
 
 def test_output_layer_cases_are_registered():
@@ -521,6 +528,13 @@ def test_output_layer_cases_are_registered():
     assert len(names) == 4 * len(cases_kernels.BATCHES) * len(cases_kernels.OUTPUT_INPUTS)
     c = cases["matmul/output/TT/b64-256x10"]
     assert c.group == "matmul-output" and c.params["N"] == 10 and c.params["K"] == 256
+    impls = c.setup(("numpy",))
+    impls["fastnn"]()
+    impls["numpy"]()
+    names_k = [n for n in cases if n.startswith("matmul/output-k/")]
+    assert len(names_k) == len(names)
+    c = cases["matmul/output-k/TN/b128-1024x10"]
+    assert c.group == "matmul-output" and (c.params["M"], c.params["N"], c.params["K"]) == (128, 1024, 10)
     impls = c.setup(("numpy",))
     impls["fastnn"]()
     impls["numpy"]()

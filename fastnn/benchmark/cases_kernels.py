@@ -12,7 +12,9 @@ GEMM shapes
               for B in BATCHES and (I, O) in LAYERS.
   output      the output layer's forward product with 10 classes, C (B,10) =
               op(x) op(W), in all four transpose cases (NT is the layer's own),
-              for B in BATCHES and I in OUTPUT_INPUTS (target T13).
+              for B in BATCHES and I in OUTPUT_INPUTS; and, as output-k, its
+              input gradient's shape with K = 10, C (B,I) = op(dy) op(W)
+              (NN is the layer's own), likewise (target T13).
   rows        inference with few rows: the forward y (B,O) = x (B,I) . W (O,I)^T
               for B in ROW_BATCHES (batch 1: numpy calls sgemv) and the first
               two LAYERS.
@@ -108,6 +110,14 @@ def register_gemm():
                                       "layer": f"{I}->{N}", "shape": f"{M}x{N}x{K}"},
                               isa_sensitive=True, quick=B in QUICK_BATCHES,
                               description=f"output layer {I}->{N} ({op}), batch {B}"))
+                # its input gradient's shape, K = 10: dx (B,I) = dy (B,10) . W (10,I)
+                M, N, K = B, I, CLASSES
+                register(Case(f"matmul/output-k/{op}/b{B}-{I}x{K}", group="matmul-output",
+                              unit="flop", work=2.0 * M * N * K, setup=gemm_setup(op, M, N, K),
+                              params={"M": M, "N": N, "K": K, "op": op, "batch": B,
+                                      "layer": f"{I}->{K}", "shape": f"{M}x{N}x{K}"},
+                              isa_sensitive=True, quick=B in QUICK_BATCHES,
+                              description=f"output layer {I}->{K}, K = {K} ({op}), batch {B}"))
 
     for B in ROW_BATCHES:
         for I, O in LAYERS[:2]:

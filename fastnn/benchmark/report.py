@@ -140,10 +140,11 @@ def _t_peak_share(results, machine, run):
 
 
 def _t_output_layer(results, machine, run):
-    """Best fastnn variant vs numpy on the output-layer products (N = 10)."""
+    """Best fastnn variant vs numpy on the output-layer products (N = 10, or
+    K = 10 for the input gradient's shape)."""
     rows = [r for r in ok_rows(results) if r["group"] == "matmul-output"]
     return _ratio_rows(rows, ("matmul-output",), _best_fastnn(rows), "numpy",
-                       lambda r: r["params"].get("N") == 10)
+                       lambda r: 10 in (r["params"].get("N"), r["params"].get("K")))
 
 
 def _t_ref_vs_avx2(results, machine, run):
@@ -252,7 +253,7 @@ TARGETS = [
            _t_vs_torch("train/mlp-small/b64")),
     Target("T12", "Adam step over 10M parameters, x torch.optim.Adam defaults, 2 threads",
            ">=", 3.0, _t_vs_torch(f"optim/adam/{10 << 20}")),
-    Target("T13", "output-layer products (N = 10), best ISA vs numpy", ">=", 1.0,
+    Target("T13", "output-layer products (N or K = 10), best ISA vs numpy", ">=", 1.0,
            _t_output_layer),
 ]
 
