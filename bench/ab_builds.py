@@ -137,6 +137,8 @@ MAKERS = {
     "matmul 128x10x1024 NT (out)": lambda: mm(128, 10, 1024, tb=True),
     "matmul 128x256x10 NN (out dX)": lambda: mm(128, 256, 10),
     "matmul 64x1024x10 TN (out dX)": lambda: mm(64, 1024, 10, ta=True),
+    "matmul 256x256x10 TN (out dX)": lambda: mm(256, 256, 10, ta=True),
+    "matmul 64x1024x10 NN (out dX)": lambda: mm(64, 1024, 10),
     "matmul 256x1024x10 NT (out dX)": lambda: mm(256, 1024, 10, tb=True),
     "matmul 64x10x256 NT (out b64)": lambda: mm(64, 10, 256, tb=True),
     "matmul 1x1024x784 NT (batch 1)": lambda: mm(1, 1024, 784, tb=True),
