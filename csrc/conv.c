@@ -701,12 +701,33 @@ static int run_parts(fnn_range_fn body, void *ctx, ptrdiff_t items, int parts, d
     return st;
 }
 
-/* Parts of each sample's `tiles` of output when the batch has fewer samples
- * than the nt threads (batch-1 inference); 1 otherwise. */
-static int slabs_for(const fnn_conv2d *s, int nt, ptrdiff_t tiles)
+/* The parts of a direct or Winograd run of `flops`: the items are samples,
+ * or with fewer samples than threads (batch-1 inference) *slabs slabs of
+ * each sample's `tiles` of output (every output is computed alike either
+ * way); returns how many parts run them. */
+static int plan_parts(const fnn_conv2d *s, ptrdiff_t tiles, double flops, int *slabs,
+                      ptrdiff_t *items)
 {
+    const int nt = fnn_threads_for(flops);
     const ptrdiff_t per = (nt + s->N - 1) / s->N;
-    return s->N >= nt ? 1 : (int)(per < tiles ? per : tiles);
+    *slabs = s->N >= nt ? 1 : (int)(per < tiles ? per : tiles);
+    *items = (ptrdiff_t)s->N * *slabs;
+    return *items >= nt ? nt : (int)*items;
+}
+
+/* The shared workspace of a direct or Winograd run: wfl floats of packed
+ * weights (returned), nk ints of tap offsets (*koff), then `parts` slices
+ * of `slice` floats (*slices); NULL when out of memory. */
+static float *run_workspace(size_t wfl, size_t nk, size_t slice, int parts, int **koff,
+                            float **slices)
+{
+    const size_t kfl = (nk + 15) / 16 * 16;                   /* ints, in float slots */
+    float *ws = fnn_ws_shared(sizeof(float) * (wfl + kfl + slice * parts));
+    if (ws) {
+        *koff = (int *)(ws + wfl);
+        *slices = ws + wfl + kfl;
+    }
+    return ws;
 }
 
 /* s computed directly: y = conv(x) with its weights packed by `pack`
@@ -720,23 +741,15 @@ static int direct_run(const fnn_conv2d *s, const float *x, const float *w, int f
                      .ar = fnn_gemm_arch_in_use()};
     const int CMR = D.ar->conv_mr, CNR = D.ar->conv_nr;
     const int panels = (Og + CNR - 1) / CNR;
-    /* the parts: samples, or with fewer samples than threads, slabs of each
-     * sample's pixels (every output is computed alike either way) */
     const double flops = conv_flops(s);
-    const int nt = fnn_threads_for(flops);
     const ptrdiff_t tiles = ((ptrdiff_t)s->Ho * s->Wo + CMR - 1) / CMR;
-    D.slabs = slabs_for(s, nt, tiles);
-    const ptrdiff_t items = (ptrdiff_t)s->N * D.slabs;
-    const int parts = items >= nt ? nt : (int)items;
-    const size_t bfl = (size_t)s->G * panels * K * CNR;
-    const size_t kfl = ((size_t)K + 15) / 16 * 16;            /* ints, in float slots */
+    ptrdiff_t items;
+    const int parts = plan_parts(s, tiles, flops, &D.slabs, &items);
     D.slice = ((size_t)Cg * D.Hs * D.Ws + 15) / 16 * 16;
-    float *ws = fnn_ws_shared(sizeof(float) * (bfl + kfl + D.slice * parts));
-    if (!ws)
+    int *koff;
+    float *bp = run_workspace((size_t)s->G * panels * K * CNR, K, D.slice, parts, &koff, &D.img);
+    if (!bp)
         return FNN_ENOMEM;
-    float *bp = ws;
-    int *koff = (int *)(ws + bfl);
-    D.img = ws + bfl + kfl;
     D.bp = bp;
     D.koff = koff;
     /* panel q of group g: bp[p 32 + jj] = the weight of output channel
@@ -1177,22 +1190,16 @@ static int wino_run(const fnn_conv2d *s, const float *x, const float *w, int fli
     W.Hs = W.TH * m + r - 1;
     W.Ws = W.TW * m + r - 1;
     const int CNR = W.ar->conv_nr, panels = (s->O + CNR - 1) / CNR;
-    const ptrdiff_t tiles = (ptrdiff_t)W.TH * W.TW;
     const double flops = conv_flops(s);
-    const int nt = fnn_threads_for(flops);
-    W.slabs = slabs_for(s, nt, tiles);
-    const ptrdiff_t items = (ptrdiff_t)s->N * W.slabs;
-    const int parts = items >= nt ? nt : (int)items;
+    ptrdiff_t items;
+    const int parts = plan_parts(s, (ptrdiff_t)W.TH * W.TW, flops, &W.slabs, &items);
     const size_t ufl = (size_t)WA * WA * panels * s->C * CNR;
-    const size_t kfl = ((size_t)s->C + 15) / 16 * 16;
     W.slice = ((size_t)W.Hs * W.Ws * W.Cp + (size_t)WA * WA * WTB * (W.Cp + panels * CNR) + 15)
               / 16 * 16;
-    float *ws = fnn_ws_shared(sizeof(float) * (ufl + kfl + W.slice * parts));
-    if (!ws)
+    int *koff;
+    float *up = run_workspace(ufl, s->C, W.slice, parts, &koff, &W.buf);
+    if (!up)
         return FNN_ENOMEM;
-    float *up = ws;
-    int *koff = (int *)(ws + ufl);
-    W.buf = ws + ufl + kfl;
     W.up = up;
     W.koff = koff;
     for (int c = 0; c < s->C; c++)
