@@ -103,21 +103,18 @@ def register_gemm():
     for op in ("NN", "NT", "TN", "TT"):
         for B in BATCHES:
             for I in OUTPUT_INPUTS:
-                M, N, K = B, CLASSES, I
-                register(Case(f"matmul/output/{op}/b{B}-{I}x{N}", group="matmul-output",
-                              unit="flop", work=2.0 * M * N * K, setup=gemm_setup(op, M, N, K),
-                              params={"M": M, "N": N, "K": K, "op": op, "batch": B,
-                                      "layer": f"{I}->{N}", "shape": f"{M}x{N}x{K}"},
-                              isa_sensitive=True, quick=B in QUICK_BATCHES,
-                              description=f"output layer {I}->{N} ({op}), batch {B}"))
-                # its input gradient's shape, K = 10: dx (B,I) = dy (B,10) . W (10,I)
-                M, N, K = B, I, CLASSES
-                register(Case(f"matmul/output-k/{op}/b{B}-{I}x{K}", group="matmul-output",
-                              unit="flop", work=2.0 * M * N * K, setup=gemm_setup(op, M, N, K),
-                              params={"M": M, "N": N, "K": K, "op": op, "batch": B,
-                                      "layer": f"{I}->{K}", "shape": f"{M}x{N}x{K}"},
-                              isa_sensitive=True, quick=B in QUICK_BATCHES,
-                              description=f"output layer {I}->{K}, K = {K} ({op}), batch {B}"))
+                # the forward's shape, N = 10, and its input gradient's, K = 10:
+                # dx (B,I) = dy (B,10) . W (10,I)
+                for kind, (M, N, K), note in (("output", (B, CLASSES, I), ""),
+                                              ("output-k", (B, I, CLASSES), ", K = 10")):
+                    register(Case(f"matmul/{kind}/{op}/b{B}-{I}x{CLASSES}",
+                                  group="matmul-output", unit="flop", work=2.0 * M * N * K,
+                                  setup=gemm_setup(op, M, N, K),
+                                  params={"M": M, "N": N, "K": K, "op": op, "batch": B,
+                                          "layer": f"{I}->{CLASSES}", "shape": f"{M}x{N}x{K}"},
+                                  isa_sensitive=True, quick=B in QUICK_BATCHES,
+                                  description=f"output layer {I}->{CLASSES}{note} ({op}), "
+                                              f"batch {B}"))
 
     for B in ROW_BATCHES:
         for I, O in LAYERS[:2]:
