@@ -311,6 +311,41 @@ def test_time_variants_selects_each_variants_isa():
     assert seen == {isa: {isa} for isa in isas}
 
 
+def test_time_variants_samples_the_peak_after_every_sample(clock):
+    log = []
+    peaks = iter([100.0, 110.0, 120.0, 130.0])
+    vs = [harness.Variant("A", "A", clock.work(1e-3, log, "A"),
+                          peak=lambda: log.append("p") or next(peaks)),
+          harness.Variant("B", "B", clock.work(1e-3, log, "B"))]
+    s = Settings(sample_time=0.002, budget=1e9, min_rounds=4, max_rounds=4)
+    out = harness.time_variants(vs, s)
+    assert out["A"]["peak_samples"] == [100.0, 110.0, 120.0, 130.0]
+    assert "peak_samples" not in out["B"]
+    # calibration A B, then A p B / B A p / A p B / B A p (a sample is 2 calls)
+    assert "".join(log) == "AB" + "AApBB" + "BBAAp" + "AApBB" + "BBAAp"
+
+
+def test_peak_sampler_measures_the_chains_of_each_isa():
+    for isa in fastnn.available_isas():
+        f = machine.peak_sampler(isa, 1, seconds=0.001)
+        g = [f() for _ in range(3)]
+        assert all(0.1 < x < 1e5 for x in g), (isa, g)
+
+
+def test_variants_for_gives_gemm_variants_a_peak_sampler(monkeypatch):
+    made = []
+    monkeypatch.setattr(machine, "peak_sampler",
+                        lambda isa, threads: made.append((isa, threads)) or (lambda: 1.0))
+    impls = {"fastnn": lambda: None, "numpy": lambda: None}
+    gemm = Case("m", group="g", unit="flop", work=1, setup=None, isa_sensitive=True)
+    v = harness.variants_for(gemm, impls, ["avx2", "ref"], 2)
+    assert all(x.peak is not None for x in v)
+    best = fastnn.available_isas()[-1]
+    assert made == [("avx2", 2), ("ref", 2)] + ([] if best in ("avx2", "ref") else [(best, 2)])
+    conv = Case("c", group="g", unit="flop", work=1, setup=None)
+    assert all(x.peak is None for x in harness.variants_for(conv, impls, ["avx2"], 1))
+
+
 def test_variants_for_expands_isa_sensitive_cases():
     impls = {"fastnn": lambda: None, "numpy": lambda: None}
     sens = Case("m", group="g", unit="flop", work=1, setup=None, isa_sensitive=True)
@@ -489,6 +524,13 @@ def test_t3_one_thread_share_of_the_peak_of_the_isa_in_use():
     s, _ = targets([square(n, 1, {"fastnn[avx2]": t(90), "fastnn[ref]": t(20)})])
     assert s["T3"]["status"] == "PASS" and s["T3"]["worst"] == pytest.approx(0.90)
     assert s["T3"]["where"] == "matmul/square/1024 @ 1 thr, fastnn[avx2]"
+    # peaks sampled in the rounds: the median of the per-round shares, not the
+    # median rate over the header's peak (here 90 / 100 would pass)
+    row = square(n, 1, {"fastnn[avx2]": [t(90), t(90), t(90), t(99), t(99)]})
+    row["impls"]["fastnn[avx2]"]["peak_samples"] = [110.0, 110.0, 110.0, 100.0, 120.0]
+    s, _ = targets([row])
+    assert s["T3"]["status"] == "FAIL"
+    assert s["T3"]["worst"] == pytest.approx(90 / 110)
 
 
 def test_t6_threshold_and_t13_output_layer():

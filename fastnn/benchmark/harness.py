@@ -51,6 +51,8 @@ from typing import Callable, Dict, Optional
 import fastnn
 from fastnn._ext import _C
 
+from . import machine as mach
+
 UNITS = ("flop", "byte", "sample")
 _REGISTRY: Dict[str, "Case"] = {}
 
@@ -220,6 +222,8 @@ class Variant:
     impl: str
     fn: Callable
     isa: Optional[str] = None
+    peak: Optional[Callable] = None    # a flop case: one peak GFLOP/s sample per round
+
 
     def enter(self):
         if self.isa is not None:
@@ -277,6 +281,7 @@ def time_variants(variants, settings, threads=1):
             t = (time.perf_counter() - t0) / reps
         number[v.label] = max(1, int(round(settings.sample_time / max(t, 1e-9))))
     samples = {v.label: [] for v in variants}
+    peaks = {v.label: [] for v in variants}
     gc_was = gc.isenabled()
     gc.disable()
     try:
@@ -296,6 +301,8 @@ def time_variants(variants, settings, threads=1):
                 for _ in range(k):
                     fn()
                 samples[v.label].append((time.perf_counter() - t0) / k)
+                if v.peak is not None:
+                    peaks[v.label].append(v.peak())
             r += 1
             elapsed = time.perf_counter() - start - settled
             if r >= settings.max_rounds:
@@ -315,6 +322,8 @@ def time_variants(variants, settings, threads=1):
         out[v.label] = {"impl": v.impl, "isa": v.isa, "median_s": med, "q1_s": q1, "q3_s": q3,
                         "min_s": min(xs), "spread": _spread(xs), "rounds": len(xs),
                         "number": number[v.label], "samples": xs}
+        if peaks[v.label]:
+            out[v.label]["peak_samples"] = peaks[v.label]
     return out
 
 
@@ -331,17 +340,29 @@ def paired_ratios(timings, num, den):
 
 # ------------------------------------------------------------ running --
 
-def variants_for(case, impls, isas):
+def variants_for(case, impls, isas, threads=1):
     """Expand the setup's callables into timed variants: 'fastnn' becomes
-    one variant per ISA path when the case is ISA-sensitive."""
+    one variant per ISA path when the case is ISA-sensitive. The variants of
+    an ISA-sensitive flop case (the GEMM's) sample the peak of their ISA
+    path (numpy, torch: the best path's) in every round."""
     cur = fastnn.get_isa()
+    best = fastnn.available_isas()[-1]
+    samplers = {}
+
+    def peak(isa):
+        if not (case.isa_sensitive and case.unit == "flop"):
+            return None
+        if isa not in samplers:
+            samplers[isa] = mach.peak_sampler(isa, threads)
+        return samplers[isa]
+
     out = []
     for name, fn in impls.items():
         if name == "fastnn":
             for isa in (isas if case.isa_sensitive else [cur]):
-                out.append(Variant(f"fastnn[{isa}]", "fastnn", fn, isa))
+                out.append(Variant(f"fastnn[{isa}]", "fastnn", fn, isa, peak(isa)))
         else:
-            out.append(Variant(name, name, fn, None))
+            out.append(Variant(name, name, fn, None, peak(best)))
     return out
 
 
@@ -374,7 +395,7 @@ def run_case(case, threads_list, isas, want, settings, tctl, progress=None):
                 progress.case_start(case, n)
             t0 = time.perf_counter()
             with tctl.limit(n):
-                variants = variants_for(case, impls, isas)
+                variants = variants_for(case, impls, isas, n)
                 try:
                     timings = time_variants(variants, settings, n)
                 except Exception as e:

@@ -164,6 +164,27 @@ def measure_peak(isa, threads, seconds=0.02, reps=15):
     return {"gflops": best, "threads": used}
 
 
+def peak_sampler(isa, threads, seconds=0.004):
+    """A callable giving one short sample (about `seconds`) of the peak
+    GFLOP/s of `isa` at `threads` threads: the harness takes one in every
+    round of a flop case, beside the case's own samples, so a share of the
+    peak compares two rates measured moments apart (a VM's clock was seen to
+    move 104 -> 117 GFLOP/s within minutes, more than a kernel change)."""
+    idx = _C.ISA_NAMES.index(isa)
+    iters = 20000
+    while True:                       # calibrate once
+        t, flops, used = _C.bench_peak(idx, threads, iters)
+        if t >= seconds / 2 or iters > 1 << 40:
+            break
+        iters *= 4
+    iters = max(1, int(iters * seconds / max(t, 1e-9)))
+
+    def sample():
+        t, flops, used = _C.bench_peak(idx, threads, iters)
+        return flops / t / 1e9
+    return sample
+
+
 def triad_size(caches):
     """Floats per triad array: the three arrays together at least 4x the
     last-level cache (Linux's figure) and 192 MiB, at most 4 GiB and a third

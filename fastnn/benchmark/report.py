@@ -6,7 +6,9 @@ fastnn is faster); `spread` is the interquartile range / median of the
 per-round paired ratios (of the timings when there is nothing to compare
 with); `% pk` is the share of the measured fp32 peak of the same ISA path at
 the same thread count (numpy and torch are compared with the best ISA's
-peak); `% bw` the share of the measured triad bandwidth."""
+peak); for the GEMM cases the peak is sampled in every round beside the
+product and `% pk` is the median of the per-round shares, so a drifting
+clock moves both alike; `% bw` the share of the measured triad bandwidth."""
 import json
 import math
 import statistics
@@ -70,8 +72,16 @@ def fmt_bytes(b):
 
 def pct_of_peak(res, label, machine):
     """Rate / measured peak of the variant's ISA (best ISA for non-fastnn) at
-    the row's thread count, for flop and byte cases; None otherwise."""
-    rate = res["impls"][label]["rate"]
+    the row's thread count, for flop and byte cases; None otherwise. Where
+    the rounds sampled the peak beside the case (the GEMM cases), the median
+    over rounds of the paired shares; else the peak measured at the start."""
+    t = res["impls"][label]
+    rate = t["rate"]
+    if res["unit"] == "flop" and t.get("peak_samples"):
+        shares = [res["work"] / s / 1e9 / p
+                  for s, p in zip(t["samples"], t["peak_samples"]) if s > 0 and p > 0]
+        if shares:
+            return statistics.median(shares)
     if res["unit"] == "flop":
         isa = _isa_of(label) or (machine["fastnn"]["available_isas"][-1]
                                  if machine.get("fastnn") else None)
@@ -538,7 +548,8 @@ def render_markdown(report, title="fastnn benchmark results", records_dir=None):
     out += ["", f"Settings: {run['settings_text']}. Wall time {run['wall_seconds']:.0f} s.", ""]
     out += ["How to read: rates are medians over interleaved rounds; `×numpy` = numpy time / "
             "fastnn time (above 1: fastnn faster); `% pk` = share of the measured fp32 peak of "
-            "the same ISA path and thread count (numpy/torch: best ISA's peak); `spread` = "
+            "the same ISA path and thread count (numpy/torch: best ISA's peak; the GEMM cases: "
+            "the median of per-round shares, the peak sampled in each round); `spread` = "
             "IQR / median of the per-round paired ratios; `targets` lists the target checks "
             "(✓ pass, ✗ fail) that apply to the row. See docs/bench.md.", ""]
     out += ["## Targets", ""]
