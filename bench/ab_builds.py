@@ -130,6 +130,8 @@ MAKERS = {
     "matmul 64x1024x1024 NT": lambda: mm(64, 1024, 1024, tb=True),
     "matmul 128x512x512 NN": lambda: mm(128, 512, 512),
     "matmul 128x1024x784 NT (fwd)": lambda: mm(128, 1024, 784, tb=True),
+    "matmul 64x256x784 NT (fwd 784->256)": lambda: mm(64, 256, 784, tb=True),
+    "matmul 128x256x1024 NT (fwd 1024->256)": lambda: mm(128, 256, 1024, tb=True),
     "matmul 1024x784x128 TN (dW)": lambda: mm(1024, 784, 128, ta=True),
     "matmul 1024x784x64 TN (dW b64)": lambda: mm(1024, 784, 64, ta=True),
     "matmul 1024x1024x64 TN (dW b64)": lambda: mm(1024, 1024, 64, ta=True),

@@ -48,7 +48,12 @@
  * MLP 10-w-w-10 sweep, medians of 31 interleaved rounds): with 1e6, the
  * 2.1-MFLOP GEMMs of width 128 ran 20-25% slower on 2 threads and the 3.3-MFLOP
  * ones of width 160 6% slower; with 2e6 (2 threads from 4 MFLOP) no width was
- * slower and width 256 (8.4 MFLOP) gains 10-15%. */
+ * slower and width 256 (8.4 MFLOP) gains 10-15%. Re-checked on a 2-vCPU AMD
+ * EPYC Zen 4 VM (same sweep, Adam, batch 64, medians of 21 paired rounds):
+ * with 2e6 no width from 46 to 256 moved (0.98-1.01x of 1 thread); with 1e6
+ * widths 128 and 160 ran 9-10% slower, as on the Xeon, and width 256 18%
+ * faster -- though a lone 2.1-MFLOP product, back to back, ran 1.48x faster
+ * on 2 threads there: the cost is in the steps around the products. Kept. */
 static double g_par_flops = 2.0e6;
 
 double fnn_get_par_flops(void)

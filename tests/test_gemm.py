@@ -298,7 +298,10 @@ def thread_shapes(isa):
     # boundaries, so a thread-dependent K blocking would show
     shapes = [(300, 500, 200), (mr + 1, 2 * nc + 7, kc + 1), (2 * mc + 3, nr - 1, kc + 9),
               (97, 61, 4 * kc + 3), (1, 4000, 600), (4000, 1, 600), (2 * mr + 1, 20 * nr + 5, 777),
-              (200, 130, kc), (130, 200, 2 * kc), (61, 97, kc + 16), (150, 150, 3 * kc - 1)]
+              (200, 130, kc), (130, 200, 2 * kc), (61, 97, kc + 16), (150, 150, 3 * kc - 1),
+              # column parts cut at vector width where panels split unevenly
+              # (gemm.c's col_unit: 256 = 128 + 128, not 144 + 112, on AVX-512)
+              (64, 256, 300), (48, 5 * nr + 3, 600)]
     assert all(M * N * K >= 1.1e6 for M, N, K in shapes), "a shape too small to be threaded"
     return shapes
 
