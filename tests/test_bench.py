@@ -311,7 +311,7 @@ def test_time_variants_selects_each_variants_isa():
     assert seen == {isa: {isa} for isa in isas}
 
 
-def test_time_variants_samples_the_peak_after_every_sample(clock):
+def test_time_variants_samples_the_peak_before_every_sample(clock):
     log = []
     peaks = iter([100.0, 110.0, 120.0, 130.0])
     vs = [harness.Variant("A", "A", clock.work(1e-3, log, "A"),
@@ -321,8 +321,10 @@ def test_time_variants_samples_the_peak_after_every_sample(clock):
     out = harness.time_variants(vs, s)
     assert out["A"]["peak_samples"] == [100.0, 110.0, 120.0, 130.0]
     assert "peak_samples" not in out["B"]
-    # calibration A B, then A p B / B A p / A p B / B A p (a sample is 2 calls)
-    assert "".join(log) == "AB" + "AApBB" + "BBAAp" + "AApBB" + "BBAAp"
+    # calibration A B, then p A B / B p A / p A B / B p A (a sample is 2 calls):
+    # the peak run of a round comes right before its implementation's sample,
+    # after the settle, never right after another library's call
+    assert "".join(log) == "AB" + "pAABB" + "BBpAA" + "pAABB" + "BBpAA"
 
 
 def test_peak_sampler_measures_the_chains_of_each_isa():

@@ -296,13 +296,16 @@ def time_variants(variants, settings, threads=1):
                 if threads > 1 and v.impl != last_impl:
                     settled += settle(settings.settle_max)
                 last_impl = v.impl
+                if v.peak is not None:
+                    # before the sample, after the settle: numpy's and torch's
+                    # threads spin after their calls and would share the cores
+                    # with a peak run taken right after them
+                    peaks[v.label].append(v.peak())
                 v.enter()
                 t0 = time.perf_counter()
                 for _ in range(k):
                     fn()
                 samples[v.label].append((time.perf_counter() - t0) / k)
-                if v.peak is not None:
-                    peaks[v.label].append(v.peak())
             r += 1
             elapsed = time.perf_counter() - start - settled
             if r >= settings.max_rounds:
