@@ -26,10 +26,19 @@ int main(void)
     const int nd = sizeof dims / sizeof dims[0];
     int failures = 0, cases = 0;
     printf("isa %s, kernel %s\n", fnn_isa_name(fnn_get_isa()), fnn_gemm_kernel_name());
-    for (int c = 0; c < 240; c++) {
+    /* then shapes whose 2-thread column split is cut at vector width (gemm.c's
+     * col_unit; 12-wide NEON panels: 136 = 68 + 68, 40 = 20 + 20) */
+    const int fixed[][3] = {{16, 136, 1000}, {8, 40, 7000}, {16, 136, 1001}, {9, 40, 7001}};
+    const int nf = sizeof fixed / sizeof fixed[0];
+    for (int c = 0; c < 240 + 4 * nf; c++) {
         if (c == 120)
             fnn_gemm_set_blocking(16, 20, 30);
+        if (c == 240)
+            fnn_gemm_set_blocking(0, 0, 0);
         int M = dims[(c * 7) % nd], N = dims[(c * 5 + 3) % nd], K = dims[(c * 3 + 1) % nd];
+        if (c >= 240) {             /* each fixed shape in the four transpose cases */
+            M = fixed[(c - 240) / 4][0], N = fixed[(c - 240) / 4][1], K = fixed[(c - 240) / 4][2];
+        }
         int ta = c & 1, tb = (c >> 1) & 1, relu = (c >> 2) & 1, mode = c % 3;
         float alpha = (c % 5) ? 1.0f : 0.5f, beta = (c % 4) ? 0.0f : 1.5f;
         float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
