@@ -751,7 +751,7 @@ def test_aarch64_neon_kernel_under_qemu():
         pytest.skip("aarch64 cross toolchain or qemu missing: " + p.stderr.strip())
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "kernel neon 8x12" in p.stdout, p.stdout
-    assert "240 passed, 0 failed" in p.stdout, p.stdout
+    assert "256 passed, 0 failed" in p.stdout, p.stdout
 
 
 # ------------------------------------------------- caches and the blocking --
