@@ -327,6 +327,22 @@ def test_time_variants_samples_the_peak_before_every_sample(clock):
     assert "".join(log) == "AB" + "pAABB" + "BBpAA" + "pAABB" + "BBpAA"
 
 
+def test_time_variants_settles_before_a_peak_run_behind_another_library(clock, monkeypatch):
+    """On 2 threads a peak run never follows numpy's (or torch's) call without
+    a settle, even where that library's sample comes twice in a row (the
+    round boundary of B A / A B); after fastnn's own call it needs none."""
+    log = []
+    monkeypatch.setattr(harness, "settle", lambda max_wait: log.append("s") or 0.0)
+    vs = [harness.Variant("A", "fastnn", clock.work(1e-3, log, "A"),
+                          peak=lambda: log.append("p") or 1.0),
+          harness.Variant("B", "numpy", clock.work(1e-3, log, "B"),
+                          peak=lambda: log.append("q") or 1.0)]
+    s = Settings(sample_time=0.001, budget=1e9, min_rounds=3, max_rounds=3)
+    harness.time_variants(vs, s, threads=2)
+    rounds = "".join(log)[len("sAsB"):]      # after the calibration
+    assert rounds == "spA" + "sqB" + "sqB" + "spA" + "pA" + "sqB"
+
+
 def test_peak_sampler_measures_the_chains_of_each_isa():
     for isa in fastnn.available_isas():
         f = machine.peak_sampler(isa, 1, seconds=0.001)

@@ -293,13 +293,13 @@ def time_variants(variants, settings, threads=1):
             for v in order:
                 k = number[v.label]
                 fn = v.fn
-                if threads > 1 and v.impl != last_impl:
+                # numpy's and torch's threads spin after their calls: the next
+                # library, or a peak run, would share the cores with them
+                if threads > 1 and (v.impl != last_impl or (
+                        v.peak is not None and last_impl not in (None, "fastnn"))):
                     settled += settle(settings.settle_max)
                 last_impl = v.impl
-                if v.peak is not None:
-                    # before the sample, after the settle: numpy's and torch's
-                    # threads spin after their calls and would share the cores
-                    # with a peak run taken right after them
+                if v.peak is not None:      # before the sample, after the settle
                     peaks[v.label].append(v.peak())
                 v.enter()
                 t0 = time.perf_counter()
