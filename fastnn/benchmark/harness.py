@@ -224,7 +224,6 @@ class Variant:
     isa: Optional[str] = None
     peak: Optional[Callable] = None    # a flop case: one peak GFLOP/s sample per round
 
-
     def enter(self):
         if self.isa is not None:
             _C.set_isa(_C.ISA_NAMES.index(self.isa))

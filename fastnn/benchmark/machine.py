@@ -146,17 +146,23 @@ def _mem_available():
     return None
 
 
-def measure_peak(isa, threads, seconds=0.02, reps=15):
-    """Best GFLOP/s over `reps` runs of ~`seconds` each of the multiply-add
-    chains on ISA path `isa` with `threads` threads."""
-    idx = _C.ISA_NAMES.index(isa)
+def _peak_iters(idx, threads, seconds):
+    """Iterations of the multiply-add chains of ISA index `idx` that take
+    about `seconds` at `threads` threads (calibrated by runs 4x longer each)."""
     iters = 20000
-    while True:                       # calibrate: one run of about `seconds`
+    while True:
         t, flops, used = _C.bench_peak(idx, threads, iters)
         if t >= seconds / 4 or iters > 1 << 40:
             break
         iters *= 4
-    iters = max(1, int(iters * seconds / max(t, 1e-9)))
+    return max(1, int(iters * seconds / max(t, 1e-9)))
+
+
+def measure_peak(isa, threads, seconds=0.02, reps=15):
+    """Best GFLOP/s over `reps` runs of ~`seconds` each of the multiply-add
+    chains on ISA path `isa` with `threads` threads."""
+    idx = _C.ISA_NAMES.index(isa)
+    iters = _peak_iters(idx, threads, seconds)
     best = 0.0
     for _ in range(reps):
         t, flops, used = _C.bench_peak(idx, threads, iters)
@@ -171,13 +177,7 @@ def peak_sampler(isa, threads, seconds=0.004):
     peak compares two rates measured moments apart (a VM's clock was seen to
     move 104 -> 117 GFLOP/s within minutes, more than a kernel change)."""
     idx = _C.ISA_NAMES.index(isa)
-    iters = 20000
-    while True:                       # calibrate once
-        t, flops, used = _C.bench_peak(idx, threads, iters)
-        if t >= seconds / 2 or iters > 1 << 40:
-            break
-        iters *= 4
-    iters = max(1, int(iters * seconds / max(t, 1e-9)))
+    iters = _peak_iters(idx, threads, seconds)
 
     def sample():
         t, flops, used = _C.bench_peak(idx, threads, iters)
