@@ -558,10 +558,36 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
 
 /* op(B) already row-major and either small or used by few rows of A
  * (packing would cost more than the reuse saves): full panels are read in
- * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. */
-static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K)
+ * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. Nor
+ * when a panel's rows crowd into few L1 sets: rows ldb floats apart return
+ * to the same set every 4096 / (the lowest set bit of 4 ldb mod 4096) rows,
+ * so at ldb = 1024 the output layer's K = 10 rows of B all fall in one set
+ * of 8 ways and the kernel reads them from L2 on every tile (64x1024x10 ran
+ * at 0.86-0.90x numpy). */
+static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
+                      ptrdiff_t ldb)
 {
-    return !trans_b && ((double)K * N * sizeof(float) <= 256.0 * 1024 || M <= 2 * ar->mr);
+    if (trans_b)
+        return 0;
+    if (M <= 2 * ar->mr)
+        return 1;
+    const int bytes = (int)((ldb * (ptrdiff_t)sizeof(float)) & 4095);
+    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
+    return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K + period - 1) / period <= 4;
+}
+
+/* N within one panel, past the small-N kernels or without them: every A
+ * element is used by one micro-kernel call only, so packing A would copy all
+ * of it for no reuse; the kernel reads it in place instead. Same sums, same
+ * order. A transposed A read in place steps a row of A per k: fine at a
+ * batch's width (the output layer's dW-shaped products ran 15-25% faster in
+ * place than packed), but rows 2 KB or more apart fall in 2 of L1's 64 sets
+ * (an RNN's dW_ih = dG^T X, 2048 floats a row) and there packing wins. (A
+ * row-major A of K <= 16 read in place measured 0.97-1.04x the time of
+ * packing it on the output layer's K = 10 products, Zen 4: left packed.) */
+static int a_in_place(const fnn_gemm_arch *ar, int trans_a, ptrdiff_t lda, int N)
+{
+    return ar->kernel_sa && N <= ar->nr && (!trans_a || lda < 512);
 }
 
 int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
@@ -580,17 +606,8 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         return gemm_small(ar, &g, M, N);
     if (M <= SMALL_M && !trans_a && trans_b && ar->small_dot)
         return gemm_small_m(ar, &g, M, N);
-    /* N within one panel, past the small-N kernels or without them: every
-     * A element is used by one micro-kernel call only, so packing A would
-     * copy all of it for no reuse; the kernel reads it in place instead. Same
-     * sums, same order. A transposed A read in place steps a row of A per k:
-     * fine at a batch's width (the output layer's dW-shaped products ran
-     * 15-25% faster in place than packed), but rows 2 KB or more apart fall
-     * in 2 of L1's 64 sets (an RNN's dW_ih = dG^T X, 2048 floats a row) and
-     * there packing wins. */
-    if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
-        g.pack_a = 0;
-    g.pack_b = !b_in_place(ar, trans_b, M, N, K);
+    g.pack_a = !a_in_place(ar, trans_a, lda, N);
+    g.pack_b = !b_in_place(ar, trans_b, M, N, K, ldb);
     return gemm_run(ar, &g, M, N);
 }
 
@@ -639,8 +656,7 @@ int fnn_sgemm_pb(int trans_a, int M, float alpha, const float *A, ptrdiff_t lda,
     const fnn_gemm_arch *ar = B->arch;
     gemm_args g = {trans_a, 0, K, alpha, beta, A, NULL, lda, 0, ldc, C,
                    bias, bias_mode, relu, 0, 1, fnn_gemm_blocks_for(ar), B, NULL};
-    if (N <= ar->nr && ar->kernel_sa && (!trans_a || lda < 512))
-        g.pack_a = 0;
+    g.pack_a = !a_in_place(ar, trans_a, lda, N);
     return gemm_run(ar, &g, M, N);
 }
 
@@ -701,7 +717,7 @@ int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const f
         return no_product(M, N, beta, C, ldc, NULL, FNN_BIAS_NONE, 0);
     const fnn_gemm_arch *ar = A->arch;
     gemm_args g = {0, trans_b, K, alpha, beta, NULL, B, 0, ldb, ldc, C,
-                   NULL, FNN_BIAS_NONE, 0, !b_in_place(ar, trans_b, M, N, K), 1,
+                   NULL, FNN_BIAS_NONE, 0, !b_in_place(ar, trans_b, M, N, K, ldb), 1,
                    fnn_gemm_blocks_for(ar), NULL, A};
     return gemm_run(ar, &g, M, N);
 }

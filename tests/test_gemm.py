@@ -922,7 +922,7 @@ def test_output_layer_shapes_bitwise_on_1_and_2_threads(isa, ta, tb, rng):
     M = 10 weight grad) and a small batch: right, and the same bits on 1 and 2
     threads (big enough that 2 threads really run)."""
     fastnn.set_isa(isa)
-    for M, N, K in ((512, 10, 512), (300, 10, 1000), (256, 1024, 10), (10, 1024, 256),
+    for M, N, K in ((512, 10, 512), (300, 10, 1000), (256, 1024, 10), (128, 256, 10), (10, 1024, 256),
                     (16, 1024, 784), (32, 513, 300)):
         a, b = operands(rng, M, N, K, ta, tb)
         bias = rng.standard_normal(N).astype(F32)
@@ -1129,11 +1129,28 @@ def test_plain_fast_path_takes_only_what_it_can_check(rng):
     out2 = np.empty_like(out)
     assert _C.sgemm_plain(at, bt, True, True, 1.0, 0.0, out2)
     np.testing.assert_array_equal(out2, ops.matmul(at, bt, trans_a=True, trans_b=True))
+    # .T views (columns contiguous) are taken as their row-major base with
+    # the flag flipped: the same bits as passing the base and the flag
+    wide = rng.standard_normal((9, 12)).astype(F32)
+    for va, vb, ta, tb, base in [
+            (at.T, b, False, False, (at, b, True, False)),
+            (a, bt.T, False, False, (a, bt, False, True)),
+            (bt.T, at.T, True, True, (bt, at, False, False)),   # op(b.T) = b
+            (wide[:5, 2:8].T, b, False, False, (wide[:5, 2:8], b, True, False))]:
+        got = np.full((va.shape[1] if ta else va.shape[0], vb.shape[0] if tb else vb.shape[1]),
+                      np.nan, F32)
+        assert _C.sgemm_plain(va, vb, ta, tb, 1.0, 0.0, got)
+        want = np.empty_like(got)
+        assert _C.sgemm_plain(*base, 1.0, 0.0, want)
+        np.testing.assert_array_equal(got, want)
     buf = np.zeros((6, 20), F32)
     declined = [
         (a.astype(np.float64), b, False, False, 1.0, 0.0, out),       # dtype
         (a[:, ::2], b[:3], False, False, 1.0, 0.0, out),               # strided columns
-        (a.T, b, True, False, 1.0, 0.0, out),                          # column-major view
+        (wide[:6, :10:2], b, False, False, 1.0, 0.0, out),             # no unit stride
+        (wide[:5, :12:2].T, b, False, False, 1.0, 0.0, out),           # neither, as .T
+        (a.T, b, False, False, 1.0, 0.0, out),                         # .T view: dims differ
+        (a, b, False, False, 1.0, 0.0, np.empty((7, 6), F32).T),       # out a .T view
         (a, b, False, False, 2, 0.0, out),                             # int alpha
         (a, b, False, False, float("nan"), 0.0, out),                  # NaN alpha
         (a, b, False, False, 1.0, 1e39, out),                          # beta past float32

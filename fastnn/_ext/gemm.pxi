@@ -112,64 +112,70 @@ def sgemm(bint trans_a, bint trans_b, int M, int N, int K, float alpha, a, b, fl
     check_status(status)
 
 
-cdef inline bint _plain2d(object x, bint out):
-    """x an exact ndarray, float32, 2-D, aligned, rows contiguous at a
-    non-negative stride of whole floats, not overlapping (the layout
-    ops.matmul's fast path takes); writeable for an output."""
+cdef inline int _plain2d(object x, bint out, Py_ssize_t *rows, Py_ssize_t *cols,
+                         Py_ssize_t *ld):
+    """The layouts ops.matmul's fast path takes: x an exact ndarray, float32,
+    2-D, aligned, not overlapping itself, writeable for an output. 1: rows
+    contiguous at a stride of ld >= cols floats; 2 (not for an output): columns
+    contiguous, as x.T of such an array (a ``w.T`` view), described as that
+    array: rows x cols at stride ld. 0: anything else."""
     if type(x) is not np.ndarray:
-        return False
+        return 0
     cdef cnp.ndarray a = <cnp.ndarray>x
     if cnp.PyArray_TYPE(a) != cnp.NPY_FLOAT32 or cnp.PyArray_NDIM(a) != 2:
-        return False
+        return 0
     if not cnp.PyArray_ISALIGNED(a) or (out and not cnp.PyArray_ISWRITEABLE(a)):
-        return False
-    cdef Py_ssize_t rows = a.shape[0], cols = a.shape[1]
-    if cols > 1 and cnp.PyArray_STRIDE(a, 1) != 4:
-        return False
-    cdef Py_ssize_t rs = cnp.PyArray_STRIDE(a, 0)
-    return rows <= 1 or (rs % 4 == 0 and rs >= 4 * cols)
+        return 0
+    cdef Py_ssize_t r = a.shape[0], c = a.shape[1]
+    cdef Py_ssize_t s0 = cnp.PyArray_STRIDE(a, 0), s1 = cnp.PyArray_STRIDE(a, 1)
+    cdef int kind = 1
+    if c > 1 and s1 != 4:
+        if out or s0 != 4 or r <= 1:
+            return 0
+        kind, r, c, s0 = 2, c, r, s1         # the transpose, rows contiguous
+    rows[0], cols[0], ld[0] = r, c, (s0 // 4 if r > 1 else max(c, 1))
+    return kind if r <= 1 or (s0 % 4 == 0 and s0 >= 4 * c) else 0
 
 
-cdef inline bint _disjoint(cnp.ndarray x, cnp.ndarray y):
-    """The byte ranges of two _plain2d arrays do not meet."""
-    if x.size == 0 or y.size == 0:
+cdef inline bint _disjoint(const float *x, Py_ssize_t xr, Py_ssize_t xc, Py_ssize_t xld,
+                           const float *y, Py_ssize_t yr, Py_ssize_t yc, Py_ssize_t yld):
+    """The ranges of two row-major blocks (rows x cols at stride ld) do not meet."""
+    if xr * xc == 0 or yr * yc == 0:
         return True
-    cdef char *x0 = <char *>cnp.PyArray_DATA(x)
-    cdef char *y0 = <char *>cnp.PyArray_DATA(y)
-    cdef char *x1 = x0 + (x.shape[0] - 1) * cnp.PyArray_STRIDE(x, 0) + 4 * x.shape[1]
-    cdef char *y1 = y0 + (y.shape[0] - 1) * cnp.PyArray_STRIDE(y, 0) + 4 * y.shape[1]
-    return x1 <= y0 or y1 <= x0
+    return x + (xr - 1) * xld + xc <= y or y + (yr - 1) * yld + yc <= x
 
 
 def sgemm_plain(a, b, bint trans_a, bint trans_b, alpha, beta, out):
-    """ops.matmul's common case -- row-major float32 operands, an out that
-    overlaps neither, finite float alpha and beta, no bias -- checked at C
-    speed (the Python checks cost 5-8 us, as much as a 64 x 10 x 256
-    product). Returns True when done, False (nothing done) for anything
-    else, which the Python path then takes and explains."""
-    if not (_plain2d(a, False) and _plain2d(b, False) and _plain2d(out, True)):
+    """ops.matmul's common case -- float32 operands with rows or (a .T view)
+    columns contiguous, an out with rows contiguous overlapping neither,
+    finite float alpha and beta, no bias -- checked at C speed (the Python
+    checks cost 4-8 us, as much as a 64 x 10 x 256 product). Returns True
+    when done, False (nothing done) for anything else, which the Python path
+    then takes and explains."""
+    cdef Py_ssize_t ra = 0, ca = 0, lda = 0, rb = 0, cb = 0, ldb = 0, M = 0, N = 0, ldc = 0
+    cdef int ka = _plain2d(a, False, &ra, &ca, &lda)
+    cdef int kb = _plain2d(b, False, &rb, &cb, &ldb)
+    if ka == 0 or kb == 0 or _plain2d(out, True, &M, &N, &ldc) != 1:
         return False
     if type(alpha) is not float or type(beta) is not float:
         return False
     cdef double al = alpha, be = beta
     if not (-FLT_MAX <= al <= FLT_MAX and -FLT_MAX <= be <= FLT_MAX):
         return False
-    cdef cnp.ndarray A = <cnp.ndarray>a, B = <cnp.ndarray>b, C = <cnp.ndarray>out
-    cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
-    cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
-    cdef Py_ssize_t Kb = B.shape[1] if trans_b else B.shape[0]
-    cdef Py_ssize_t N = B.shape[0] if trans_b else B.shape[1]
-    if K != Kb or C.shape[0] != M or C.shape[1] != N or max(M, N, K) > 2147483647:
+    cdef bint ta = trans_a != (ka == 2), tb = trans_b != (kb == 2)
+    cdef Py_ssize_t K = ra if ta else ca
+    if (ca if ta else ra) != M or (cb if tb else rb) != K or (rb if tb else cb) != N:
         return False
-    if not (_disjoint(C, A) and _disjoint(C, B)):
+    if max(M, N, K) > 2147483647:
         return False
-    cdef const float *pa = <const float *>cnp.PyArray_DATA(A)
-    cdef const float *pb = <const float *>cnp.PyArray_DATA(B)
-    cdef float *pc = <float *>cnp.PyArray_DATA(C)
-    cdef Py_ssize_t lda = rowstride(A), ldb = rowstride(B), ldc = rowstride(C)
+    cdef const float *pa = <const float *>cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef const float *pb = <const float *>cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef float *pc = <float *>cnp.PyArray_DATA(<cnp.ndarray>out)
+    if not (_disjoint(pc, M, N, ldc, pa, ra, ca, lda) and _disjoint(pc, M, N, ldc, pb, rb, cb, ldb)):
+        return False
     cdef int status
     with nogil:
-        status = fnn_sgemm(trans_a, trans_b, <int>M, <int>N, <int>K, <float>al, pa, lda, pb,
+        status = fnn_sgemm(ta, tb, <int>M, <int>N, <int>K, <float>al, pa, lda, pb,
                            ldb, <float>be, pc, ldc, NULL, FNN_BIAS_NONE, 0)
     check_status(status)
     return True
