@@ -49,20 +49,41 @@ store_lanes(float *p, __m256 x, int n)
 /* x = epilogue(acc) of row i of a tile, lanes [0, n) (m = lanes(n)),
  * stored to ci (ep->bias offset to the lanes' first column for
  * FNN_BIAS_COL): the order of operations of fnn_gemm_store_tile. The store
- * of every kernel in this file. */
+ * of every kernel in this file; plain (a constant): fnn_epi_plain(ep)
+ * holds, only alpha applies. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-store_row(__m256 x, float *ci, __m256i m, int n, int i, const fnn_epi *ep)
+store_row(const int plain, __m256 x, float *ci, __m256i m, int n, int i, const fnn_epi *ep)
 {
     x = _mm256_mul_ps(_mm256_set1_ps(ep->alpha), x);
-    if (ep->beta != 0.0f)
-        x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(ep->beta), _mm256_maskload_ps(ci, m)));
-    if (ep->bias_mode == FNN_BIAS_COL)
-        x = _mm256_add_ps(x, _mm256_maskload_ps(ep->bias, m));
-    else if (ep->bias_mode == FNN_BIAS_ROW)
-        x = _mm256_add_ps(x, _mm256_set1_ps(ep->bias[i]));
-    if (ep->relu)
-        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+    if (!plain) {
+        if (ep->beta != 0.0f)
+            x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(ep->beta),
+                                               _mm256_maskload_ps(ci, m)));
+        if (ep->bias_mode == FNN_BIAS_COL)
+            x = _mm256_add_ps(x, _mm256_maskload_ps(ep->bias, m));
+        else if (ep->bias_mode == FNN_BIAS_ROW)
+            x = _mm256_add_ps(x, _mm256_set1_ps(ep->bias[i]));
+        if (ep->relu)
+            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+    }
     store_lanes(ci, x, n);
+}
+
+/* The mrv x nv accumulators of tile() through store_row. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+store_acc(const int plain, const int mrv, const int nv, __m256 acc[MR][2], float *c,
+          ptrdiff_t ldc, int nr, const fnn_epi *ep)
+{
+    const int tail = nr - 8 * (nv - 1);           /* 1..8 lanes in the last vector */
+    const __m256i mlast = lanes(tail), mall = lanes(8);
+    _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
+        const __m256i m = v == nv - 1 ? mlast : mall;
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += 8 * v;
+        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
+            store_row(plain, acc[i][v], c + i * ldc + 8 * v, m, v == nv - 1 ? tail : 8, i, &e);
+    }
 }
 
 /* mrv rows x nv vectors (of 8 floats); the last vector stores nr - 8*(nv-1) lanes. */
@@ -86,16 +107,10 @@ tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_
         a += csa;
         b += ldb;
     }
-    const int tail = nr - 8 * (nv - 1);           /* 1..8 lanes in the last vector */
-    const __m256i mlast = lanes(tail), mall = lanes(8);
-    _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
-        const __m256i m = v == nv - 1 ? mlast : mall;
-        fnn_epi e = *ep;
-        if (e.bias_mode == FNN_BIAS_COL)
-            e.bias += 8 * v;
-        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-            store_row(acc[i][v], c + i * ldc + 8 * v, m, v == nv - 1 ? tail : 8, i, &e);
-    }
+    if (fnn_epi_plain(ep))
+        store_acc(1, mrv, nv, acc, c, ldc, nr, ep);
+    else
+        store_acc(0, mrv, nv, acc, c, ldc, nr, ep);
 }
 
 #define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, rsa, csa, b, ldb, c, ldc, nr, ep); break;
@@ -157,7 +172,7 @@ store_transposed(__m256 r[8], float *c, ptrdiff_t ldc, int off, int rows, int n,
         e.bias += off;
     _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
         if (i < rows)
-            store_row(r[i], c + (off + i) * ldc, m, n, i, &e);
+            store_row(0, r[i], c + (off + i) * ldc, m, n, i, &e);
 }
 
 /* dst[p*ldd + i] = src[i*lds + p]: 8 rows x 8 columns per in-register
@@ -292,7 +307,7 @@ dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const
 #undef DOT_STEP
     const __m256i mj = lanes(nj);
     _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)
-        store_row(hsum8(nj, acc[r]), c + r * ldc, mj, nj, r, ep);
+        store_row(0, hsum8(nj, acc[r]), c + r * ldc, mj, nj, r, ep);
 }
 
 #define DOT(n) case n: {                                                     \

@@ -15,20 +15,41 @@
 
 /* x = epilogue(acc) of row i of a tile, lanes under m, stored to ci (ep->bias
  * offset to the lanes' first column for FNN_BIAS_COL): the order of operations
- * of fnn_gemm_store_tile. The store of every kernel in this file. */
+ * of fnn_gemm_store_tile. The store of every kernel in this file; plain (a
+ * constant): fnn_epi_plain(ep) holds, only alpha applies. */
 FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
-store_row(__m512 x, float *ci, __mmask16 m, int i, const fnn_epi *ep)
+store_row(const int plain, __m512 x, float *ci, __mmask16 m, int i, const fnn_epi *ep)
 {
     x = _mm512_mul_ps(_mm512_set1_ps(ep->alpha), x);
-    if (ep->beta != 0.0f)
-        x = _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(ep->beta), _mm512_maskz_loadu_ps(m, ci)));
-    if (ep->bias_mode == FNN_BIAS_COL)
-        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep->bias));
-    else if (ep->bias_mode == FNN_BIAS_ROW)
-        x = _mm512_add_ps(x, _mm512_set1_ps(ep->bias[i]));
-    if (ep->relu)
-        x = _mm512_max_ps(_mm512_setzero_ps(), x);
+    if (!plain) {
+        if (ep->beta != 0.0f)
+            x = _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(ep->beta),
+                                               _mm512_maskz_loadu_ps(m, ci)));
+        if (ep->bias_mode == FNN_BIAS_COL)
+            x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep->bias));
+        else if (ep->bias_mode == FNN_BIAS_ROW)
+            x = _mm512_add_ps(x, _mm512_set1_ps(ep->bias[i]));
+        if (ep->relu)
+            x = _mm512_max_ps(_mm512_setzero_ps(), x);
+    }
     _mm512_mask_storeu_ps(ci, m, x);
+}
+
+/* The mrv x nv accumulators of tile() through store_row. */
+FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+store_acc(const int plain, const int mrv, const int nv, __m512 acc[MR][3], float *c,
+          ptrdiff_t ldc, int nr, const fnn_epi *ep)
+{
+    const int tail = nr - 16 * (nv - 1);          /* 1..16 lanes in the last vector */
+    const __mmask16 mlast = (__mmask16)((1u << tail) - 1u);
+    _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
+        const __mmask16 m = v == nv - 1 ? mlast : (__mmask16)0xFFFF;
+        fnn_epi e = *ep;
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += 16 * v;
+        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
+            store_row(plain, acc[i][v], c + i * ldc + 16 * v, m, i, &e);
+    }
 }
 
 FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
@@ -51,16 +72,10 @@ tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_
         a += csa;
         b += ldb;
     }
-    const int tail = nr - 16 * (nv - 1);          /* 1..16 lanes in the last vector */
-    const __mmask16 mlast = (__mmask16)((1u << tail) - 1u);
-    _Pragma("GCC unroll 3") for (int v = 0; v < nv; v++) {
-        const __mmask16 m = v == nv - 1 ? mlast : (__mmask16)0xFFFF;
-        fnn_epi e = *ep;
-        if (e.bias_mode == FNN_BIAS_COL)
-            e.bias += 16 * v;
-        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-            store_row(acc[i][v], c + i * ldc + 16 * v, m, i, &e);
-    }
+    if (fnn_epi_plain(ep))
+        store_acc(1, mrv, nv, acc, c, ldc, nr, ep);
+    else
+        store_acc(0, mrv, nv, acc, c, ldc, nr, ep);
 }
 
 #define CASE(m, n) case (m) * 4 + (n): tile(m, n, k, a, rsa, csa, b, ldb, c, ldc, nr, ep); break;
@@ -133,7 +148,7 @@ store_transposed(__m512 r[16], float *c, ptrdiff_t ldc, int off, int rows, __mma
         e.bias += off;
     _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
         if (i < rows)
-            store_row(r[i], c + (off + i) * ldc, m, i, &e);
+            store_row(0, r[i], c + (off + i) * ldc, m, i, &e);
 }
 
 /* Vectors along M: C rows [0, mr <= 32) x columns [0, nj <= 12) of
@@ -238,7 +253,7 @@ dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const
 #undef DOT_STEP
     const __mmask16 mj = (__mmask16)((1u << nj) - 1u);
     _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)
-        store_row(hsum16(nj, acc[r]), c + r * ldc, mj, r, ep);
+        store_row(0, hsum16(nj, acc[r]), c + r * ldc, mj, r, ep);
 }
 
 #define DOT(n) case n: {                                                     \

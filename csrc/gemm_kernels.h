@@ -16,6 +16,15 @@ typedef struct {
                               * (alpha 1, beta 0, no bias, no ReLU; Winograd) */
 } fnn_epi;
 
+/* Only alpha to apply: C not read, no bias, no ReLU (the backward products).
+ * The kernels test this once per tile, not per row and vector: at K = 10 the
+ * per-row tests of the general epilogue cost as much as a third of the
+ * tile's FMAs. */
+static inline int fnn_epi_plain(const fnn_epi *ep)
+{
+    return ep->beta == 0.0f && ep->bias_mode == FNN_BIAS_NONE && !ep->relu;
+}
+
 /* Micro-kernel: acc (mr,nr) = sum_p a[p*MR + i] * b[p*ldb + j] for p < k,
  * then C[i*ldc + j] = epilogue(acc) for i < mr, j < nr.
  * a: packed MR-row panel (rows >= mr are never read); b: k rows, ldb floats
