@@ -558,13 +558,23 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
 
 /* op(B) already row-major and either small or used by few rows of A
  * (packing would cost more than the reuse saves): full panels are read in
- * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. (At
- * K = 10 and ldb = 1024 all of a panel's rows share one 8-way L1 set; packing
- * them measured 1.00-1.02x the time on 64x1024x10 NN, Zen 4: the 40 KB of B
- * come from L2 on every row of tiles either way.) */
-static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K)
+ * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. Nor
+ * when a panel's rows crowd into few L1 sets: rows ldb floats apart return
+ * to the same set every 4096 / (the lowest set bit of 4 ldb mod 4096) rows,
+ * and at ldb = 1024 all 64 rows of the 1024 -> 1024 layer's dW = dY^T X (batch
+ * 64) share one set of 8 ways. Packing them: 0.89x the time on 2 threads,
+ * 0.99x on 1 (paired, Zen 4); at K = 10 (the output layer's dX) 1.00-1.02x,
+ * the 40 KB of B coming from L2 on every row of tiles either way. */
+static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
+                      ptrdiff_t ldb)
 {
-    return !trans_b && ((double)K * N * sizeof(float) <= 256.0 * 1024 || M <= 2 * ar->mr);
+    if (trans_b)
+        return 0;
+    if (M <= 2 * ar->mr)
+        return 1;
+    const int bytes = (int)((ldb * (ptrdiff_t)sizeof(float)) & 4095);
+    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
+    return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K + period - 1) / period <= 4;
 }
 
 /* N within one panel, past the small-N kernels or without them: every A
@@ -598,7 +608,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     if (M <= SMALL_M && !trans_a && trans_b && ar->small_dot)
         return gemm_small_m(ar, &g, M, N);
     g.pack_a = !a_in_place(ar, trans_a, lda, N);
-    g.pack_b = !b_in_place(ar, trans_b, M, N, K);
+    g.pack_b = !b_in_place(ar, trans_b, M, N, K, ldb);
     return gemm_run(ar, &g, M, N);
 }
 
@@ -708,7 +718,7 @@ int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const f
         return no_product(M, N, beta, C, ldc, NULL, FNN_BIAS_NONE, 0);
     const fnn_gemm_arch *ar = A->arch;
     gemm_args g = {0, trans_b, K, alpha, beta, NULL, B, 0, ldb, ldc, C,
-                   NULL, FNN_BIAS_NONE, 0, !b_in_place(ar, trans_b, M, N, K), 1,
+                   NULL, FNN_BIAS_NONE, 0, !b_in_place(ar, trans_b, M, N, K, ldb), 1,
                    fnn_gemm_blocks_for(ar), NULL, A};
     return gemm_run(ar, &g, M, N);
 }

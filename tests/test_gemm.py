@@ -301,7 +301,9 @@ def thread_shapes(isa):
               (200, 130, kc), (130, 200, 2 * kc), (61, 97, kc + 16), (150, 150, 3 * kc - 1),
               # column parts cut at vector width where panels split unevenly
               # (gemm.c's col_unit: 256 = 128 + 128, not 144 + 112, on AVX-512)
-              (64, 256, 300), (48, 5 * nr + 3, 600)]
+              (64, 256, 300), (48, 5 * nr + 3, 600),
+              # B rows 4 KB apart, all in one L1 set: packed (gemm.c's b_in_place)
+              (256, 1024, 64)]
     assert all(M * N * K >= 1.1e6 for M, N, K in shapes), "a shape too small to be threaded"
     return shapes
 
