@@ -135,6 +135,7 @@ MAKERS = {
     "matmul 1024x784x128 TN (dW)": lambda: mm(1024, 784, 128, ta=True),
     "matmul 1024x784x64 TN (dW b64)": lambda: mm(1024, 784, 64, ta=True),
     "matmul 1024x1024x64 TN (dW b64)": lambda: mm(1024, 1024, 64, ta=True),
+    "matmul 256x784x64 TN (dW 784->256 b64)": lambda: mm(256, 784, 64, ta=True),
     "matmul 128x784x1024 NN (dX)": lambda: mm(128, 784, 1024),
     "matmul 128x10x1024 NT (out)": lambda: mm(128, 10, 1024, tb=True),
     "matmul 128x256x10 NN (out dX)": lambda: mm(128, 256, 10),

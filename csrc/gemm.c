@@ -340,7 +340,10 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  * and B columns of its own rectangle, B once per MC block of its rows, so a
  * split of a short-and-wide C by rows would make every thread pack all of B.
  * Model a thread's time in cycles -- FMAs at ~32 lanes/cycle plus ~1 cycle per
- * packed element -- and take the cheapest split.
+ * packed element, none for an operand read in place (pack_a, pack_b 0) --
+ * and take the cheapest split. (Counting B's packing when B was read in
+ * place split dW = dY^T X of 784 -> 256 at batch 64 (256x784x64) into
+ * 384 + 400 columns instead of 128 + 128 rows: 1.07x the time on 2 threads.)
  * Packing op(A) once for all threads instead (a shared buffer, one region
  * per K block: compute block b, pack a share of block b + 1) halved the A
  * packing's share of a 2-thread 1024^3 profile (6.2 -> 3.1%) yet measured no
@@ -348,7 +351,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  * 1.026x the time, 2048^3 1.001x; training shapes 0.997-1.017x): the copies
  * run on both cores at once, and each extra region is another join. */
 static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
-                          int mc, int *tm, int *tn)
+                          int mc, int pack_a, int pack_b, int *tm, int *tn)
 {
     int mp = (M + ar->mr - 1) / ar->mr, np = (N + ar->nr - 1) / ar->nr;
     double best = -1.0;
@@ -362,7 +365,7 @@ static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
         double rows = (double)((mp + a - 1) / a) * ar->mr;
         double cols = (double)((np + b - 1) / b) * ar->nr;
         double mblocks = (double)(((int)rows + mc - 1) / mc);
-        double cost = rows * cols * K / 32.0 + rows * K + cols * K * mblocks;
+        double cost = rows * cols * K / 32.0 + pack_a * rows * K + pack_b * cols * K * mblocks;
         if (best < 0 || cost < best) {
             best = cost; *tm = a; *tn = b;
         }
@@ -443,7 +446,8 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     double flops = 2.0 * M * N * g->K;
     int nt = fnn_threads_for(flops);
     gemm_job J = {ar, g, M, N, 1, 1, ar->nr, 0, 0};
-    split_threads(nt, M, N, g->K, ar, g->bl.mc, &J.tm, &J.tn);
+    split_threads(nt, M, N, g->K, ar, g->bl.mc, g->pack_a && !g->pa, g->pack_b && !g->pb,
+                  &J.tm, &J.tn);
     J.ncut = col_unit(ar, g, J.tn, N);
     int kc = g->K < g->bl.kc ? g->K : g->bl.kc;
     if (g->pb)
