@@ -708,6 +708,10 @@ def test_out_overlapping_inputs_raises():
         ops.matmul(b, a, trans_b=True, out=a)
     with pytest.raises(ValueError, match="overlap"):
         ops.matmul(b, a, out=buf[:, 5:11])
+    with pytest.raises(ValueError, match="overlap"):
+        ops.matmul(a.T, b, out=buf[:, 3:9])                      # a .T view (fast path)
+    with pytest.raises(ValueError, match="overlap"):
+        ops.matmul(b, a.T, out=buf[:, 5:11])
     np.testing.assert_array_equal(buf, np.ones((6, 20), F32))   # nothing written
     ops.matmul(a, b, out=buf[:, 6:12])                           # adjacent, not overlapping
     np.testing.assert_array_equal(buf[:, 6:12], np.full((6, 6), 6, F32))
