@@ -529,7 +529,9 @@ static int small_worker(void *ctx, int me, int have)
  * broadcasts it in place; for the dot kernel this thread copies it once, as
  * rows along K, into its own arena (which fnn_sgemm's callers leave to it,
  * as gemm_worker's packing buffers; the workers read it there), 16 floats
- * longer than K rounded up so that the rows do not share L1 sets. */
+ * longer than K rounded up so that the rows do not share L1 sets. (Reading
+ * a transposed B in place where its rows do not crowd L1's sets measured
+ * 1.00x the time on 1 thread, 0.97x on 2, on 64x10x256: not kept.) */
 static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_job J = {ar, g, M, N, g->B, g->ldb, 0};
@@ -560,15 +562,24 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
     return fnn_parallel_region(fnn_threads_for(8.0 * N * g->K), small_worker, &J);
 }
 
+/* More than 4 of `rows` rows ld floats apart in one L1 set: rows return to
+ * the same set every 4 KB (the span of L1's sets) over the lowest set bit of
+ * 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of 8 ways). */
+static int crowded(ptrdiff_t ld, int rows)
+{
+    const int bytes = (int)((ld * (ptrdiff_t)sizeof(float)) & 4095);
+    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
+    return (rows + period - 1) / period > 4;
+}
+
 /* op(B) already row-major and either small or used by few rows of A
  * (packing would cost more than the reuse saves): full panels are read in
  * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. Nor
- * when a panel's rows crowd into few L1 sets: rows ldb floats apart return
- * to the same set every 4096 / (the lowest set bit of 4 ldb mod 4096) rows,
- * and at ldb = 1024 all 64 rows of the 1024 -> 1024 layer's dW = dY^T X (batch
- * 64) share one set of 8 ways. Packing them: 0.89x the time on 2 threads,
- * 0.99x on 1 (paired, Zen 4); at K = 10 (the output layer's dX) 1.00-1.02x,
- * the 40 KB of B coming from L2 on every row of tiles either way. */
+ * when a panel's rows crowd into few L1 sets: at ldb = 1024 all 64 rows of
+ * the 1024 -> 1024 layer's dW = dY^T X (batch 64) share one. Packing them:
+ * 0.89x the time on 2 threads, 0.99x on 1 (paired, Zen 4); at K = 10 (the
+ * output layer's dX) 1.00-1.02x, the 40 KB of B coming from L2 on every row
+ * of tiles either way. */
 static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
                       ptrdiff_t ldb)
 {
@@ -576,9 +587,7 @@ static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
         return 0;
     if (M <= 2 * ar->mr)
         return 1;
-    const int bytes = (int)((ldb * (ptrdiff_t)sizeof(float)) & 4095);
-    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
-    return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K + period - 1) / period <= 4;
+    return (double)K * N * sizeof(float) <= 256.0 * 1024 && !crowded(ldb, K);
 }
 
 /* N within one panel, past the small-N kernels or without them: every A
