@@ -577,9 +577,10 @@ static int crowded(ptrdiff_t ld, int rows)
  * place. Not for more rows: rows 4 KB apart alias in L1 and lose 15%. Nor
  * when a panel's rows crowd into few L1 sets: at ldb = 1024 all 64 rows of
  * the 1024 -> 1024 layer's dW = dY^T X (batch 64) share one. Packing them:
- * 0.89x the time on 2 threads, 0.99x on 1 (paired, Zen 4); at K = 10 (the
- * output layer's dX) 1.00-1.02x, the 40 KB of B coming from L2 on every row
- * of tiles either way. */
+ * 0.89x the time on 2 threads, 0.99x on 1 (paired, Zen 4). Not at K <= 16:
+ * the output layer's dX (64x1024x10) took 1.00-1.02x the time packed in a
+ * loop of its own and ran at 54 instead of 69 GFLOP/s in the benchmark's,
+ * its B (40 KB) coming from L2 on every row of tiles either way. */
 static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
                       ptrdiff_t ldb)
 {
@@ -587,7 +588,7 @@ static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
         return 0;
     if (M <= 2 * ar->mr)
         return 1;
-    return (double)K * N * sizeof(float) <= 256.0 * 1024 && !crowded(ldb, K);
+    return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K <= 16 || !crowded(ldb, K));
 }
 
 /* N within one panel, past the small-N kernels or without them: every A
