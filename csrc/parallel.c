@@ -42,7 +42,14 @@
 #endif
 
 #define MAX_WORKERS 255
-#define SPIN_NS 50000.0              /* a worker spins this long after a job */
+/* A worker spins this long after a job, then sleeps. Long enough to span
+ * the serial stretches of a training step (the output layer, the loss, the
+ * Python between layers): with 50 us the worker of the 784-256-10 SGD step
+ * (batch 64, ~350 us) fell asleep between its products, woke late, and the
+ * caller ran most parts itself; 1 ms took that step to 0.73-0.88x the time
+ * on 2 threads (paired medians, Zen 4 VM; 300 us: 0.88-0.92x). Still far
+ * below OpenBLAS's (~0.1 s) and MKL's (200 ms) spin. */
+#define SPIN_NS 1000000.0
 
 /* Flops per extra thread. Measured on the 2-core Sapphire Rapids host (the
  * MLP 10-w-w-10 sweep, medians of 31 interleaved rounds): with 1e6, the
