@@ -1,6 +1,7 @@
 """Paired A/B of two fastnn builds on one noisy machine.
 
     python bench/ab_builds.py OLD_TREE NEW_TREE [--rounds 15] [--threads 1,2]
+                              [--only SUBSTR,...] [--shapes OP:MxNxK,...]
 
 Each tree is a source checkout with its extension built in place. One worker
 process per tree imports that tree's fastnn; the driver asks them in turn
@@ -135,6 +136,11 @@ MAKERS = {
     "matmul 1024x784x128 TN (dW)": lambda: mm(1024, 784, 128, ta=True),
     "matmul 1024x784x64 TN (dW b64)": lambda: mm(1024, 784, 64, ta=True),
     "matmul 1024x1024x64 TN (dW b64)": lambda: mm(1024, 1024, 64, ta=True),
+    "matmul 1024x1024x128 TN (dW b128)": lambda: mm(1024, 1024, 128, ta=True),
+    "matmul 128x1024x1024 NT (fwd 1024->1024)": lambda: mm(128, 1024, 1024, tb=True),
+    "matmul 256x1024x1024 NT (fwd b256)": lambda: mm(256, 1024, 1024, tb=True),
+    "matmul 64x1024x1024 NN (dX b64)": lambda: mm(64, 1024, 1024),
+    "matmul 256x3136x1024 NN (dX conv-fc)": lambda: mm(256, 3136, 1024),
     "matmul 256x784x64 TN (dW 784->256 b64)": lambda: mm(256, 784, 64, ta=True),
     "matmul 128x784x1024 NN (dX)": lambda: mm(128, 784, 1024),
     "matmul 128x10x1024 NT (out)": lambda: mm(128, 10, 1024, tb=True),
@@ -168,7 +174,12 @@ for line in sys.stdin:
     fastnn.set_num_threads(req["threads"])
     key = (req["name"], req["threads"])
     if key not in W:
-        W[key] = MAKERS[req["name"]]()
+        if req["name"] in MAKERS:
+            W[key] = MAKERS[req["name"]]()
+        else:                               # "gemm OP MxNxK" from --shapes
+            op, shape = req["name"].split()[1:]
+            m, n, k = map(int, shape.split("x"))
+            W[key] = mm(m, n, k, ta=op[0] == "T", tb=op[1] == "T")
         for _ in range(3):
             W[key]()
     f, best = W[key], float("inf")
@@ -194,6 +205,10 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=0.05, help="seconds per turn")
     ap.add_argument("--only", default=None,
                     help="comma-separated substrings: only the workloads whose name has one")
+    ap.add_argument("--shapes", default=None,
+                    help="comma-separated products OP:MxNxK (e.g. TN:1024x1024x64) timed as "
+                         "ops.matmul workloads of their own, instead of the list (with --only, "
+                         "besides the workloads it selects)")
     args = ap.parse_args(argv)
     procs = {}
     for tag, tree in (("old", args.old), ("new", args.new)):
@@ -206,6 +221,14 @@ def main(argv=None):
     names = [n.strip().split('":')[0].strip('"') for n in names]
     if args.only:
         names = [n for n in names if any(k in n for k in args.only.split(","))]
+    if args.shapes:
+        extra = []
+        for item in args.shapes.split(","):
+            op, _, shape = item.partition(":")
+            if op not in ("NN", "NT", "TN", "TT") or len(shape.split("x")) != 3:
+                ap.error(f"--shapes: {item!r} is not OP:MxNxK with OP one of NN NT TN TT")
+            extra.append(f"gemm {op} {shape}")
+        names = (names if args.only else []) + extra
 
     def ask(tag, name, threads):
         p = procs[tag]

@@ -339,19 +339,41 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
 /* Split nt threads into tm x tn over (M, N). Each thread packs the A rows
  * and B columns of its own rectangle, B once per MC block of its rows, so a
  * split of a short-and-wide C by rows would make every thread pack all of B.
- * Model a thread's time in cycles -- FMAs at ~32 lanes/cycle plus ~1 cycle per
- * packed element, none for an operand read in place (pack_a, pack_b 0) --
- * and take the cheapest split. (Counting B's packing when B was read in
- * place split dW = dY^T X of 784 -> 256 at batch 64 (256x784x64) into
- * 384 + 400 columns instead of 128 + 128 rows: 1.07x the time on 2 threads.)
+ * Model a thread's time in cycles and take the cheapest split:
+ *  - FMAs at ~32 lanes/cycle;
+ *  - per packed element, pack_a / pack_b cycles: PACK_COPY for an operand
+ *    whose packing copies rows (op(A) transposed, op(B) not), PACK_TRANSPOSE
+ *    for one it transposes (a copy taken as half a transpose's cost, not
+ *    measured apart), none for an operand read in place or prepacked.
+ *    (Counting B's packing when B was read in place split dW = dY^T X of
+ *    784 -> 256 at batch 64 (256x784x64) into 384 + 400 columns instead of
+ *    128 + 128 rows: 1.07x the time on 2 threads.)
+ *  - ROW_CUT x NR per element of its rectangle when C's rows are cut between
+ *    threads (tn > 1): each thread then writes part of every row, and the
+ *    products whose time is mostly C's stores ran far slower split by
+ *    columns than by rows, splits the model had as a tie or a near tie:
+ *    1024x1024x64 TN (the 1024 -> 1024 layer's dW at batch 64) 0.52-0.86x
+ *    the time by rows, 1024x1024x128 TN 0.70-0.96x, 1024^3 NN 0.94-0.97x,
+ *    256x1024x1024 NN 0.92-0.96x (2 threads, paired, Zen 4 VM, AVX-512 and
+ *    AVX2; the spread is the host's, from run to run). Per element, as a
+ *    share of the FMAs' 32 per cycle, it weighs most at small K. Where the
+ *    packing of the other operand costs more the columns split stays:
+ *    128x1024x1024 NT (B transposed) 1.03x the time by rows, 64x1024x256 NN
+ *    1.04x. Fitted: 1.5 per element on the 8x48 kernel; on the 6x16 one
+ *    1.5 also moved 128x512x512 and 128x1024x256 NN to rows, 1.05x the time,
+ *    0.5 (= NR / 32) keeps them. (A flat 1000 cycles per row of C moved the
+ *    two AVX-512 shapes above as well.)
  * Packing op(A) once for all threads instead (a shared buffer, one region
  * per K block: compute block b, pack a share of block b + 1) halved the A
  * packing's share of a 2-thread 1024^3 profile (6.2 -> 3.1%) yet measured no
  * faster (Xeon AVX-512, 2 threads, paired medians over 31 rounds: 1024^3
  * 1.026x the time, 2048^3 1.001x; training shapes 0.997-1.017x): the copies
  * run on both cores at once, and each extra region is another join. */
+#define PACK_COPY 0.5
+#define PACK_TRANSPOSE 1.0
+#define ROW_CUT (1.0 / 32)
 static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
-                          int mc, int pack_a, int pack_b, int *tm, int *tn)
+                          int mc, double pack_a, double pack_b, int *tm, int *tn)
 {
     int mp = (M + ar->mr - 1) / ar->mr, np = (N + ar->nr - 1) / ar->nr;
     double best = -1.0;
@@ -365,7 +387,8 @@ static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
         double rows = (double)((mp + a - 1) / a) * ar->mr;
         double cols = (double)((np + b - 1) / b) * ar->nr;
         double mblocks = (double)(((int)rows + mc - 1) / mc);
-        double cost = rows * cols * K / 32.0 + pack_a * rows * K + pack_b * cols * K * mblocks;
+        double cost = rows * cols * K / 32.0 + pack_a * rows * K + pack_b * cols * K * mblocks
+                      + (b > 1 ? ROW_CUT * ar->nr * rows * cols : 0.0);
         if (best < 0 || cost < best) {
             best = cost; *tm = a; *tn = b;
         }
@@ -446,7 +469,9 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     double flops = 2.0 * M * N * g->K;
     int nt = fnn_threads_for(flops);
     gemm_job J = {ar, g, M, N, 1, 1, ar->nr, 0, 0};
-    split_threads(nt, M, N, g->K, ar, g->bl.mc, g->pack_a && !g->pa, g->pack_b && !g->pb,
+    split_threads(nt, M, N, g->K, ar, g->bl.mc,
+                  !g->pack_a || g->pa ? 0.0 : g->trans_a ? PACK_COPY : PACK_TRANSPOSE,
+                  !g->pack_b || g->pb ? 0.0 : g->trans_b ? PACK_TRANSPOSE : PACK_COPY,
                   &J.tm, &J.tn);
     J.ncut = col_unit(ar, g, J.tn, N);
     int kc = g->K < g->bl.kc ? g->K : g->bl.kc;
