@@ -206,6 +206,7 @@ typedef struct {
     fnn_gemm_blocks bl;            /* kc, mc, nc (gemm_blocking.c) */
     const fnn_packed_b *pb;        /* op(B) packed beforehand, or NULL */
     const fnn_packed_a *pa;        /* op(A) packed beforehand, or NULL */
+    int b_outer;                   /* jr outside ir: B streamed in place (b_streamed) */
 } gemm_args;
 
 static inline const float *a_at(const gemm_args *g, int i, int p)
@@ -299,12 +300,19 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 if (!g->pb)
                     pack_b_block(ar, g->trans_b, kc, nc, b_at(g, pc, jc), g->ldb, bbuf,
                                  !g->pack_b);
-                for (int ir = 0; ir < mc; ir += MR) {
-                    int mr = mc - ir < MR ? mc - ir : MR;
-                    const float *ap = g->pa ? g->pa->data + (ptrdiff_t)((ic + ir) / MR) * g->K * MR
-                                                  + (ptrdiff_t)pc * MR
-                                            : abuf + (ptrdiff_t)ir * kc;
-                    for (int jr = 0; jr < nc; jr += NR) {
+                /* the tiles, MR-row panels outside NR-column ones -- or the
+                 * other way round with b_outer */
+                const int npan_m = (mc + MR - 1) / MR, npan_n = (nc + NR - 1) / NR;
+                const int n_out = g->b_outer ? npan_n : npan_m;
+                const int n_in = g->b_outer ? npan_m : npan_n;
+                for (int o = 0; o < n_out; o++)
+                    for (int t = 0; t < n_in; t++) {
+                        const int ir = (g->b_outer ? t : o) * MR, jr = (g->b_outer ? o : t) * NR;
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        const float *ap = g->pa ? g->pa->data
+                                                      + (ptrdiff_t)((ic + ir) / MR) * g->K * MR
+                                                      + (ptrdiff_t)pc * MR
+                                                : abuf + (ptrdiff_t)ir * kc;
                         int nr = nc - jr < NR ? nc - jr : NR;
                         int i = ic + ir, j = jc + jr;
                         const float *bp;
@@ -330,7 +338,6 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                                           g->trans_a ? g->lda : 1, bp, ldb, c, g->ldc,
                                           mr, nr, &ep);
                     }
-                }
             }
         }
     }
@@ -371,6 +378,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  * run on both cores at once, and each extra region is another join. */
 #define PACK_COPY 0.5
 #define PACK_TRANSPOSE 1.0
+#define PACK_STREAM 0.25
 #define ROW_CUT (1.0 / 32)
 static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
                           int mc, double pack_a, double pack_b, int *tm, int *tn)
@@ -471,7 +479,8 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     gemm_job J = {ar, g, M, N, 1, 1, ar->nr, 0, 0};
     split_threads(nt, M, N, g->K, ar, g->bl.mc,
                   !g->pack_a || g->pa ? 0.0 : g->trans_a ? PACK_COPY : PACK_TRANSPOSE,
-                  !g->pack_b || g->pb ? 0.0 : g->trans_b ? PACK_TRANSPOSE : PACK_COPY,
+                  g->pb ? 0.0 : g->b_outer ? PACK_STREAM : !g->pack_b ? 0.0
+                  : g->trans_b ? PACK_TRANSPOSE : PACK_COPY,
                   &J.tm, &J.tn);
     J.ncut = col_unit(ar, g, J.tn, N);
     int kc = g->K < g->bl.kc ? g->K : g->bl.kc;
@@ -616,6 +625,33 @@ static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
     return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K <= 16 || !crowded(ldb, K));
 }
 
+/* op(B) row-major, its K-block (KC x N) more than half of L2, and A's rows
+ * few enough that their packed block (M x KC) fits in half of L2: B is read
+ * in place, each NR-column panel of it once from memory, with the loop over
+ * B's panels outside the one over A's (b_outer). A B panel is then used by
+ * every row panel while it is in L1/L2, and the packed A block is what L2
+ * holds; packed, B went from memory to the buffer and back out of L2 for
+ * each row panel. The input gradients dX = dY W at batch 64-256 ran
+ * 0.92-1.00x the time of packing B on 1 thread and 0.81-0.97x on 2
+ * (64x3136x1024 0.95x / 0.81x, 128x1024x1024 0.96x / 0.91x, 128x784x1024
+ * 0.95x / 0.93x; paired medians, Zen 4 VM, AVX-512); with A past half of
+ * L2 slower (512x1024x1024 1.05x, 1024^3 1.09x),
+ * and with a B block that stays in L2 anyway too (256x1024x64 NN 1.03x,
+ * TN 1.04x). Only for a kernel whose panel rows are 2 cache lines or more
+ * (NR * 4 >= 128 bytes: the 8x48). A row of the AVX2 path's 16-wide panel is
+ * one line, the rows far apart: streamed, 128x3136x1024 NN ran 1.16x the
+ * time on 2 threads, and at ldb = 1024 (rows 4 KB apart, 10 of a panel's
+ * lines to each 8-way L2 set) 1.3-2x; the 8x48 gained there as well. */
+static int b_streamed(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
+                      const fnn_gemm_blocks *bl)
+{
+    const long l2 = fnn_caches_detected()->l2.size, half = (l2 > 0 ? l2 : 256L << 10) / 2;
+    const int kc = K < bl->kc ? K : bl->kc;
+    return !trans_b && ar->nr * sizeof(float) >= 128
+           && (double)((M + ar->mr - 1) / ar->mr * ar->mr) * kc * sizeof(float) <= half
+           && (double)kc * N * sizeof(float) > half;
+}
+
 /* N within one panel, past the small-N kernels or without them: every A
  * element is used by one micro-kernel call only, so packing A would copy all
  * of it for no reuse; the kernel reads it in place instead. Same sums, same
@@ -648,6 +684,8 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         return gemm_small_m(ar, &g, M, N);
     g.pack_a = !a_in_place(ar, trans_a, lda, N);
     g.pack_b = !b_in_place(ar, trans_b, M, N, K, ldb);
+    if (g.pack_b && b_streamed(ar, trans_b, M, N, K, &g.bl))
+        g.pack_b = 0, g.b_outer = 1;
     return gemm_run(ar, &g, M, N);
 }
 
