@@ -351,7 +351,9 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  *  - per packed element, pack_a / pack_b cycles: PACK_COPY for an operand
  *    whose packing copies rows (op(A) transposed, op(B) not), PACK_TRANSPOSE
  *    for one it transposes (a copy taken as half a transpose's cost, not
- *    measured apart), none for an operand read in place or prepacked.
+ *    measured apart), PACK_STREAM for a B streamed in place (b_streamed:
+ *    its reads from memory, not measured apart), none for an operand read
+ *    in place otherwise or prepacked.
  *    (Counting B's packing when B was read in place split dW = dY^T X of
  *    784 -> 256 at batch 64 (256x784x64) into 384 + 400 columns instead of
  *    128 + 128 rows: 1.07x the time on 2 threads.)
@@ -628,9 +630,9 @@ static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
 /* op(B) row-major, its K-block (KC x N) more than half of L2, and A's rows
  * no more than K and few enough that their packed block (M x KC) fits in
  * half of L2: B is read in place, each NR-column panel of it once from
- * memory, with the loop over B's panels outside the one over A's (b_outer). A B panel is then used by
- * every row panel while it is in L1/L2, and the packed A block is what L2
- * holds; packed, B went from memory to the buffer and back out of L2 for
+ * memory, with the loop over B's panels outside the one over A's (b_outer).
+ * A B panel is then used by every row panel while it is in L1/L2, and the
+ * packed A block is what L2 holds; packed, B went from memory to the buffer and back out of L2 for
  * each row panel. The input gradients dX = dY W at batch 64-256 ran
  * 0.92-1.00x the time of packing B on 1 thread and 0.81-0.97x on 2
  * (64x3136x1024 0.95x / 0.81x, 128x1024x1024 0.96x / 0.91x, 128x784x1024
@@ -638,8 +640,9 @@ static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
  * L2 slower (512x1024x1024 1.05x, 1024^3 1.09x), with a B block that
  * stays in L2 anyway too (256x1024x64 NN 1.03x, TN 1.04x), and with more
  * rows than K, C's stores then dominating and going down C in NR-wide
- * strips (the weight gradients 1024x3136x64 TN 1.12-1.15x, x128 1.07-1.09x). Only for a kernel whose panel rows are 2 cache lines or more
- * (NR * 4 >= 128 bytes: the 8x48). A row of the AVX2 path's 16-wide panel is
+ * strips (the weight gradients 1024x3136x64 TN 1.12-1.15x, x128
+ * 1.07-1.09x). Only for a kernel whose panel rows are 2 cache lines or
+ * more (NR * 4 >= 128 bytes: the 8x48). A row of the AVX2 path's 16-wide panel is
  * one line, the rows far apart: streamed, 128x3136x1024 NN ran 1.16x the
  * time on 2 threads, and at ldb = 1024 (rows 4 KB apart, 10 of a panel's
  * lines to each 8-way L2 set) 1.3-2x; the 8x48 gained there as well. */
