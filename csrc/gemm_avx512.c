@@ -221,7 +221,8 @@ hsum16(const int nj, const __m512 *v)
     return _mm512_add_ps(_mm512_shuffle_ps(s[0], s[1], 0x88), _mm512_shuffle_ps(s[0], s[1], 0xDD));
 }
 
-/* Dot products along K: C rows [0, ra <= 2) x columns [0, nj <= 12) of
+/* Dot products along K: C rows [0, ra <= 4) x columns [0, nj <= 12, or
+ * nj <= 6 for ra > 2) of
  * op(A)(i,p) = a[i*lda + p] and op(B)(p,j) = b[j*ldb + p]. Per 16 k: ra + nj
  * loads, ra nj FMAs; each element then sums its 16 lanes (hsum16). A row's
  * sums do not depend on the rows beside it. */
@@ -229,21 +230,21 @@ FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
 dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const float *b,
          ptrdiff_t ldb, float *c, ptrdiff_t ldc, const fnn_epi *ep)
 {
-    __m512 acc[2][12];
-    _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)
+    __m512 acc[4][12];
+    _Pragma("GCC unroll 4") for (int r = 0; r < ra; r++)
         _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++)
             acc[r][j] = _mm512_setzero_ps();
 #define DOT_STEP(m)                                                           \
     do {                                                                      \
-        __m512 av[2];                                                         \
-        _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++) {               \
+        __m512 av[4];                                                         \
+        _Pragma("GCC unroll 4") for (int r = 0; r < ra; r++) {               \
             av[r] = _mm512_maskz_loadu_ps(m, a + r * lda + p);                \
             __asm__("" : "+v"(av[r]));     /* one load, not one per FMA */    \
         }                                                                     \
         _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++) {               \
             __m512 bv = _mm512_maskz_loadu_ps(m, b + j * ldb + p);            \
             __asm__("" : "+v"(bv));                                           \
-            _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)              \
+            _Pragma("GCC unroll 4") for (int r = 0; r < ra; r++)              \
                 acc[r][j] = _mm512_fmadd_ps(av[r], bv, acc[r][j]);            \
         }                                                                     \
     } while (0)
@@ -255,18 +256,36 @@ dot_tile(const int ra, const int nj, int k, const float *a, ptrdiff_t lda, const
         DOT_STEP((__mmask16)((1u << (k - k16)) - 1u));
 #undef DOT_STEP
     const __mmask16 mj = (__mmask16)((1u << nj) - 1u);
-    _Pragma("GCC unroll 2") for (int r = 0; r < ra; r++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < ra; r++)
         store_row(0, hsum16(nj, acc[r]), c + r * ldc, mj, r, ep);
 }
 
 #define DOT(n) case n: {                                                     \
         if (ra == 1) dot_tile(1, n, k, a, lda, b, ldb, c, ldc, ep);             \
-        else dot_tile(2, n, k, a, lda, b, ldb, c, ldc, ep);                     \
+        else if (ra == 2 || n > 6) {        /* over 6 wide: two rows */     \
+            dot_tile(2, n, k, a, lda, b, ldb, c, ldc, ep);                      \
+            if (ra > 2) {                                                       \
+                fnn_epi e = *ep;                                                \
+                e.bias += e.bias_mode == FNN_BIAS_ROW ? 2 : 0;                  \
+                if (ra == 3)                                                    \
+                    dot_tile(1, n, k, a + 2 * lda, lda, b, ldb, c + 2 * ldc, ldc, &e); \
+                else                                                            \
+                    dot_tile(2, n, k, a + 2 * lda, lda, b, ldb, c + 2 * ldc, ldc, &e); \
+            }                                                                   \
+        }                                                                       \
+        else if (ra == 3) dot_tile(3, n, k, a, lda, b, ldb, c, ldc, ep);        \
+        else dot_tile(4, n, k, a, lda, b, ldb, c, ldc, ep);                     \
     } break;
 
-/* Two rows at a time. Splitting N = 10 in two chunks four rows at a time
- * (so a chunk of op(B) stays in L1 beside four rows of A) measured slower at
- * K = 1024 (70 vs 116 GFLOP/s). */
+/* Two rows by up to 12 columns, or (small_dot_far_rows x _cols) four rows by
+ * up to 6 where op(B) is larger than L1: N = 10 as two chunks of 5, a
+ * chunk's rows of op(B) then coming from L1 for four rows of A instead of
+ * all of op(B) from L2 for two. 64-256 x 10 x 1024 (B 40 KB) took
+ * 0.82-0.86x the time on 1 and 2 threads (Zen 4, L1d 32 KB; paired);
+ * where B fits L1 the two-row tile stays (x 256: 1.08-1.10x the time with
+ * four rows; x 784, B 31 KB: 0.91-1.01x). On the Xeon (L1d 48 KB) the
+ * four-row tile measured slower at K = 1024, B fitting L1 there (70 vs 116
+ * GFLOP/s). Same sums either way: each element is its own dot product. */
 FNN_TARGET_AVX512 static void small_dot_avx512(int ra, int nj, int k, const float *a,
         ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
@@ -340,5 +359,5 @@ FNN_TARGET_AVX512 static void conv_avx512(int k, const float *const *rows, const
  * 4, measured best of KC 256/384/512 x NC 480/672/960 on large squares. */
 const fnn_gemm_arch fnn_gemm_avx512 = {MR, NR, 16, 384, 1536, 672, ukr_avx512, fnn_pack_t_avx2, ukr_avx512_sa,
                                       small_tm_avx512, small_dot_avx512, 32, 12, 2,
-                                      conv_avx512, 8, 32};
+                                      conv_avx512, 8, 32, 4, 6};
 #endif

@@ -88,6 +88,10 @@ typedef struct {
     int small_rows, small_cols, small_dot_rows;
     fnn_conv_ukr_fn conv;     /* NULL: convolutions take im2col + GEMM */
     int conv_mr, conv_nr;
+    /* small_dot's tile when op(B) is larger than L1 (0: small_dot_rows x
+     * small_cols always): more rows of A and fewer columns of B per tile,
+     * so that a column chunk of op(B) comes from L1 rather than L2 */
+    int small_dot_far_rows, small_dot_far_cols;
 } fnn_gemm_arch;
 
 /* The kernels of the path in use (fastnn.set_isa). */

@@ -928,7 +928,8 @@ def test_output_layer_shapes_bitwise_on_1_and_2_threads(isa, ta, tb, rng):
     M = 10 weight grad) and a small batch: right, and the same bits on 1 and 2
     threads (big enough that 2 threads really run)."""
     fastnn.set_isa(isa)
-    for M, N, K in ((512, 10, 512), (300, 10, 1000), (256, 1024, 10), (128, 256, 10), (10, 1024, 256),
+    for M, N, K in ((512, 10, 512), (300, 10, 1000), (256, 12, 1024), (301, 7, 2048),
+                    (256, 1024, 10), (128, 256, 10), (10, 1024, 256),
                     (16, 1024, 784), (32, 513, 300)):
         a, b = operands(rng, M, N, K, ta, tb)
         bias = rng.standard_normal(N).astype(F32)
