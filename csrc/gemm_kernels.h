@@ -51,6 +51,7 @@ typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
  *             M; op(B)(p,j) = b[p*rsb + j*csb]. Each element is one FMA
  *             chain over p, so the bits are the general kernel's.
  *  small_dot: rows [0, ra <= small_dot_rows) x columns [0, nj <= small_cols)
+ *             (or ra <= small_dot_far_rows, nj <= small_dot_far_cols)
  *             with op(A)(i,p) = a[i*lda + p] and op(B)(p,j) = b[j*ldb + p]:
  *             dot products with vectors along K, each summed across its
  *             lanes by a fixed tree at the end.
