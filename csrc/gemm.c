@@ -518,22 +518,22 @@ typedef struct {
     const float *bt;         /* op(B)^T (N, K) rows bt_ld apart, for small_dot */
     ptrdiff_t bt_ld;
     int by_cols;             /* parts take column chunks (few rows), not rows */
-    int rows, cols;          /* the dot kernel's tile: rows, chunks of <= cols */
+    int rows, cols;          /* the small kernel's tile: rows, chunks of <= cols */
 } small_job;
 
 /* Part `me` of `have`: rows [m0, m1) of C on 16-row boundaries, or with
- * by_cols all rows and its share of the column chunks; in tiles of the
- * arch's small kernels, columns in balanced chunks of at most small_cols
- * (10 = 10 on AVX-512, 5 + 5 on AVX2; 16 = 8 + 8), or for the dot kernel
- * J->cols (small_dot_far_cols where op(B) is larger than L1: 5 + 5). */
+ * by_cols all rows and its share of the column chunks; in J->rows x J->cols
+ * tiles of the arch's small kernels, columns in balanced chunks of at most
+ * small_cols (10 = 10 on AVX-512, 5 + 5 on AVX2; 16 = 8 + 8), or of
+ * small_dot_far_cols for the dot kernel where op(B) is larger than L1
+ * (5 + 5). */
 static int small_worker(void *ctx, int me, int have)
 {
     const small_job *J = ctx;
     const gemm_args *g = J->g;
     const fnn_gemm_arch *ar = J->ar;
-    const int TR = g->trans_a ? ar->small_rows : J->rows;
-    const int SC = g->trans_a ? ar->small_cols : J->cols;
-    const int chunks = (J->N + SC - 1) / SC;
+    const int TR = J->rows;
+    const int chunks = (J->N + J->cols - 1) / J->cols;
     int m0 = 0, m1 = J->M, q0 = 0, q1 = chunks;
     if (J->by_cols)
         part(me, have, chunks, 1, &q0, &q1);
@@ -576,11 +576,12 @@ static int small_worker(void *ctx, int me, int have)
  * 1.00x the time on 1 thread, 0.97x on 2, on 64x10x256: not kept.) */
 static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
-    small_job J = {ar, g, M, N, g->B, g->ldb, 0, ar->small_dot_rows, ar->small_cols};
-    const long l1 = fnn_caches_detected()->l1d.size;
-    if (ar->small_dot_far_rows && l1 > 0 && (double)N * g->K * sizeof(float) > l1)
-        J.rows = ar->small_dot_far_rows, J.cols = ar->small_dot_far_cols;
+    small_job J = {ar, g, M, N, g->B, g->ldb, 0, ar->small_rows, ar->small_cols};
     if (!g->trans_a) {
+        const long l1 = fnn_caches_detected()->l1d.size;
+        J.rows = ar->small_dot_rows;
+        if (ar->small_dot_far_rows && l1 > 0 && (double)N * g->K * sizeof(float) > l1)
+            J.rows = ar->small_dot_far_rows, J.cols = ar->small_dot_far_cols;
         J.bt_ld = (g->K + 15) / 16 * 16 + 16;
         float *bt = fnn_ws_thread((size_t)N * J.bt_ld * sizeof(float));
         if (!bt)
