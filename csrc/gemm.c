@@ -608,6 +608,44 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
     return fnn_parallel_region(fnn_threads_for(8.0 * N * g->K), small_worker, &J);
 }
 
+/* ------------------------------------------------ small K (<= 16 rows) -- */
+
+/* K <= FNN_SMALL_K with op(B) row-major: the output layer's dX = dY W
+ * (M x N from K = 10). Both operands are a few KB and every A element is
+ * used by few FMAs, so the arch's small_k kernel reads them in place, all of
+ * C in one call per thread; the threads take rows, in its row tiles (a
+ * thread's C rows whole: split by columns, C's stores dominate, see
+ * ROW_CUT). The packed path spent about 30% of these products in tile
+ * prologues and epilogues and packing A (perf, 256x256x10, Zen 4). */
+typedef struct {
+    const fnn_gemm_arch *ar;
+    const gemm_args *g;
+    int M, N;
+} small_k_job;
+
+static int small_k_worker(void *ctx, int me, int have)
+{
+    const small_k_job *J = ctx;
+    const gemm_args *g = J->g;
+    int m0, m1;
+    part(me, have, J->M, J->ar->small_k_rows, &m0, &m1);
+    if (m0 < m1) {
+        fnn_epi ep = {g->alpha, g->beta,
+                      g->bias_mode == FNN_BIAS_ROW ? g->bias + m0 : g->bias, g->bias_mode,
+                      g->relu};
+        J->ar->small_k(m1 - m0, J->N, g->K, a_at(g, m0, 0), g->trans_a ? 1 : g->lda,
+                       g->trans_a ? g->lda : 1, g->B, g->ldb, g->C + (ptrdiff_t)m0 * g->ldc,
+                       g->ldc, &ep);
+    }
+    return FNN_OK;
+}
+
+static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
+{
+    small_k_job J = {ar, g, M, N};
+    return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_k_worker, &J);
+}
+
 /* More than 4 of `rows` rows ld floats apart in one L1 set: rows return to
  * the same set every 4 KB (the span of L1's sets) over the lowest set bit of
  * 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of 8 ways). */
@@ -696,6 +734,8 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                    bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL, NULL};
     if (N <= 16 && ar->small_tm)            /* the output layer's 10 classes */
         return gemm_small(ar, &g, M, N);
+    if (K <= FNN_SMALL_K && !trans_b && ar->small_k)   /* its dX = dY W */
+        return gemm_small_k(ar, &g, M, N);
     if (M <= SMALL_M && !trans_a && trans_b && ar->small_dot)
         return gemm_small_m(ar, &g, M, N);
     g.pack_a = !a_in_place(ar, trans_a, lda, N);

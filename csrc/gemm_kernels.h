@@ -63,6 +63,16 @@ typedef void (*fnn_small_dot_fn)(int ra, int nj, int k, const float *a, ptrdiff_
                                  const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                                  const fnn_epi *ep);
 
+/* Small K (gemm.c's gemm_small_k: K <= FNN_SMALL_K, op(B) row-major, the
+ * output layer's dX = dY W): all of C (m x n), op(A)(i,p) = a[i*rsa + p*csa]
+ * and op(B)(p,j) = b[p*ldb + j] read in place, then epilogue(acc) to
+ * C[i*ldc + j] (ep->bias: column 0's, or row 0's for FNN_BIAS_ROW). Each
+ * element one FMA chain over p from zero: the general kernel's bits. */
+#define FNN_SMALL_K 16
+typedef void (*fnn_small_k_fn)(int m, int n, int k, const float *a, ptrdiff_t rsa,
+                               ptrdiff_t csa, const float *b, ptrdiff_t ldb, float *c,
+                               ptrdiff_t ldc, const fnn_epi *ep);
+
 /* Convolution micro-kernel (conv.c's direct path), a conv_mr x conv_nr
  * tile of the arch: for output pixels i < conv_mr and channels
  * j < nr <= conv_nr, acc(i, j) = sum_p rows[i][koff[p]] * b[p conv_nr + j]
@@ -93,6 +103,8 @@ typedef struct {
      * small_cols always): more rows of A and fewer columns of B per tile,
      * so that a column chunk of op(B) comes from L1 rather than L2 */
     int small_dot_far_rows, small_dot_far_cols;
+    fnn_small_k_fn small_k;   /* NULL: small K takes the general path */
+    int small_k_rows;         /* its row tile: threads split M in these */
 } fnn_gemm_arch;
 
 /* The kernels of the path in use (fastnn.set_isa). */

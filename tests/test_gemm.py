@@ -983,6 +983,55 @@ def test_small_n_kernels_edges_and_strided_views(isa, ta, tb, rng):
             assert_bits_equal(big_b, b0, what + ": b")
 
 
+@pytest.mark.parametrize("ta", [False, True], ids=["NN", "TN"])
+def test_small_k_kernel_edges_and_strided_views(isa, ta, rng):
+    """The small-K path (K <= 16, op(B) row-major: the output layer's
+    dX = dY W): K from 1 to 16, M around its 4-row tile, N around its
+    64-column strip and the 16-float vector, every epilogue; operands and C
+    as views into larger arrays (4 KB strides too), C untouched outside
+    M x N, the operands untouched; near float64, and the general kernel's
+    bits (the prepacked-B entry point keeps it) on 1 and 2 threads."""
+    fastnn.set_isa(isa)
+    n = 0
+    for K in (1, 2, 9, 10, 16):
+        for M, N in ((1, 17), (3, 64), (4, 65), (5, 127), (7, 129), (9, 48), (33, 300),
+                     (130, 1024), (257, 200)):
+            n += 1
+            alpha, beta, bkind, relu, _ = ALL_EPILOGUES[(7 * n) % len(ALL_EPILOGUES)]
+            pad = 1024 - (M if ta else K) if n % 3 == 0 else 3     # rows 4 KB apart
+            big_a = rng.standard_normal((K + 2, M + pad) if ta else (M + 2, K + pad)).astype(F32)
+            big_b = rng.standard_normal((K + 2, N + (1024 - N % 1024 if n % 4 == 0 else 5))
+                                        ).astype(F32)
+            a = big_a[1:K + 1, 2:M + 2] if ta else big_a[1:M + 1, 2:K + 2]
+            b = big_b[1:K + 1, 1:N + 1]
+            a0, b0 = big_a.copy(), big_b.copy()
+            c0 = rng.standard_normal((M, N)).astype(F32)
+            bias = bias_array(rng, bkind, M, N)
+            what = f"{isa} {M}x{N}x{K} ta={ta} epilogue {alpha, beta, bkind, relu}"
+            for threads in (1, 2):
+                fastnn.set_num_threads(threads)
+                big_c = np.full((M + 2, N + 7), 7.0, F32)
+                out = big_c[1:M + 1, 3:N + 3]
+                out[...] = c0 if beta != 0.0 else np.nan
+                got = ops.matmul(a, b, trans_a=ta, alpha=alpha, beta=beta, out=out,
+                                 bias=bias, relu=relu)
+                assert got is out
+                want, tol = reference(a, b, ta, False, alpha, beta, c0, bias, relu)
+                assert_close(got, want, tol, what)
+                inside = np.zeros(big_c.shape, bool)
+                inside[1:M + 1, 3:N + 3] = True
+                assert (big_c[~inside] == 7.0).all(), what + ": C written outside M x N"
+                assert_bits_equal(big_a, a0, what + ": a")
+                assert_bits_equal(big_b, b0, what + ": b")
+                packed = c0.copy()
+                mode = {None: 0, "col": 1, "col2": 1, "row": 2}[bkind]
+                bv = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
+                _C.sgemm(ta, False, M, N, K, alpha, a, b, beta, packed, bv, mode, relu,
+                         prepacked=True)
+                assert_bits_equal(np.ascontiguousarray(got), packed,
+                                  what + f": vs the general kernel, {threads}T")
+
+
 def test_small_n_nan_and_inf_propagate(isa, rng):
     """A NaN or an Inf in op(A) reaches exactly its row of C on every small-N
     kernel (no lane of a dot product or a transpose mixes rows)."""
