@@ -610,13 +610,16 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
 
 /* ------------------------------------------------ small K (<= 16 rows) -- */
 
-/* K <= FNN_SMALL_K with op(B) row-major: the output layer's dX = dY W
- * (M x N from K = 10). Both operands are a few KB and every A element is
- * used by few FMAs, so the arch's small_k kernel reads them in place, all of
- * C in one call per thread; the threads take rows, in its row tiles (a
- * thread's C rows whole: split by columns, C's stores dominate, see
- * ROW_CUT). The packed path spent about 30% of these products in tile
- * prologues and epilogues and packing A (perf, 256x256x10, Zen 4). */
+/* K <= FNN_SMALL_K: the output layer's dX = dY W (M x N from K = 10).
+ * Both operands are a few KB and every A element is used by few FMAs, so
+ * the arch's small_k kernel reads them in place, all of C in one call per
+ * thread; the threads take rows, in its row tiles (a thread's C rows whole:
+ * split by columns, C's stores dominate, see ROW_CUT). The packed path spent
+ * about 30% of these products in tile prologues and epilogues and in packing
+ * A (perf, 256x256x10, Zen 4). A transposed B (K x N after the transpose,
+ * a few KB) is first copied row-major into this thread's arena: the NT and
+ * TT products at K = 10 then took 0.73-0.94x the packed path's time
+ * (64-256 x 256-1024, 1 and 2 threads, paired, Zen 4). */
 typedef struct {
     const fnn_gemm_arch *ar;
     const gemm_args *g;
@@ -643,6 +646,17 @@ static int small_k_worker(void *ctx, int me, int have)
 static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_k_job J = {ar, g, M, N};
+    gemm_args gt;
+    if (g->trans_b) {
+        const int ld = (N + 15) / 16 * 16 + 16;
+        float *bt = fnn_ws_thread((size_t)g->K * ld * sizeof(float));
+        if (!bt)
+            return FNN_ENOMEM;
+        ar->pack_t(N, g->K, g->B, g->ldb, bt, ld);
+        gt = *g;
+        gt.B = bt, gt.ldb = ld, gt.trans_b = 0;
+        J.g = &gt;
+    }
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_k_worker, &J);
 }
 
@@ -734,7 +748,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                    bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL, NULL};
     if (N <= 16 && ar->small_tm)            /* the output layer's 10 classes */
         return gemm_small(ar, &g, M, N);
-    if (K <= FNN_SMALL_K && !trans_b && ar->small_k)   /* its dX = dY W */
+    if (K <= FNN_SMALL_K && ar->small_k)    /* the output layer's dX = dY W */
         return gemm_small_k(ar, &g, M, N);
     if (M <= SMALL_M && !trans_a && trans_b && ar->small_dot)
         return gemm_small_m(ar, &g, M, N);

@@ -983,14 +983,15 @@ def test_small_n_kernels_edges_and_strided_views(isa, ta, tb, rng):
             assert_bits_equal(big_b, b0, what + ": b")
 
 
-@pytest.mark.parametrize("ta", [False, True], ids=["NN", "TN"])
-def test_small_k_kernel_edges_and_strided_views(isa, ta, rng):
-    """The small-K path (K <= 16, op(B) row-major: the output layer's
-    dX = dY W): K from 1 to 16, M around its 4-row tile, N around its
+@pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
+def test_small_k_kernel_edges_and_strided_views(isa, ta, tb, rng):
+    """The small-K path (K <= 16: the output layer's dX = dY W; a transposed
+    B copied row-major first): K from 1 to 16, M around its 4-row tile, N around its
     64-column strip and the 16-float vector, every epilogue; operands and C
     as views into larger arrays (4 KB strides too), C untouched outside
     M x N, the operands untouched; near float64, and the general kernel's
-    bits (the prepacked-B entry point keeps it) on 1 and 2 threads."""
+    bits (the prepacked-B entry point keeps it; but for the few-rows dot
+    kernel, see takes_dot_kernel) on 1 and 2 threads."""
     fastnn.set_isa(isa)
     n = 0
     for K in (1, 2, 9, 10, 16):
@@ -1000,23 +1001,24 @@ def test_small_k_kernel_edges_and_strided_views(isa, ta, rng):
             alpha, beta, bkind, relu, _ = ALL_EPILOGUES[(7 * n) % len(ALL_EPILOGUES)]
             pad = 1024 - (M if ta else K) if n % 3 == 0 else 3     # rows 4 KB apart
             big_a = rng.standard_normal((K + 2, M + pad) if ta else (M + 2, K + pad)).astype(F32)
-            big_b = rng.standard_normal((K + 2, N + (1024 - N % 1024 if n % 4 == 0 else 5))
+            bpad = 1024 - (K if tb else N % 1024) if n % 4 == 0 else 5
+            big_b = rng.standard_normal((N + 2, K + bpad) if tb else (K + 2, N + bpad)
                                         ).astype(F32)
             a = big_a[1:K + 1, 2:M + 2] if ta else big_a[1:M + 1, 2:K + 2]
-            b = big_b[1:K + 1, 1:N + 1]
+            b = big_b[1:N + 1, 1:K + 1] if tb else big_b[1:K + 1, 1:N + 1]
             a0, b0 = big_a.copy(), big_b.copy()
             c0 = rng.standard_normal((M, N)).astype(F32)
             bias = bias_array(rng, bkind, M, N)
-            what = f"{isa} {M}x{N}x{K} ta={ta} epilogue {alpha, beta, bkind, relu}"
+            what = f"{isa} {M}x{N}x{K} ta={ta} tb={tb} epilogue {alpha, beta, bkind, relu}"
             for threads in (1, 2):
                 fastnn.set_num_threads(threads)
                 big_c = np.full((M + 2, N + 7), 7.0, F32)
                 out = big_c[1:M + 1, 3:N + 3]
                 out[...] = c0 if beta != 0.0 else np.nan
-                got = ops.matmul(a, b, trans_a=ta, alpha=alpha, beta=beta, out=out,
+                got = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=out,
                                  bias=bias, relu=relu)
                 assert got is out
-                want, tol = reference(a, b, ta, False, alpha, beta, c0, bias, relu)
+                want, tol = reference(a, b, ta, tb, alpha, beta, c0, bias, relu)
                 assert_close(got, want, tol, what)
                 inside = np.zeros(big_c.shape, bool)
                 inside[1:M + 1, 3:N + 3] = True
@@ -1026,10 +1028,28 @@ def test_small_k_kernel_edges_and_strided_views(isa, ta, rng):
                 packed = c0.copy()
                 mode = {None: 0, "col": 1, "col2": 1, "row": 2}[bkind]
                 bv = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
-                _C.sgemm(ta, False, M, N, K, alpha, a, b, beta, packed, bv, mode, relu,
+                _C.sgemm(ta, tb, M, N, K, alpha, a, b, beta, packed, bv, mode, relu,
                          prepacked=True)
-                assert_bits_equal(np.ascontiguousarray(got), packed,
-                                  what + f": vs the general kernel, {threads}T")
+                assert_same_product(np.ascontiguousarray(got), packed, isa, ta, tb, M, N, K,
+                                    what + f": vs the general kernel, {threads}T")
+
+
+def test_small_k_nan_and_inf_propagate(isa, rng):
+    """K = 10: a NaN in op(A) reaches exactly its row of C, an Inf in op(B)
+    exactly its column (no lane, tile or transposed copy mixes them)."""
+    fastnn.set_isa(isa)
+    for ta, tb in TRANS:
+        a, b = operands(rng, 37, 150, 10, ta, tb)
+        A, B = (a.T if ta else a), (b.T if tb else b)
+        A[5, 3] = np.nan
+        B[7, 129] = np.inf
+        got = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+        bad = ~np.isfinite(got)
+        assert np.isnan(got[5]).all(), (isa, ta, tb)
+        assert bad[:, 129].all(), (isa, ta, tb)
+        bad[5] = False
+        bad[:, 129] = False
+        assert not bad.any(), (isa, ta, tb)
 
 
 def test_small_n_nan_and_inf_propagate(isa, rng):
