@@ -608,58 +608,6 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
     return fnn_parallel_region(fnn_threads_for(8.0 * N * g->K), small_worker, &J);
 }
 
-/* ------------------------------------------------ small K (<= 16 rows) -- */
-
-/* K <= FNN_SMALL_K: the output layer's dX = dY W (M x N from K = 10).
- * Both operands are a few KB and every A element is used by few FMAs, so
- * the arch's small_k kernel reads them in place, all of C in one call per
- * thread; the threads take rows, in its row tiles (a thread's C rows whole:
- * split by columns, C's stores dominate, see ROW_CUT). The packed path spent
- * about 30% of these products in tile prologues and epilogues and in packing
- * A (perf, 256x256x10, Zen 4). A transposed B (K x N after the transpose,
- * a few KB) is first copied row-major into this thread's arena: the NT and
- * TT products at K = 10 then took 0.73-0.94x the packed path's time
- * (64-256 x 256-1024, 1 and 2 threads, paired, Zen 4). */
-typedef struct {
-    const fnn_gemm_arch *ar;
-    const gemm_args *g;
-    int M, N;
-} small_k_job;
-
-static int small_k_worker(void *ctx, int me, int have)
-{
-    const small_k_job *J = ctx;
-    const gemm_args *g = J->g;
-    int m0, m1;
-    part(me, have, J->M, J->ar->small_k_rows, &m0, &m1);
-    if (m0 < m1) {
-        fnn_epi ep = {g->alpha, g->beta,
-                      g->bias_mode == FNN_BIAS_ROW ? g->bias + m0 : g->bias, g->bias_mode,
-                      g->relu};
-        J->ar->small_k(m1 - m0, J->N, g->K, a_at(g, m0, 0), g->trans_a ? 1 : g->lda,
-                       g->trans_a ? g->lda : 1, g->B, g->ldb, g->C + (ptrdiff_t)m0 * g->ldc,
-                       g->ldc, &ep);
-    }
-    return FNN_OK;
-}
-
-static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
-{
-    small_k_job J = {ar, g, M, N};
-    gemm_args gt;
-    if (g->trans_b) {
-        const int ld = (N + 15) / 16 * 16 + 16;
-        float *bt = fnn_ws_thread((size_t)g->K * ld * sizeof(float));
-        if (!bt)
-            return FNN_ENOMEM;
-        ar->pack_t(N, g->K, g->B, g->ldb, bt, ld);
-        gt = *g;
-        gt.B = bt, gt.ldb = ld, gt.trans_b = 0;
-        J.g = &gt;
-    }
-    return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_k_worker, &J);
-}
-
 /* More than 4 of `rows` rows ld floats apart in one L1 set: rows return to
  * the same set every 4 KB (the span of L1's sets) over the lowest set bit of
  * 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of 8 ways). */
@@ -668,6 +616,64 @@ static int crowded(ptrdiff_t ld, int rows)
     const int bytes = (int)((ld * (ptrdiff_t)sizeof(float)) & 4095);
     const int period = bytes ? 4096 / (bytes & -bytes) : 1;
     return (rows + period - 1) / period > 4;
+}
+
+/* ------------------------------------------------ small K (<= 16 rows) -- */
+
+/* K <= FNN_SMALL_K: the output layer's dX = dY W (M x N from K = 10).
+ * Both operands are a few KB and every A element is used by few FMAs, so
+ * the arch's small_k kernel reads them in place, all of C in one call per
+ * thread; the threads take rows, in its row tiles (a thread's C rows whole:
+ * split by columns, C's stores dominate, see ROW_CUT). The packed path spent
+ * about 30% of these products in tile prologues and epilogues and in packing
+ * A (perf, 256x256x10, Zen 4). Each thread copies op(B) row-major into its
+ * own arena (a few KB; the copy in the calling thread, read by the other
+ * from there, cost more on 2 threads) where B is transposed -- the NT and
+ * TT products at K = 10 then took 0.73-0.94x the packed path's time -- and,
+ * for the kernels that ask (small_k_copy), where its rows crowd L1's sets:
+ * the AVX2 kernel's 24-column strip of a K = 10 B 4 KB a row took 0.85-0.9x
+ * the time copied, while the AVX-512 one (4 loads per 16 FMAs, not 3 per
+ * 12 at twice the rate) ran 1.0-1.07x slower (64-256 x 1024 x 10, 1 and 2
+ * threads, paired, Zen 4). */
+typedef struct {
+    const fnn_gemm_arch *ar;
+    const gemm_args *g;
+    int M, N;
+    int copy_b;              /* op(B) copied row-major into each thread's arena */
+} small_k_job;
+
+static int small_k_worker(void *ctx, int me, int have)
+{
+    const small_k_job *J = ctx;
+    const gemm_args *g = J->g;
+    int m0, m1;
+    part(me, have, J->M, J->ar->small_k_rows, &m0, &m1);
+    if (m0 >= m1)
+        return FNN_OK;
+    const float *b = g->B;
+    ptrdiff_t ldb = g->ldb;
+    if (J->copy_b) {
+        const int ld = (J->N + 15) / 16 * 16 + 16;
+        float *bt = fnn_ws_thread((size_t)g->K * ld * sizeof(float));
+        if (!bt)
+            return FNN_ENOMEM;
+        if (g->trans_b)
+            J->ar->pack_t(J->N, g->K, g->B, g->ldb, bt, ld);
+        else
+            copy_rows(g->K, J->N, g->B, g->ldb, bt, ld);
+        b = bt, ldb = ld;
+    }
+    fnn_epi ep = {g->alpha, g->beta, g->bias_mode == FNN_BIAS_ROW ? g->bias + m0 : g->bias,
+                  g->bias_mode, g->relu};
+    J->ar->small_k(m1 - m0, J->N, g->K, a_at(g, m0, 0), g->trans_a ? 1 : g->lda,
+                   g->trans_a ? g->lda : 1, b, ldb, g->C + (ptrdiff_t)m0 * g->ldc, g->ldc, &ep);
+    return FNN_OK;
+}
+
+static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
+{
+    small_k_job J = {ar, g, M, N, g->trans_b || (ar->small_k_copy && crowded(g->ldb, g->K))};
+    return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_k_worker, &J);
 }
 
 /* op(B) already row-major and either small or used by few rows of A

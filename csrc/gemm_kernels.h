@@ -105,6 +105,7 @@ typedef struct {
     int small_dot_far_rows, small_dot_far_cols;
     fnn_small_k_fn small_k;   /* NULL: small K takes the general path */
     int small_k_rows;         /* its row tile: threads split M in these */
+    int small_k_copy;         /* 1: copy an op(B) whose rows crowd L1 first */
 } fnn_gemm_arch;
 
 /* The kernels of the path in use (fastnn.set_isa). */
