@@ -568,12 +568,14 @@ static int small_worker(void *ctx, int me, int have)
 }
 
 /* N <= 16: the whole of op(B) is a few KB. The vectors-along-M kernel
- * broadcasts it in place; for the dot kernel this thread copies it once, as
- * rows along K, into its own arena (which fnn_sgemm's callers leave to it,
- * as gemm_worker's packing buffers; the workers read it there), 16 floats
- * longer than K rounded up so that the rows do not share L1 sets. (Reading
- * a transposed B in place where its rows do not crowd L1's sets measured
- * 1.00x the time on 1 thread, 0.97x on 2, on 64x10x256: not kept.) */
+ * broadcasts it in place. The dot kernel reads a transposed B in place too
+ * (its rows are op(B)'s columns); a B not transposed this thread copies
+ * once, as rows along K, into its own arena (which fnn_sgemm's callers
+ * leave to it, as gemm_worker's packing buffers; the workers read it
+ * there), 16 floats longer than K rounded up so that the rows do not share
+ * L1 sets. (Copying a transposed B as well took 1.01-1.10x the time of
+ * reading it in place on 1 thread, 1.02-1.44x on 2, even where its rows
+ * crowd L1's sets: 33-301 x 7-16 x 300-4096, paired, Zen 4.) */
 static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_job J = {ar, g, M, N, g->B, g->ldb, 0, ar->small_rows, ar->small_cols};
@@ -582,15 +584,14 @@ static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
         J.rows = ar->small_dot_rows;
         if (ar->small_dot_far_rows && l1 > 0 && (double)N * g->K * sizeof(float) > l1)
             J.rows = ar->small_dot_far_rows, J.cols = ar->small_dot_far_cols;
-        J.bt_ld = (g->K + 15) / 16 * 16 + 16;
-        float *bt = fnn_ws_thread((size_t)N * J.bt_ld * sizeof(float));
-        if (!bt)
-            return FNN_ENOMEM;
-        if (g->trans_b)
-            copy_rows(N, g->K, g->B, g->ldb, bt, (int)J.bt_ld);
-        else
+        if (!g->trans_b) {
+            J.bt_ld = (g->K + 15) / 16 * 16 + 16;
+            float *bt = fnn_ws_thread((size_t)N * J.bt_ld * sizeof(float));
+            if (!bt)
+                return FNN_ENOMEM;
             ar->pack_t(g->K, N, g->B, g->ldb, bt, (int)J.bt_ld);
-        J.bt = bt;
+            J.bt = bt;
+        }
     }
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_worker, &J);
 }
