@@ -628,14 +628,16 @@ static int crowded(ptrdiff_t ld, int rows)
  * split by columns, C's stores dominate, see ROW_CUT). The packed path spent
  * about 30% of these products in tile prologues and epilogues and in packing
  * A (perf, 256x256x10, Zen 4). Each thread copies op(B) row-major into its
- * own arena (a few KB; the copy in the calling thread, read by the other
- * from there, cost more on 2 threads) where B is transposed -- the NT and
- * TT products at K = 10 then took 0.73-0.94x the packed path's time -- and,
- * for the kernels that ask (small_k_copy), where its rows crowd L1's sets:
- * the AVX2 kernel's 24-column strip of a K = 10 B 4 KB a row took 0.85-0.9x
- * the time copied, while the AVX-512 one (4 loads per 16 FMAs, not 3 per
- * 12 at twice the rate) ran 1.0-1.07x slower (64-256 x 1024 x 10, 1 and 2
- * threads, paired, Zen 4). */
+ * own arena (a few KB) where B is transposed -- the NT and TT products at
+ * K = 10 then took 0.76-0.96x the packed path's time -- and, for the kernels
+ * that ask (small_k_copy), where its rows crowd L1's sets: the AVX2
+ * kernel's 24-column strips of a K = 10 B 4 KB a row took 0.85-0.94x the
+ * time copied (1.01x on 2 threads at 256 rows), while the AVX-512 one, with
+ * 8 loads per 16 cycles of FMAs against the AVX2 one's 7 per 6 on this
+ * core, took 0.96-1.07x (1.5x on 2 threads at 256 rows; 64-256 x 1024 x 10,
+ * paired, Zen 4). The copy made once by the calling thread and read by the
+ * other from there cost more on 2 threads (AVX2 256x1024x10: 1.35x the time
+ * of no copy, 1.01x copied by each thread). */
 typedef struct {
     const fnn_gemm_arch *ar;
     const gemm_args *g;

@@ -330,8 +330,8 @@ FNN_TARGET_AVX2 static void small_dot_avx2(int ra, int nj, int k, const float *a
  * gemm_avx512.c's small-K kernel on 8-float vectors: 4 x 24 tiles (12
  * accumulators, 3 loads and 4 broadcasts per 12 FMAs) down 24-column
  * strips, both operands in place. Best of 2-6 rows x 2-4 vectors in a C
- * harness (Zen 4, K = 10): 1.1-1.4x the packed 6x16 path's speed, 6 x 16
- * itself in one call 1.0-1.25x. */
+ * harness (Zen 4, K = 10): 1.11-1.38x the packed 6x16 path's speed, 6 x 16
+ * itself in one call 1.03-1.26x. */
 #define SK_ROWS 4
 #define SK_VECS 3
 

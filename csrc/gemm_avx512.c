@@ -304,8 +304,8 @@ FNN_TARGET_AVX512 static void small_dot_avx512(int ra, int nj, int k, const floa
  * packing A is all overhead; in one call over whole strips the 4 x 64 tile
  * (16 accumulators, 4 loads and 4 broadcasts per 16 FMAs) measured best of
  * 2-6 rows x 3-6 vectors (C harness against numpy's OpenBLAS, Zen 4: 4 x 64
- * 0.93-1.07x OpenBLAS's own small-matrix kernel, 8 x 48 in one call
- * 0.79-0.99x, the packed path 0.76-0.91x). Columns outside (a strip of
+ * 0.87-1.07x OpenBLAS's own small-matrix kernel, 8 x 48 in one call
+ * 0.84-0.99x, the packed path 0.76-0.91x). Columns outside (a strip of
  * op(B), K x 64, stays in L1), rows inside. */
 #define SK_ROWS 4
 #define SK_VECS 4

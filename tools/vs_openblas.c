@@ -1,0 +1,99 @@
+/* tools/vs_openblas.c -- fnn_sgemm against numpy's own OpenBLAS from C,
+ * without Python's call costs (which at a 5 us product are a tenth of it).
+ * Built and run by tools/vs_openblas.sh; see there for the arguments.
+ *
+ * Each round times a block of calls of OpenBLAS and of fastnn, alternating
+ * which goes first, and the report is the median over rounds of the paired
+ * ratio OpenBLAS time / fastnn time (above 1: fastnn faster) with its
+ * quartiles, and each side's median GFLOP/s. fastnn's result is checked
+ * against OpenBLAS's first (max abs difference relative to max |C|). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fastnn.h"
+
+/* numpy's OpenBLAS, built with a 64-bit interface and symbol suffix */
+void scipy_cblas_sgemm64_(int order, int ta, int tb, long M, long N, long K, float alpha,
+                          const float *A, long lda, const float *B, long ldb, float beta,
+                          float *C, long ldc);
+void scipy_openblas_set_num_threads64_(int n);
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5 || strlen(argv[1]) != 2 || strspn(argv[1], "NT") != 2) {
+        fprintf(stderr, "usage: %s NN|NT|TN|TT M N K [threads] [rounds]\n", argv[0]);
+        return 2;
+    }
+    const int ta = argv[1][0] == 'T', tb = argv[1][1] == 'T';
+    const long M = atol(argv[2]), N = atol(argv[3]), K = atol(argv[4]);
+    const int threads = argc > 5 ? atoi(argv[5]) : 1, rounds = argc > 6 ? atoi(argv[6]) : 31;
+    if (M < 1 || N < 1 || K < 1 || threads < 1 || rounds < 1 || rounds > 1001) {
+        fprintf(stderr, "M, N, K, threads >= 1 and 1 <= rounds <= 1001\n");
+        return 2;
+    }
+    fnn_set_num_threads(threads);
+    scipy_openblas_set_num_threads64_(threads);
+    const long lda = ta ? M : K, ldb = tb ? K : N;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+    double *to = malloc(sizeof(double) * rounds), *tf = malloc(sizeof(double) * rounds);
+    double *ratio = malloc(sizeof(double) * rounds);
+    if (!A || !B || !C || !R || !to || !tf || !ratio)
+        return 1;
+    srand(1);
+    for (long i = 0; i < M * K; i++)
+        A[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (long i = 0; i < K * N; i++)
+        B[i] = (float)rand() / RAND_MAX - 0.5f;
+#define OB() scipy_cblas_sgemm64_(101, ta ? 112 : 111, tb ? 112 : 111, M, N, K, 1.0f, A, lda, \
+                                  B, ldb, 0.0f, R, N)
+#define FN() fnn_sgemm(ta, tb, (int)M, (int)N, (int)K, 1.0f, A, lda, B, ldb, 0.0f, C, N, \
+                       NULL, FNN_BIAS_NONE, 0)
+    OB();
+    FN();
+    double err = 0.0, mag = 0.0;
+    for (long i = 0; i < M * N; i++) {
+        err = fmax(err, fabs((double)C[i] - R[i]));
+        mag = fmax(mag, fabs((double)R[i]));
+    }
+    const double flop = 2.0 * M * N * K;
+    int inner = (int)(2e-3 / (flop / 80e9));        /* ~2 ms a block */
+    inner = inner < 10 ? 10 : inner;
+    for (int r = 0; r < rounds; r++) {
+        for (int q = 0; q < 2; q++) {
+            const int fastnn_turn = (q == 0) == (r % 2 == 0);
+            for (int i = 0; i < inner / 4; i++)     /* warm the caches for this side */
+                if (fastnn_turn) FN(); else OB();
+            double t0 = now();
+            for (int i = 0; i < inner; i++)
+                if (fastnn_turn) FN(); else OB();
+            double t = (now() - t0) / inner;
+            if (fastnn_turn) tf[r] = t; else to[r] = t;
+        }
+        ratio[r] = to[r] / tf[r];
+    }
+    qsort(to, rounds, sizeof(double), cmp);
+    qsort(tf, rounds, sizeof(double), cmp);
+    qsort(ratio, rounds, sizeof(double), cmp);
+    printf("%s %ldx%ldx%ld %d thr: openblas %.1f GFLOP/s, fastnn %.1f, ratio %.3f [%.3f %.3f]"
+           " (max |diff| %.1e of max |C| %.1e)\n", argv[1], M, N, K, threads,
+           flop / to[rounds / 2] / 1e9, flop / tf[rounds / 2] / 1e9, ratio[rounds / 2],
+           ratio[rounds / 4], ratio[3 * rounds / 4], err, mag);
+    return 0;
+}
