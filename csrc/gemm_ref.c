@@ -53,33 +53,45 @@ void fnn_small_dot_ref(int ra, int nj, int k, const float *a, ptrdiff_t lda, con
  * x columns [0, nj) of op(A)(i,p) = a[p*lda + i] times
  * op(B)(p,j) = b[p*rsb + j*csb]. Each element
  * is acc + a*b over p in order, as in ukr_ref (the same bits as the general
- * path). In GCC vectors of 8 floats (two SSE or NEON registers), columns in
- * groups of at most TM_COLS, each a compile-time constant: 5 x 8
- * accumulators, the 8 A values and a B value stay in 13 registers even on a
- * 16-register ISA (plain loops let the compiler spill them). */
+ * path). In GCC vectors of 4 floats (one SSE or NEON register; GCC lowers
+ * wider generic vectors through the stack on SSE2, and 8-float ones here
+ * ran 0.56-0.60x this speed: TN/TT 64-256 x 10 x 256-1024, paired, Zen 4),
+ * columns in groups of at most TM_COLS, each a
+ * compile-time constant: 5 x 2 accumulators, the 8 A values and a B value
+ * stay in 13 registers even on a 16-register ISA. */
 #define TM_ROWS 8
 #define TM_COLS 5
-typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
 
 static inline __attribute__((always_inline)) void
 tm_tile(const int nj, const int rows, int k, const float *a, ptrdiff_t lda, const float *b,
         ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc, const fnn_epi *ep)
 {
-    v8f acc[TM_COLS];
+    v4f acc[TM_COLS][2];
     for (int j = 0; j < nj; j++)
-        acc[j] = (v8f){0};
+        acc[j][0] = acc[j][1] = (v4f){0};
     for (int p = 0; p < k; p++) {
-        v8f av = {0};
-        memcpy(&av, a, (size_t)rows * sizeof(float));  /* never past row mr */
-        for (int j = 0; j < nj; j++)
-            acc[j] += av * b[j * csb];
+        v4f a0 = {0}, a1 = {0};
+        if (rows == TM_ROWS) {                          /* constant sizes: inlined */
+            memcpy(&a0, a, sizeof a0);
+            memcpy(&a1, a + 4, sizeof a1);
+        } else {                                        /* never past row mr */
+            memcpy(&a0, a, (size_t)(rows < 4 ? rows : 4) * sizeof(float));
+            if (rows > 4)
+                memcpy(&a1, a + 4, (size_t)(rows - 4) * sizeof(float));
+        }
+        for (int j = 0; j < nj; j++) {
+            const float bj = b[j * csb];
+            acc[j][0] += a0 * bj;
+            acc[j][1] += a1 * bj;
+        }
         a += lda;
         b += rsb;
     }
     float t[TM_ROWS][TM_COLS];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < nj; j++)
-            t[i][j] = acc[j][i];
+            t[i][j] = acc[j][i / 4][i % 4];
     fnn_gemm_store_tile(&t[0][0], TM_COLS, c, ldc, rows, nj, ep);
 }
 
@@ -118,7 +130,6 @@ static void small_tm_ref(int mr, int nj, int k, const float *a, ptrdiff_t lda, c
  * 256-1024, all transposes, one thread, paired, Zen 4). Not shared with the
  * NEON path, whose general kernel fuses the multiply-add: different bits. */
 #define SK_ROWS 4
-typedef float v4f __attribute__((vector_size(16)));
 
 static inline __attribute__((always_inline)) void
 sk_tile(const int rows, const int full, int nr, int k, const float *a, ptrdiff_t rsa,
