@@ -673,9 +673,21 @@ static int small_k_worker(void *ctx, int me, int have)
     return FNN_OK;
 }
 
+/* The copies are of all of op(B), so they are bounded: past SMALL_K_COPY
+ * floats (256 KB) a transposed B takes the general path, packed a block at
+ * a time, and a crowded one is read in place. */
+#define SMALL_K_COPY (64 * 1024)
+
+static int small_k_path(const fnn_gemm_arch *ar, int trans_b, int N, int K)
+{
+    return K <= FNN_SMALL_K && ar->small_k && (!trans_b || (double)K * N <= SMALL_K_COPY);
+}
+
 static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
-    small_k_job J = {ar, g, M, N, g->trans_b || (ar->small_k_copy && crowded(g->ldb, g->K))};
+    small_k_job J = {ar, g, M, N,
+                     g->trans_b || (ar->small_k_copy && crowded(g->ldb, g->K)
+                                    && (double)g->K * N <= SMALL_K_COPY)};
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_k_worker, &J);
 }
 
@@ -757,7 +769,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                    bias, bias_mode, relu, 1, 1, fnn_gemm_blocks_for(ar), NULL, NULL};
     if (N <= 16 && ar->small_tm)            /* the output layer's 10 classes */
         return gemm_small(ar, &g, M, N);
-    if (K <= FNN_SMALL_K && ar->small_k)    /* the output layer's dX = dY W */
+    if (small_k_path(ar, trans_b, N, K))    /* the output layer's dX = dY W */
         return gemm_small_k(ar, &g, M, N);
     if (M <= SMALL_M && !trans_a && trans_b && ar->small_dot)
         return gemm_small_m(ar, &g, M, N);

@@ -64,10 +64,12 @@ typedef void (*fnn_small_dot_fn)(int ra, int nj, int k, const float *a, ptrdiff_
                                  const fnn_epi *ep);
 
 /* Small K (gemm.c's gemm_small_k: K <= FNN_SMALL_K, the output layer's
- * dX = dY W; a transposed B is copied row-major first): all of C (m x n), op(A)(i,p) = a[i*rsa + p*csa]
- * and op(B)(p,j) = b[p*ldb + j] read in place, then epilogue(acc) to
- * C[i*ldc + j] (ep->bias: column 0's, or row 0's for FNN_BIAS_ROW). Each
- * element one FMA chain over p from zero: the general kernel's bits. */
+ * dX = dY W; a transposed B is copied row-major first): all of C (m x n),
+ * op(A)(i,p) = a[i*rsa + p*csa] and op(B)(p,j) = b[p*ldb + j] read in
+ * place, then epilogue(acc) to C[i*ldc + j] (ep->bias: column 0's, or row
+ * 0's for FNN_BIAS_ROW). Each element one chain over p from zero, as the
+ * path's general kernel (FMAs; a multiply and an add on the portable one):
+ * its bits. */
 #define FNN_SMALL_K 16
 typedef void (*fnn_small_k_fn)(int m, int n, int k, const float *a, ptrdiff_t rsa,
                                ptrdiff_t csa, const float *b, ptrdiff_t ldb, float *c,

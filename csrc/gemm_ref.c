@@ -63,6 +63,23 @@ void fnn_small_dot_ref(int ra, int nj, int k, const float *a, ptrdiff_t lda, con
 #define TM_COLS 5
 typedef float v4f __attribute__((vector_size(16)));
 
+/* p[0, n) into lo, hi (n <= 8, zeros past n, nothing read past p + n);
+ * full (a constant): n == 8, with copies of constant size the compiler
+ * inlines. */
+static inline __attribute__((always_inline)) void
+load8(v4f *lo, v4f *hi, const float *p, const int full, int n)
+{
+    *lo = *hi = (v4f){0};
+    if (full) {
+        memcpy(lo, p, sizeof *lo);
+        memcpy(hi, p + 4, sizeof *hi);
+    } else {
+        memcpy(lo, p, (size_t)(n < 4 ? n : 4) * sizeof(float));
+        if (n > 4)
+            memcpy(hi, p + 4, (size_t)(n - 4) * sizeof(float));
+    }
+}
+
 static inline __attribute__((always_inline)) void
 tm_tile(const int nj, const int rows, int k, const float *a, ptrdiff_t lda, const float *b,
         ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc, const fnn_epi *ep)
@@ -71,15 +88,8 @@ tm_tile(const int nj, const int rows, int k, const float *a, ptrdiff_t lda, cons
     for (int j = 0; j < nj; j++)
         acc[j][0] = acc[j][1] = (v4f){0};
     for (int p = 0; p < k; p++) {
-        v4f a0 = {0}, a1 = {0};
-        if (rows == TM_ROWS) {                          /* constant sizes: inlined */
-            memcpy(&a0, a, sizeof a0);
-            memcpy(&a1, a + 4, sizeof a1);
-        } else {                                        /* never past row mr */
-            memcpy(&a0, a, (size_t)(rows < 4 ? rows : 4) * sizeof(float));
-            if (rows > 4)
-                memcpy(&a1, a + 4, (size_t)(rows - 4) * sizeof(float));
-        }
+        v4f a0, a1;
+        load8(&a0, &a1, a, rows == TM_ROWS, rows);      /* never past row mr */
         for (int j = 0; j < nj; j++) {
             const float bj = b[j * csb];
             acc[j][0] += a0 * bj;
@@ -140,15 +150,8 @@ sk_tile(const int rows, const int full, int nr, int k, const float *a, ptrdiff_t
     for (int i = 0; i < rows; i++)
         acc[i][0] = acc[i][1] = (v4f){0};
     for (int p = 0; p < k; p++) {
-        v4f b0 = {0}, b1 = {0};
-        if (full) {                                     /* constant sizes: inlined */
-            memcpy(&b0, b, sizeof b0);
-            memcpy(&b1, b + 4, sizeof b1);
-        } else {                                        /* never past column n */
-            memcpy(&b0, b, (size_t)(nr < 4 ? nr : 4) * sizeof(float));
-            if (nr > 4)
-                memcpy(&b1, b + 4, (size_t)(nr - 4) * sizeof(float));
-        }
+        v4f b0, b1;
+        load8(&b0, &b1, b, full, nr);                   /* never past column n */
         for (int i = 0; i < rows; i++) {
             const float ai = a[i * rsa];
             acc[i][0] += ai * b0;

@@ -942,6 +942,27 @@ def test_output_layer_shapes_bitwise_on_1_and_2_threads(isa, ta, tb, rng):
         assert_bits_equal(outs[0], outs[1], f"{isa} {M}x{N}x{K} 1 vs 2 threads")
 
 
+def matmul_in_window(a, b, ta, tb, alpha, beta, c0, bias, relu, inputs, what):
+    """ops.matmul into a view of a larger C (filled with 7.0 around it; NaN
+    inside when beta == 0): near float64, nothing written outside M x N,
+    and each (array, copy) of `inputs` untouched. Returns the result."""
+    M, N = c0.shape
+    big_c = np.full((M + 2, N + 7), 7.0, F32)
+    out = big_c[1:M + 1, 3:N + 3]
+    out[...] = c0 if beta != 0.0 else np.nan
+    got = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=out,
+                     bias=bias, relu=relu)
+    assert got is out
+    want, tol = reference(a, b, ta, tb, alpha, beta, c0, bias, relu)
+    assert_close(got, want, tol, what)
+    inside = np.zeros(big_c.shape, bool)
+    inside[1:M + 1, 3:N + 3] = True
+    assert (big_c[~inside] == 7.0).all(), what + ": C written outside M x N"
+    for x, x0 in inputs:
+        assert_bits_equal(x, x0, what + ": an operand")
+    return got
+
+
 @pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
 def test_small_n_kernels_edges_and_strided_views(isa, ta, tb, rng):
     """The small-N kernels (N <= 16): every N from 1 to 16 (one and two column
@@ -966,28 +987,18 @@ def test_small_n_kernels_edges_and_strided_views(isa, ta, tb, rng):
             b = big_b[1:N + 1, 2:K + 2] if tb else big_b[1:K + 1, 2:N + 2]
             a0, b0 = big_a.copy(), big_b.copy()
             c0 = rng.standard_normal((M, N)).astype(F32)
-            big_c = np.full((M + 2, N + 7), 7.0, F32)
-            out = big_c[1:M + 1, 3:N + 3]
-            out[...] = c0 if beta != 0.0 else np.nan
             bias = bias_array(rng, bkind, M, N)
-            got = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=out,
-                             bias=bias, relu=relu)
-            assert got is out
-            want, tol = reference(a, b, ta, tb, alpha, beta, c0, bias, relu)
             what = f"{isa} {M}x{N}x{K} ta={ta} tb={tb} epilogue {alpha, beta, bkind, relu}"
-            assert_close(got, want, tol, what)
-            inside = np.zeros(big_c.shape, bool)
-            inside[1:M + 1, 3:N + 3] = True
-            assert (big_c[~inside] == 7.0).all(), what + ": C written outside M x N"
-            assert_bits_equal(big_a, a0, what + ": a")
-            assert_bits_equal(big_b, b0, what + ": b")
+            matmul_in_window(a, b, ta, tb, alpha, beta, c0, bias, relu,
+                             ((big_a, a0), (big_b, b0)), what)
 
 
 @pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
 def test_small_k_kernel_edges_and_strided_views(isa, ta, tb, rng):
     """The small-K path (K <= 16: the output layer's dX = dY W; a transposed
-    B copied row-major first): K from 1 to 16, M around its 4-row tile, N around its
-    64-column strip and the 16-float vector, every epilogue; operands and C
+    B copied row-major first, up to 64Ki floats of it): K from 1 to 16, M
+    around its 4-row tile, N around its 64-column strip and the 16-float
+    vector, every epilogue; operands and C
     as views into larger arrays (4 KB strides too), C untouched outside
     M x N, the operands untouched; near float64, and the general kernel's
     bits (the prepacked-B entry point keeps it; but for the few-rows dot
@@ -996,7 +1007,7 @@ def test_small_k_kernel_edges_and_strided_views(isa, ta, tb, rng):
     n = 0
     for K in (1, 2, 9, 10, 16):
         for M, N in ((1, 17), (3, 64), (4, 65), (5, 127), (7, 129), (9, 48), (33, 300),
-                     (130, 1024), (257, 200)):
+                     (130, 1024), (257, 200), (40, 4100 + 17 * K)):   # last: past the copy cap
             n += 1
             alpha, beta, bkind, relu, _ = ALL_EPILOGUES[(7 * n) % len(ALL_EPILOGUES)]
             pad = 1024 - (M if ta else K) if n % 3 == 0 else 3     # rows 4 KB apart
@@ -1012,19 +1023,8 @@ def test_small_k_kernel_edges_and_strided_views(isa, ta, tb, rng):
             what = f"{isa} {M}x{N}x{K} ta={ta} tb={tb} epilogue {alpha, beta, bkind, relu}"
             for threads in (1, 2):
                 fastnn.set_num_threads(threads)
-                big_c = np.full((M + 2, N + 7), 7.0, F32)
-                out = big_c[1:M + 1, 3:N + 3]
-                out[...] = c0 if beta != 0.0 else np.nan
-                got = ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=out,
-                                 bias=bias, relu=relu)
-                assert got is out
-                want, tol = reference(a, b, ta, tb, alpha, beta, c0, bias, relu)
-                assert_close(got, want, tol, what)
-                inside = np.zeros(big_c.shape, bool)
-                inside[1:M + 1, 3:N + 3] = True
-                assert (big_c[~inside] == 7.0).all(), what + ": C written outside M x N"
-                assert_bits_equal(big_a, a0, what + ": a")
-                assert_bits_equal(big_b, b0, what + ": b")
+                got = matmul_in_window(a, b, ta, tb, alpha, beta, c0, bias, relu,
+                                       ((big_a, a0), (big_b, b0)), what + f", {threads}T")
                 packed = c0.copy()
                 mode = {None: 0, "col": 1, "col2": 1, "row": 2}[bkind]
                 bv = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
