@@ -6,7 +6,12 @@
  * which goes first, and the report is the median over rounds of the paired
  * ratio OpenBLAS time / fastnn time (above 1: fastnn faster) with its
  * quartiles, and each side's median GFLOP/s. fastnn's result is checked
- * against OpenBLAS's first (max abs difference relative to max |C|). */
+ * against OpenBLAS's first (max abs difference relative to max |C|). On
+ * more than one thread each block starts after a pause: OpenBLAS's workers
+ * spin for ~0.1 s after its calls (fastnn's for 1 ms) and would otherwise
+ * share the cores with the other library's block (as the benchmark's
+ * settle() avoids). */
+#define _POSIX_C_SOURCE 199309L  /* clock_gettime, nanosleep */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +31,12 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static void pause_s(double s)
+{
+    struct timespec t = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+    nanosleep(&t, NULL);
 }
 
 static int cmp(const void *a, const void *b)
@@ -78,6 +89,8 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         for (int q = 0; q < 2; q++) {
             const int fastnn_turn = (q == 0) == (r % 2 == 0);
+            if (threads > 1)
+                pause_s(fastnn_turn ? 0.15 : 0.005);
             for (int i = 0; i < inner / 4; i++)     /* warm the caches for this side */
                 if (fastnn_turn) FN(); else OB();
             double t0 = now();
