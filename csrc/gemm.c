@@ -567,15 +567,22 @@ static int small_worker(void *ctx, int me, int have)
     return FNN_OK;
 }
 
+/* Row stride of a copy of rows n floats long: 16 floats more than n
+ * rounded up, so that successive rows do not fall in the same L1 sets. */
+static inline int unaliased_ld(int n)
+{
+    return (n + 15) / 16 * 16 + 16;
+}
+
 /* N <= 16: the whole of op(B) is a few KB. The vectors-along-M kernel
  * broadcasts it in place. The dot kernel reads a transposed B in place too
  * (its rows are op(B)'s columns); a B not transposed this thread copies
  * once, as rows along K, into its own arena (which fnn_sgemm's callers
  * leave to it, as gemm_worker's packing buffers; the workers read it
- * there), 16 floats longer than K rounded up so that the rows do not share
- * L1 sets. (Copying a transposed B as well took 1.01-1.10x the time of
- * reading it in place on 1 thread, 1.02-1.44x on 2, even where its rows
- * crowd L1's sets: 33-301 x 7-16 x 300-4096, paired, Zen 4.) */
+ * there), rows unaliased_ld(K) apart. (Copying a transposed B as well
+ * took 1.01-1.10x the time of reading it in place on 1 thread, 1.02-1.44x
+ * on 2, even where its rows crowd L1's sets: 33-301 x 7-16 x 300-4096,
+ * paired, Zen 4.) */
 static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_job J = {ar, g, M, N, g->B, g->ldb, 0, ar->small_rows, ar->small_cols};
@@ -585,7 +592,7 @@ static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
         if (ar->small_dot_far_rows && l1 > 0 && (double)N * g->K * sizeof(float) > l1)
             J.rows = ar->small_dot_far_rows, J.cols = ar->small_dot_far_cols;
         if (!g->trans_b) {
-            J.bt_ld = (g->K + 15) / 16 * 16 + 16;
+            J.bt_ld = unaliased_ld(g->K);
             float *bt = fnn_ws_thread((size_t)N * J.bt_ld * sizeof(float));
             if (!bt)
                 return FNN_ENOMEM;
@@ -656,7 +663,7 @@ static int small_k_worker(void *ctx, int me, int have)
     const float *b = g->B;
     ptrdiff_t ldb = g->ldb;
     if (J->copy_b) {
-        const int ld = (J->N + 15) / 16 * 16 + 16;
+        const int ld = unaliased_ld(J->N);
         float *bt = fnn_ws_thread((size_t)g->K * ld * sizeof(float));
         if (!bt)
             return FNN_ENOMEM;
