@@ -603,27 +603,38 @@ static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_worker, &J);
 }
 
+/* More than `per_set` of `rows` rows ld floats apart in one L1 set: rows
+ * return to the same set every 4 KB (the span of L1's sets) over the lowest
+ * set bit of 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of
+ * 8 ways). */
+static int crowded(ptrdiff_t ld, int rows, int per_set)
+{
+    const int bytes = (int)((ld * (ptrdiff_t)sizeof(float)) & 4095);
+    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
+    return (rows + period - 1) / period > per_set;
+}
+
 /* A few rows (batch-1 inference, y = x W^T with W (N, K) row-major): the
  * dot kernel reads W's rows in place, the parts taking chunks of columns.
  * Packing W cost more than the product: 784 -> 1024 at M = 1 ran at 0.1-0.5x
- * numpy's sgemv. */
+ * numpy's sgemv. Where the far tile exists (AVX-512: 4 rows x 6 columns
+ * against 2 x 12) it takes 3-4 rows, and fewer rows of W at a time where
+ * more than 6 of the 12 share an L1 set: at ldb = 1024 all 12 rows stream
+ * through one set of 8 ways, and 1 x 1024 x 1024 ran at 0.60x numpy's
+ * sgemv. With the far tile: M = 1-2 x 1024 x 1024-2048 took 0.60-0.70x the
+ * time, M = 3-4 0.39-0.81x (784 or 1024 wide); where the 12 rows spread
+ * over sets (ldb = 512, 784) 1.03-1.13x, so there they stay (1 and 2
+ * threads, Zen 4). The AVX2 tile (2 x 6) measured best of 2-3 x 3-6 at
+ * ldb = 784-2048 as it is. */
 #define SMALL_M 4
 static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_job J = {ar, g, M, N, g->B, g->ldb, 1, ar->small_dot_rows, ar->small_cols};
+    if (ar->small_dot_far_rows && (M > J.rows || crowded(g->ldb, J.cols, 6)))
+        J.rows = ar->small_dot_far_rows, J.cols = ar->small_dot_far_cols;
     /* memory-bound: each part streams its share of W once (and keeps it in
      * its own L2 from call to call), so the work is counted per W element */
     return fnn_parallel_region(fnn_threads_for(8.0 * N * g->K), small_worker, &J);
-}
-
-/* More than 4 of `rows` rows ld floats apart in one L1 set: rows return to
- * the same set every 4 KB (the span of L1's sets) over the lowest set bit of
- * 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of 8 ways). */
-static int crowded(ptrdiff_t ld, int rows)
-{
-    const int bytes = (int)((ld * (ptrdiff_t)sizeof(float)) & 4095);
-    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
-    return (rows + period - 1) / period > 4;
 }
 
 /* ------------------------------------------------ small K (<= 16 rows) -- */
@@ -693,7 +704,7 @@ static int small_k_path(const fnn_gemm_arch *ar, int trans_b, int N, int K)
 static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_k_job J = {ar, g, M, N,
-                     g->trans_b || (ar->small_k_copy && crowded(g->ldb, g->K)
+                     g->trans_b || (ar->small_k_copy && crowded(g->ldb, g->K, 4)
                                     && (double)g->K * N <= SMALL_K_COPY)};
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_k_worker, &J);
 }
@@ -716,7 +727,7 @@ static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
         return 0;
     if (M <= 2 * ar->mr)
         return 1;
-    return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K <= 16 || !crowded(ldb, K));
+    return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K <= 16 || !crowded(ldb, K, 4));
 }
 
 /* op(B) row-major, its K-block (KC x N) more than half of L2, and A's rows

@@ -1071,14 +1071,17 @@ def test_small_n_nan_and_inf_propagate(isa, rng):
 
 def test_few_rows_times_transposed_b_read_in_place(isa, rng):
     """y = x W^T with 1-4 rows (batch-1 inference): the dot kernel over W's
-    rows in place, the parts taking column chunks. Every epilogue; N around
-    the 12- and 6-column chunks and large enough for 2 threads; K around the
-    vector width; views with rows 4 KB apart; C untouched outside M x N; the
+    rows in place, the parts taking column chunks (of 6 with 4 rows where
+    the AVX-512 path takes 3-4 rows or W's rows crowd L1). Every epilogue;
+    N around the 12- and 6-column chunks and large enough for 2 threads; K
+    around the vector width; views with rows 4 KB apart (every other
+    shape); C untouched outside M x N; the
     same bits on 1 and 2 threads; a NaN in x reaches only its row."""
     fastnn.set_isa(isa)
     n = 0
     for M in (1, 2, 3, 4, 5):
-        for N, K in ((1, 1), (11, 15), (12, 16), (13, 17), (100, 784), (1029, 1030)):
+        for N, K in ((1, 1), (11, 15), (12, 16), (13, 17), (7, 1000), (100, 784),
+                     (1029, 1030)):
             n += 1
             alpha, beta, bkind, relu, _ = ALL_EPILOGUES[n % len(ALL_EPILOGUES)]
             pad = 1024 - K if K < 1024 and n % 2 else 3
