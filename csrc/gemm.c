@@ -123,6 +123,7 @@ static void copy_rows(int k, int w, const float *src, ptrdiff_t lds, float *dst,
         memcpy(dst + (ptrdiff_t)p * ldd, src + p * lds, (W) * sizeof(float)); \
     return;
     switch (w) {
+    case 6: COPY_ROWS(6)
     case 8: COPY_ROWS(8)
     case 12: COPY_ROWS(12)
     case 16: COPY_ROWS(16)
@@ -739,7 +740,12 @@ static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
  * loop of its own and ran at 54 instead of 69 GFLOP/s in the benchmark's,
  * its B (40 KB) coming from L2 on every row of tiles either way. (Packed
  * in the main loop, with an alpha = 1 store beside it: 0.89-1.14x the time
- * over the K = 10 NN and TN products, 1 and 2 threads, no direction.) */
+ * over the K = 10 NN and TN products, 1 and 2 threads, no direction.) Nor,
+ * past K = 16, for a kernel whose panel rows are under two cache lines (the
+ * AVX2 6x16's are one): packed, TN 1024x784x64 and NN 64-1024x784x64 took
+ * 0.89-0.98x the time on the AVX2 path (against 1.00-1.05x on AVX-512's
+ * 48-wide panels), the portable 4x8 kernel 0.96-1.01x (1 thread, C
+ * harness, Zen 4); the NEON 8x12 follows them, not measured. */
 static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
                       ptrdiff_t ldb)
 {
@@ -747,6 +753,8 @@ static int b_in_place(const fnn_gemm_arch *ar, int trans_b, int M, int N, int K,
         return 0;
     if (M <= 2 * ar->mr)
         return 1;
+    if (K > 16 && ar->nr * sizeof(float) < 128)
+        return 0;
     return (double)K * N * sizeof(float) <= 256.0 * 1024 && (K <= 16 || !crowded(ldb, K, 4));
 }
 
