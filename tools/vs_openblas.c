@@ -58,6 +58,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "M, N, K, threads >= 1 and 1 <= rounds <= 1001\n");
         return 2;
     }
+    /* FASTNN_ISA picks fastnn's path as it does for the Python package;
+     * OPENBLAS_CORETYPE (e.g. Haswell) picks OpenBLAS's kernels */
+    const char *isa = getenv("FASTNN_ISA");
+    if (isa && fnn_set_isa(!strcmp(isa, "ref") ? FNN_ISA_REF : !strcmp(isa, "avx2") ? FNN_ISA_AVX2
+                           : !strcmp(isa, "avx512") ? FNN_ISA_AVX512 : -1) != 0) {
+        fprintf(stderr, "FASTNN_ISA=%s: not a path this CPU has (ref, avx2, avx512)\n", isa);
+        return 2;
+    }
     fnn_set_num_threads(threads);
     scipy_openblas_set_num_threads64_(threads);
     const long lda = ta ? M : K, ldb = tb ? K : N;
@@ -104,9 +112,12 @@ int main(int argc, char **argv)
     qsort(to, rounds, sizeof(double), cmp);
     qsort(tf, rounds, sizeof(double), cmp);
     qsort(ratio, rounds, sizeof(double), cmp);
-    printf("%s %ldx%ldx%ld %d thr: openblas %.1f GFLOP/s, fastnn %.1f, ratio %.3f [%.3f %.3f]"
-           " (max |diff| %.1e of max |C| %.1e)\n", argv[1], M, N, K, threads,
-           flop / to[rounds / 2] / 1e9, flop / tf[rounds / 2] / 1e9, ratio[rounds / 2],
+    const char *core = getenv("OPENBLAS_CORETYPE");
+    printf("%s %ldx%ldx%ld %d thr: openblas%s%s %.1f GFLOP/s, fastnn[%s] %.1f, ratio %.3f"
+           " [%.3f %.3f] (max |diff| %.1e of max |C| %.1e)\n", argv[1], M, N, K, threads,
+           core ? " " : "", core ? core : "", flop / to[rounds / 2] / 1e9,
+           (const char *[]){"ref", "avx2", "avx512"}[fnn_get_isa()],
+           flop / tf[rounds / 2] / 1e9, ratio[rounds / 2],
            ratio[rounds / 4], ratio[3 * rounds / 4], err, mag);
     return 0;
 }

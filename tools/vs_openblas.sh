@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # tools/vs_openblas.sh OP M N K [threads] [rounds]
+# (env FASTNN_ISA=ref|avx2|avx512 picks fastnn's path, OPENBLAS_CORETYPE=Haswell
+# OpenBLAS's AVX2 kernels: the AVX2 paths side by side on an AVX-512 CPU)
 #
 # fnn_sgemm against the OpenBLAS that numpy links, timed from C (no Python
 # call costs), e.g. `tools/vs_openblas.sh NN 256 256 10`: OP is NN, NT, TN or
