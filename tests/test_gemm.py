@@ -1070,16 +1070,17 @@ def test_small_n_nan_and_inf_propagate(isa, rng):
 
 
 def test_few_rows_times_transposed_b_read_in_place(isa, rng):
-    """y = x W^T with 1-4 rows (batch-1 inference): the dot kernel over W's
-    rows in place, the parts taking column chunks (of 6 with 4 rows where
-    the AVX-512 path takes 3-4 rows or W's rows crowd L1). Every epilogue;
-    N around the 12- and 6-column chunks and large enough for 2 threads; K
-    around the vector width; views with rows 4 KB apart (every other
-    shape); C untouched outside M x N; the
-    same bits on 1 and 2 threads; a NaN in x reaches only its row."""
+    """y = x W^T with 1-32 rows (inference at small batches; 33 takes the
+    general path): the dot kernel over W's rows in place, the parts taking
+    column chunks (of 6 with 4 rows where the AVX-512 path takes 3 rows or
+    more or W's rows crowd L1). Every epilogue; N around the 12- and
+    6-column chunks and large enough for 2 threads; K around the vector
+    width; views with rows 4 KB apart (every other shape); C untouched
+    outside M x N; the same bits on 1 and 2 threads; a NaN in x reaches only
+    its row."""
     fastnn.set_isa(isa)
     n = 0
-    for M in (1, 2, 3, 4, 5):
+    for M in (1, 2, 3, 4, 5, 17, 32, 33):
         for N, K in ((1, 1), (11, 15), (12, 16), (13, 17), (7, 1000), (100, 784),
                      (1029, 1030)):
             n += 1
@@ -1126,11 +1127,11 @@ def prepacked_cases():
 
 def takes_dot_kernel(isa, ta, tb, M, N):
     """fnn_sgemm's small-N products with op(A) not transposed, and its
-    products of at most 4 rows with op(B) = B^T, run on a dot-product kernel
+    products of at most 32 rows with op(B) = B^T, run on a dot-product kernel
     (vectors along K, a lane sum at the end) on every path; the
     packed-operand entry points keep the general kernel, so their bits
     differ there."""
-    return not ta and (N <= 16 or (M <= 4 and tb))
+    return not ta and (N <= 16 or (M <= 32 and tb))
 
 
 def assert_same_product(got, want, isa, ta, tb, M, N, K, what):
