@@ -640,9 +640,12 @@ static int crowded(ptrdiff_t ld, int rows, int per_set)
  * columns. Packing W cost more than the product: 784 -> 1024 at M = 1 ran
  * at 0.1-0.5x numpy's sgemv, and at M = 8-32 the packed 8x48 path ran at
  * 50-88 GFLOP/s against the dot kernel's 76-100 (AVX-512: 8-16 rows
- * 1.3-1.9x faster, 32 rows 1.1-1.2x over K = 512-2048; AVX2 8-16 rows
+ * 1.3-1.9x faster, 32 rows 0.95-1.19x over K = 512-2048; AVX2 8-16 rows
  * 1.3-2.0x, 32 rows 0.97-1.17x; 48-64 rows no faster; 1 thread, C harness,
- * Zen 4). Where the far tile exists (AVX-512: 4 rows x 6 columns against
+ * Zen 4). Past 4 rows only from K = SMALL_M_K: each element ends in a lane
+ * sum, and at K = 28-128 (an LSTM's input projection over 28 steps) the
+ * dot path ran 0.26-0.89x the packed path's speed; from K = 256 1.04-1.8x
+ * (8-32 rows x 512 columns). Where the far tile exists (AVX-512: 4 rows x 6 columns against
  * 2 x 12) it takes 3 rows or more, and fewer rows of W at a time where more
  * than 6 of the 12 share an L1 set: at ldb = 1024 all 12 rows stream
  * through one set of 8 ways, and 1 x 1024 x 1024 ran at 0.60x numpy's
@@ -652,6 +655,12 @@ static int crowded(ptrdiff_t ld, int rows, int per_set)
  * threads, Zen 4). The AVX2 tile (2 x 6) measured best of 2-3 x 3-6 at
  * ldb = 784-2048 as it is. */
 #define SMALL_M 32
+#define SMALL_M_K 256
+static int small_m_path(const fnn_gemm_arch *ar, int trans_a, int trans_b, int M, int K)
+{
+    return !trans_a && trans_b && ar->small_dot && (M <= 4 || (M <= SMALL_M && K >= SMALL_M_K));
+}
+
 static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_job J = {ar, g, M, N, g->B, g->ldb, 1, ar->small_dot_rows, ar->small_cols};
@@ -823,7 +832,7 @@ int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         return gemm_small(ar, &g, M, N);
     if (small_k_path(ar, trans_b, N, K))    /* the output layer's dX = dY W */
         return gemm_small_k(ar, &g, M, N);
-    if (M <= SMALL_M && !trans_a && trans_b && ar->small_dot)
+    if (small_m_path(ar, trans_a, trans_b, M, K))
         return gemm_small_m(ar, &g, M, N);
     g.pack_a = !a_in_place(ar, trans_a, lda, N);
     g.pack_b = !b_in_place(ar, trans_b, M, N, K, ldb);

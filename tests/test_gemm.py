@@ -1070,10 +1070,11 @@ def test_small_n_nan_and_inf_propagate(isa, rng):
 
 
 def test_few_rows_times_transposed_b_read_in_place(isa, rng):
-    """y = x W^T with 1-32 rows (inference at small batches; 33 takes the
-    general path): the dot kernel over W's rows in place, the parts taking
-    column chunks (of 6 with 4 rows where the AVX-512 path takes 3 rows or
-    more or W's rows crowd L1). Every epilogue; N around the 12- and
+    """y = x W^T with 1-4 rows, and 5-32 from K = 256 (inference at small
+    batches; 33 rows and shorter K take the general path): the dot kernel
+    over W's rows in place, the parts taking column chunks (of 6 with 4
+    rows where the AVX-512 path takes 3 rows or more or W's rows crowd
+    L1). Every epilogue; N around the 12- and
     6-column chunks and large enough for 2 threads; K around the vector
     width; views with rows 4 KB apart (every other shape); C untouched
     outside M x N; the same bits on 1 and 2 threads; a NaN in x reaches only
@@ -1125,17 +1126,18 @@ def prepacked_cases():
     return cases
 
 
-def takes_dot_kernel(isa, ta, tb, M, N):
+def takes_dot_kernel(isa, ta, tb, M, N, K):
     """fnn_sgemm's small-N products with op(A) not transposed, and its
-    products of at most 32 rows with op(B) = B^T, run on a dot-product kernel
-    (vectors along K, a lane sum at the end) on every path; the
+    products of at most 4 rows with op(B) = B^T (32 rows from K = 256),
+    run on a dot-product kernel (vectors along K, a lane sum at the end) on
+    every path; the
     packed-operand entry points keep the general kernel, so their bits
     differ there."""
-    return not ta and (N <= 16 or (M <= 32 and tb))
+    return not ta and (N <= 16 or (tb and (M <= 4 or (M <= 32 and K >= 256))))
 
 
 def assert_same_product(got, want, isa, ta, tb, M, N, K, what):
-    if takes_dot_kernel(isa, ta, tb, M, N):
+    if takes_dot_kernel(isa, ta, tb, M, N, K):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(K), err_msg=what)
     else:
         np.testing.assert_array_equal(got, want, err_msg=what)

@@ -59,7 +59,8 @@ int main(void)
         fnn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, N, bias, mode, relu);
         fnn_sgemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, N, bias, mode, relu);
         /* B packed beforehand: the general kernel, whose bits every path but
-         * the dot kernels (untransposed A with N <= 16, or M <= 32 with B^T)
+         * the dot kernels (untransposed A with N <= 16, or with B^T M <= 4, or
+         * M <= 32 from K = 256)
          * must give -- the small-N kernels along M included */
         float *P = malloc(sizeof(float) * (fnn_sgemm_packed_floats(K, N) + 1));
         float *C3 = malloc(sizeof(float) * M * N);
@@ -67,7 +68,7 @@ int main(void)
         memcpy(C3, C0, sizeof(float) * M * N);
         fnn_sgemm_pack_b(tb, K, N, B, ldb, P, &pb);
         fnn_sgemm_pb(ta, M, alpha, A, lda, &pb, beta, C3, N, bias, mode, relu);
-        int dot = !ta && (N <= 16 || (M <= 32 && tb));
+        int dot = !ta && (N <= 16 || (tb && (M <= 4 || (M <= 32 && K >= 256))));
         for (int i = 0; i < M * N; i++) {
             double tol = 1e-5 * K + 1e-5;
             if (fabs(C1[i] - R[i]) > tol * (1 + fabs(R[i])) || memcmp(&C1[i], &C2[i], 4)
