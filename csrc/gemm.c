@@ -643,13 +643,13 @@ static int crowded(ptrdiff_t ld, int rows, int per_set)
  * 1.3-1.9x faster, 32 rows 0.95-1.19x over K = 512-2048; AVX2 8-16 rows
  * 1.3-2.0x, 32 rows 0.97-1.17x; 48-64 rows no faster; 1 thread, C harness,
  * Zen 4). Past 4 rows only from K = SMALL_M_K: each element ends in a lane
- * sum, and at K = 28-128 (an LSTM's input projection over 28 steps) the
- * dot path ran 0.26-0.89x the packed path's speed; from K = 256 1.04-1.8x
- * (8-32 rows x 512 columns). Where the far tile exists (AVX-512: 4 rows x 6 columns against
- * 2 x 12) it takes 3 rows or more, and fewer rows of W at a time where more
- * than 6 of the 12 share an L1 set: at ldb = 1024 all 12 rows stream
- * through one set of 8 ways, and 1 x 1024 x 1024 ran at 0.60x numpy's
- * sgemv. With the far tile: M = 1-2 x 1024 x 1024-2048 took 0.60-0.70x the
+ * sum, and at K = 17-128 (an LSTM's input projection at batch 1 is 28 x 512
+ * from K = 28) the dot path ran 0.26-0.91x the packed path's speed; from
+ * K = 256 1.04-1.8x (8-32 rows x 512 columns). Where the far tile exists
+ * (AVX-512: 4 rows x 6 columns against 2 x 12) it takes 3 rows or more,
+ * and fewer rows of W at a time where more than 6 of the 12 share an L1
+ * set: at ldb = 1024 all 12 rows stream through one set of 8 ways, and
+ * 1 x 1024 x 1024 ran at 0.60x numpy's sgemv. With the far tile: M = 1-2 x 1024 x 1024-2048 took 0.60-0.70x the
  * time, M = 3-4 0.39-0.81x (784 or 1024 wide); where the 12 rows spread
  * over sets (ldb = 512, 784) 1.03-1.13x, so there they stay (1 and 2
  * threads, Zen 4). The AVX2 tile (2 x 6) measured best of 2-3 x 3-6 at
