@@ -637,28 +637,30 @@ static int crowded(ptrdiff_t ld, int rows, int per_set)
 
 /* A few rows (inference at batch 1-32, y = x W^T with W (N, K) row-major):
  * the dot kernel reads W's rows in place, the parts taking chunks of
- * columns. Packing W cost more than the product: 784 -> 1024 at M = 1 ran
- * at 0.1-0.5x numpy's sgemv, and at M = 8-32 the packed 8x48 path ran at
- * 50-88 GFLOP/s against the dot kernel's 76-100 (AVX-512: 8-16 rows
- * 1.3-1.9x faster, 32 rows 0.95-1.19x over K = 512-2048; AVX2 8-16 rows
- * 1.3-2.0x, 32 rows 0.97-1.17x; 48-64 rows no faster; 1 thread, C harness,
- * Zen 4). Past 4 rows only from K = SMALL_M_K: each element ends in a lane
+ * columns. Packing W cost more than the product: 784 -> 1024 at M = 1 ran at
+ * 0.1-0.5x numpy's sgemv, and at M = 8-32 the packed 8x48 path ran at 50-88
+ * GFLOP/s against the dot kernel's 76-100 (AVX-512: 8-16 rows 1.3-1.9x
+ * faster, 32 rows 0.95-1.19x over K = 512-2048; AVX2 8-16 rows 1.3-2.0x, 32
+ * rows 0.97-1.17x; 48-64 rows no faster; 1 thread, C harness, Zen 4). Past
+ * SMALL_M_ANY_K rows only from K = SMALL_M_K: each element ends in a lane
  * sum, and at K = 17-128 (an LSTM's input projection at batch 1 is 28 x 512
- * from K = 28) the dot path ran 0.26-0.91x the packed path's speed; from
- * K = 256 1.04-1.8x (8-32 rows x 512 columns). Where the far tile exists
- * (AVX-512: 4 rows x 6 columns against 2 x 12) it takes 3 rows or more,
- * and fewer rows of W at a time where more than 6 of the 12 share an L1
- * set: at ldb = 1024 all 12 rows stream through one set of 8 ways, and
- * 1 x 1024 x 1024 ran at 0.60x numpy's sgemv. With the far tile: M = 1-2 x 1024 x 1024-2048 took 0.60-0.70x the
- * time, M = 3-4 0.39-0.81x (784 or 1024 wide); where the 12 rows spread
- * over sets (ldb = 512, 784) 1.03-1.13x, so there they stay (1 and 2
- * threads, Zen 4). The AVX2 tile (2 x 6) measured best of 2-3 x 3-6 at
- * ldb = 784-2048 as it is. */
+ * from K = 28) the dot path ran 0.26-0.91x the packed path's speed; from K =
+ * 256 1.04-1.8x (8-32 rows x 512 columns). Where the far tile exists
+ * (AVX-512: 4 rows x 6 columns against 2 x 12) it takes 3 rows or more, and
+ * fewer rows of W at a time where more than 6 of the 12 share an L1 set: at
+ * ldb = 1024 all 12 rows stream through one set of 8 ways, and 1 x 1024 x
+ * 1024 ran at 0.60x numpy's sgemv. With the far tile: M = 1-2 x 1024 x
+ * 1024-2048 took 0.60-0.70x the time, M = 3-4 0.39-0.81x (784 or 1024 wide);
+ * where the 12 rows spread over sets (ldb = 512, 784) 1.03-1.13x, so there
+ * they stay (1 and 2 threads, Zen 4). The AVX2 tile (2 x 6) measured best of
+ * 2-3 x 3-6 at ldb = 784-2048 as it is. */
+#define SMALL_M_ANY_K 4
 #define SMALL_M 32
 #define SMALL_M_K 256
 static int small_m_path(const fnn_gemm_arch *ar, int trans_a, int trans_b, int M, int K)
 {
-    return !trans_a && trans_b && ar->small_dot && (M <= 4 || (M <= SMALL_M && K >= SMALL_M_K));
+    return !trans_a && trans_b && ar->small_dot
+           && (M <= SMALL_M_ANY_K || (M <= SMALL_M && K >= SMALL_M_K));
 }
 
 static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
@@ -666,11 +668,11 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
     small_job J = {ar, g, M, N, g->B, g->ldb, 1, ar->small_dot_rows, ar->small_cols};
     if (ar->small_dot_far_rows && (M > J.rows || crowded(g->ldb, J.cols, 6)))
         J.rows = ar->small_dot_far_rows, J.cols = ar->small_dot_far_cols;
-    /* at 1-4 rows memory-bound: each part streams its share of W once (and
-     * keeps it in its own L2 from call to call), so the work is counted per
-     * W element */
-    return fnn_parallel_region(fnn_threads_for((M > 4 ? 2.0 * M : 8.0) * N * g->K),
-                               small_worker, &J);
+    /* up to SMALL_M_ANY_K rows memory-bound: each part streams its share of
+     * W once (and keeps it in its own L2 from call to call), so the work is
+     * counted per W element */
+    return fnn_parallel_region(
+        fnn_threads_for((M > SMALL_M_ANY_K ? 2.0 * M : 8.0) * N * g->K), small_worker, &J);
 }
 
 /* ------------------------------------------------ small K (<= 16 rows) -- */

@@ -39,6 +39,9 @@ static void pause_s(double s)
     nanosleep(&t, NULL);
 }
 
+/* fastnn's ISA paths by their FNN_ISA_* number, named as in fastnn.set_isa */
+static const char *const isa_names[] = {"ref", "avx2", "avx512"};
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -61,10 +64,14 @@ int main(int argc, char **argv)
     /* FASTNN_ISA picks fastnn's path as it does for the Python package;
      * OPENBLAS_CORETYPE (e.g. Haswell) picks OpenBLAS's kernels */
     const char *isa = getenv("FASTNN_ISA");
-    if (isa && fnn_set_isa(!strcmp(isa, "ref") ? FNN_ISA_REF : !strcmp(isa, "avx2") ? FNN_ISA_AVX2
-                           : !strcmp(isa, "avx512") ? FNN_ISA_AVX512 : -1) != 0) {
-        fprintf(stderr, "FASTNN_ISA=%s: not a path this CPU has (ref, avx2, avx512)\n", isa);
-        return 2;
+    if (isa) {
+        int i = FNN_ISA_AVX512;
+        while (i >= 0 && strcmp(isa, isa_names[i]))
+            i--;
+        if (i < 0 || fnn_set_isa(i) != 0) {
+            fprintf(stderr, "FASTNN_ISA=%s: not a path this CPU has (ref, avx2, avx512)\n", isa);
+            return 2;
+        }
     }
     fnn_set_num_threads(threads);
     scipy_openblas_set_num_threads64_(threads);
@@ -116,7 +123,7 @@ int main(int argc, char **argv)
     printf("%s %ldx%ldx%ld %d thr: openblas%s%s %.1f GFLOP/s, fastnn[%s] %.1f, ratio %.3f"
            " [%.3f %.3f] (max |diff| %.1e of max |C| %.1e)\n", argv[1], M, N, K, threads,
            core ? " " : "", core ? core : "", flop / to[rounds / 2] / 1e9,
-           (const char *[]){"ref", "avx2", "avx512"}[fnn_get_isa()],
+           isa_names[fnn_get_isa()],
            flop / tf[rounds / 2] / 1e9, ratio[rounds / 2],
            ratio[rounds / 4], ratio[3 * rounds / 4], err, mag);
     return 0;
