@@ -310,8 +310,8 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
     for (int pc = 0; pc < g->K; pc += KC) {
         int kc = g->K - pc < KC ? g->K - pc : KC;
         int last = pc + kc == g->K;
-        fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f, NULL,
-                      last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
+        const fnn_epi all = {g->alpha, g->beta, NULL, g->bias_mode, g->relu};
+        fnn_epi ep = fnn_epi_block(&all, pc == 0, last);
         for (int ic = m0; ic < m1; ic += MC) {
             int mc = m1 - ic < MC ? m1 - ic : MC;
             if (g->pack_a && !g->pa)
@@ -560,30 +560,28 @@ static int small_worker(void *ctx, int me, int have)
         part(me, have, chunks, 1, &q0, &q1);
     else
         part(me, have, J->M, 16, &m0, &m1);
-    /* transposed A: K in the general path's blocks, with its epilogue per
-     * block -- the same bits as the 8x48 path and the packed entry points */
-    const int KC = g->trans_a ? balanced(g->K, g->bl.kc, 8) : g->K;
+    /* transposed A: K in the general path's blocks (the kernel applies the
+     * epilogue per block) -- the bits of the 8x48 path and the packed entry
+     * points */
+    const int KC = balanced(g->K, g->bl.kc, 8);
     const ptrdiff_t rsb = g->trans_b ? 1 : g->ldb, csb = g->trans_b ? g->ldb : 1;
-    for (int pc = 0; pc < g->K; pc += KC) {
-        const int kc = g->K - pc < KC ? g->K - pc : KC, last = pc + kc == g->K;
-        for (int j0 = 0, q = 0; q < q1; q++) {
-            const int nj = (J->N - j0) / (chunks - q);
-            for (int i0 = m0; i0 < m1 && q >= q0; i0 += TR) {
-                const int mr = m1 - i0 < TR ? m1 - i0 : TR;
-                fnn_epi ep = {g->alpha, pc == 0 ? g->beta : 1.0f,
-                              g->bias_mode == FNN_BIAS_ROW ? g->bias + i0
-                              : g->bias_mode == FNN_BIAS_COL ? g->bias + j0 : NULL,
-                              last ? g->bias_mode : FNN_BIAS_NONE, last && g->relu};
-                float *c = g->C + (ptrdiff_t)i0 * g->ldc + j0;
-                if (g->trans_a)
-                    ar->small_tm(mr, nj, kc, a_at(g, i0, pc), g->lda, b_at(g, pc, j0), rsb,
-                                 csb, c, g->ldc, &ep);
-                else
-                    ar->small_dot(mr, nj, kc, g->A + (ptrdiff_t)i0 * g->lda, g->lda,
-                                  J->bt + (ptrdiff_t)j0 * J->bt_ld, J->bt_ld, c, g->ldc, &ep);
-            }
-            j0 += nj;
+    for (int j0 = 0, q = 0; q < q1; q++) {
+        const int nj = (J->N - j0) / (chunks - q);
+        for (int i0 = m0; i0 < m1 && q >= q0; i0 += TR) {
+            const int mr = m1 - i0 < TR ? m1 - i0 : TR;
+            fnn_epi ep = {g->alpha, g->beta,
+                          g->bias_mode == FNN_BIAS_ROW ? g->bias + i0
+                          : g->bias_mode == FNN_BIAS_COL ? g->bias + j0 : NULL,
+                          g->bias_mode, g->relu};
+            float *c = g->C + (ptrdiff_t)i0 * g->ldc + j0;
+            if (g->trans_a)
+                ar->small_tm(mr, nj, g->K, KC, a_at(g, i0, 0), g->lda, b_at(g, 0, j0), rsb,
+                             csb, c, g->ldc, &ep);
+            else
+                ar->small_dot(mr, nj, g->K, g->A + (ptrdiff_t)i0 * g->lda, g->lda,
+                              J->bt + (ptrdiff_t)j0 * J->bt_ld, J->bt_ld, c, g->ldc, &ep);
         }
+        j0 += nj;
     }
     return FNN_OK;
 }

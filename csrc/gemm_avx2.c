@@ -206,43 +206,70 @@ FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_
  * K otherwise; with 16 registers, up to 6 columns at a time (10 = 5 + 5). */
 
 /* C rows [0, mr <= 16) x columns [0, nj <= 6) of op(A)(i,p) = a[p*lda + i]
- * and op(B)(p,j) = b[p*rsb + j*csb]: one FMA chain per element, tile()'s bits. */
+ * and op(B)(p,j) = b[p*rsb + j*csb]: K in blocks of kc, each element one FMA
+ * chain over a block (tile()'s bits), the blocks folded into tot as in
+ * gemm_avx512.c's tm_tile, then one transposed store. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-tm_tile(const int nj, const int full, int mr, int k, const float *a, ptrdiff_t lda,
+tm_tile(const int nj, const int full, int mr, int k, int kc, const float *a, ptrdiff_t lda,
         const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
 {
-    const __m256i m0 = lanes(mr), m1 = lanes(mr - 8);
-    __m256 acc[2][6];
-    _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++)
-        acc[0][j] = acc[1][j] = _mm256_setzero_ps();
-    _Pragma("GCC unroll 2") for (int p = 0; p < k; p++) {
-        __m256 a0 = full ? _mm256_loadu_ps(a) : _mm256_maskload_ps(a, m0);
-        __m256 a1 = full ? _mm256_loadu_ps(a + 8) : _mm256_maskload_ps(a + 8, m1);
-        _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++) {
-            __m256 bj = _mm256_broadcast_ss(b + j * csb);
-            acc[0][j] = _mm256_fmadd_ps(a0, bj, acc[0][j]);
-            acc[1][j] = _mm256_fmadd_ps(a1, bj, acc[1][j]);
+    const __m256i m0 = lanes(mr), m1 = lanes(mr - 8), mj = lanes(nj);
+    const __m256 alpha = _mm256_set1_ps(ep->alpha);
+    __m256 acc[2][6], tot[2][6];
+    _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++)      /* (read only after a store) */
+        tot[0][j] = tot[1][j] = _mm256_setzero_ps();
+    if (ep->beta != 0.0f) {             /* beta C, its columns as vectors */
+        const __m256 beta = _mm256_set1_ps(ep->beta);
+        _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++) {
+            __m256 r[8];
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+                r[i] = 8 * v + i < mr ? _mm256_maskload_ps(c + (8 * v + i) * ldc, mj)
+                                      : _mm256_setzero_ps();
+            transpose8(r);
+            _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++)
+                tot[v][j] = _mm256_mul_ps(beta, r[j]);
         }
-        a += lda;
-        b += rsb;
     }
+    for (int p0 = 0; p0 < k; p0 += kc) {
+        const int kb = k - p0 < kc ? k - p0 : kc;
+        _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++)
+            acc[0][j] = acc[1][j] = _mm256_setzero_ps();
+        _Pragma("GCC unroll 2") for (int p = 0; p < kb; p++) {
+            __m256 a0 = full ? _mm256_loadu_ps(a) : _mm256_maskload_ps(a, m0);
+            __m256 a1 = full ? _mm256_loadu_ps(a + 8) : _mm256_maskload_ps(a + 8, m1);
+            _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++) {
+                __m256 bj = _mm256_broadcast_ss(b + j * csb);
+                acc[0][j] = _mm256_fmadd_ps(a0, bj, acc[0][j]);
+                acc[1][j] = _mm256_fmadd_ps(a1, bj, acc[1][j]);
+            }
+            a += lda;
+            b += rsb;
+        }
+        const int add = p0 > 0 || ep->beta != 0.0f;
+        _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++)
+            _Pragma("GCC unroll 6") for (int j = 0; j < nj; j++) {
+                __m256 x = _mm256_mul_ps(alpha, acc[v][j]);
+                tot[v][j] = add ? _mm256_add_ps(x, tot[v][j]) : x;
+            }
+    }
+    const fnn_epi out = {1.0f, 0.0f, ep->bias, ep->bias_mode, ep->relu};
     _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++) {
         if (8 * v >= mr)
             break;
         __m256 r[8];
         _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-            r[j] = j < nj ? acc[v][j] : _mm256_setzero_ps();
-        store_transposed(r, c, ldc, 8 * v, mr - 8 * v, nj, ep);
+            r[j] = j < nj ? tot[v][j] : _mm256_setzero_ps();
+        store_transposed(r, c, ldc, 8 * v, mr - 8 * v, nj, &out);
     }
 }
 
 #define TM(n) case n: {                                                      \
-        if (mr == 16) tm_tile(n, 1, 16, k, a, lda, b, rsb, csb, c, ldc, ep);    \
-        else tm_tile(n, 0, mr, k, a, lda, b, rsb, csb, c, ldc, ep);             \
+        if (mr == 16) tm_tile(n, 1, 16, k, kc, a, lda, b, rsb, csb, c, ldc, ep); \
+        else tm_tile(n, 0, mr, k, kc, a, lda, b, rsb, csb, c, ldc, ep);          \
     } break;
 
-FNN_TARGET_AVX2 static void small_tm_avx2(int mr, int nj, int k, const float *a,
+FNN_TARGET_AVX2 static void small_tm_avx2(int mr, int nj, int k, int kc, const float *a,
         ptrdiff_t lda, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
 {

@@ -156,41 +156,70 @@ store_transposed(__m512 r[16], float *c, ptrdiff_t ldc, int off, int rows, __mma
 
 /* Vectors along M: C rows [0, mr <= 32) x columns [0, nj <= 12) of
  * op(A)(i,p) = a[p*lda + i] times op(B)(p,j) = b[p*rsb + j*csb]. Per k: two
- * loads of A, nj broadcasts, 2 nj FMAs -- every lane used. Each element is
- * one FMA chain over p from zero, as in tile(), so the bits are tile()'s. */
+ * loads of A, nj broadcasts, 2 nj FMAs -- every lane used. K in blocks of
+ * kc, each element one FMA chain over a block's p from zero (tile()'s), each
+ * block's sum folded into tot as fnn_epi_block's epilogue would fold it into
+ * C (alpha times it, plus beta C on the first block, plus the earlier blocks
+ * on the later ones); bias and ReLU on the way out, in one transposed store. */
 FNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
-tm_tile(const int nj, int mr, int k, const float *a, ptrdiff_t lda, const float *b,
+tm_tile(const int nj, int mr, int k, int kc, const float *a, ptrdiff_t lda, const float *b,
         ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc, const fnn_epi *ep)
 {
     const __mmask16 m0 = mr >= 16 ? 0xFFFF : (__mmask16)((1u << mr) - 1u);
     const __mmask16 m1 = mr >= 32 ? 0xFFFF : mr <= 16 ? 0 : (__mmask16)((1u << (mr - 16)) - 1u);
-    __m512 acc[2][12];
-    _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++)
-        acc[0][j] = acc[1][j] = _mm512_setzero_ps();
-    _Pragma("GCC unroll 2") for (int p = 0; p < k; p++) {
-        __m512 a0 = _mm512_maskz_loadu_ps(m0, a), a1 = _mm512_maskz_loadu_ps(m1, a + 16);
-        _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++) {
-            __m512 bj = _mm512_set1_ps(b[j * csb]);
-            acc[0][j] = _mm512_fmadd_ps(a0, bj, acc[0][j]);
-            acc[1][j] = _mm512_fmadd_ps(a1, bj, acc[1][j]);
-        }
-        a += lda;
-        b += rsb;
-    }
     const __mmask16 mj = (__mmask16)((1u << nj) - 1u);
+    const __m512 alpha = _mm512_set1_ps(ep->alpha);
+    __m512 acc[2][12], tot[2][12];
+    _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++)     /* (read only after a store) */
+        tot[0][j] = tot[1][j] = _mm512_setzero_ps();
+    if (ep->beta != 0.0f) {             /* beta C, its columns as vectors */
+        const __m512 beta = _mm512_set1_ps(ep->beta);
+        _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++) {
+            __m512 r[16];
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
+                r[i] = 16 * v + i < mr ? _mm512_maskz_loadu_ps(mj, c + (16 * v + i) * ldc)
+                                       : _mm512_setzero_ps();
+            transpose16(r);
+            _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++)
+                tot[v][j] = _mm512_mul_ps(beta, r[j]);
+        }
+    }
+    for (int p0 = 0; p0 < k; p0 += kc) {
+        const int kb = k - p0 < kc ? k - p0 : kc;
+        _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++)
+            acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+        _Pragma("GCC unroll 2") for (int p = 0; p < kb; p++) {
+            __m512 a0 = _mm512_maskz_loadu_ps(m0, a), a1 = _mm512_maskz_loadu_ps(m1, a + 16);
+            _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++) {
+                __m512 bj = _mm512_set1_ps(b[j * csb]);
+                acc[0][j] = _mm512_fmadd_ps(a0, bj, acc[0][j]);
+                acc[1][j] = _mm512_fmadd_ps(a1, bj, acc[1][j]);
+            }
+            a += lda;
+            b += rsb;
+        }
+        const int add = p0 > 0 || ep->beta != 0.0f;
+        _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++)
+            _Pragma("GCC unroll 12") for (int j = 0; j < nj; j++) {
+                __m512 x = _mm512_mul_ps(alpha, acc[v][j]);
+                tot[v][j] = add ? _mm512_add_ps(x, tot[v][j]) : x;
+            }
+    }
+    /* alpha 1 (exact) and beta 0: only bias and ReLU left */
+    const fnn_epi out = {1.0f, 0.0f, ep->bias, ep->bias_mode, ep->relu};
     _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++) {
         if (16 * v >= mr)
             break;
         __m512 r[16];
         _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
-            r[j] = j < nj ? acc[v][j] : _mm512_setzero_ps();
-        store_transposed(r, c, ldc, 16 * v, mr - 16 * v, mj, ep);
+            r[j] = j < nj ? tot[v][j] : _mm512_setzero_ps();
+        store_transposed(r, c, ldc, 16 * v, mr - 16 * v, mj, &out);
     }
 }
 
-#define TM(n) case n: tm_tile(n, mr, k, a, lda, b, rsb, csb, c, ldc, ep); break;
+#define TM(n) case n: tm_tile(n, mr, k, kc, a, lda, b, rsb, csb, c, ldc, ep); break;
 
-FNN_TARGET_AVX512 static void small_tm_avx512(int mr, int nj, int k, const float *a,
+FNN_TARGET_AVX512 static void small_tm_avx512(int mr, int nj, int k, int kc, const float *a,
         ptrdiff_t lda, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
         const fnn_epi *ep)
 {

@@ -25,6 +25,19 @@ static inline int fnn_epi_plain(const fnn_epi *ep)
     return ep->beta == 0.0f && ep->bias_mode == FNN_BIAS_NONE && !ep->relu;
 }
 
+/* The epilogue of one K block where K is summed in blocks, each block's sum
+ * stored through the epilogue before the next: beta on the first block (C
+ * then holds it), 1 on the later ones; bias and ReLU on the last only. */
+static inline fnn_epi fnn_epi_block(const fnn_epi *ep, int first, int last)
+{
+    fnn_epi e = *ep;
+    if (!first)
+        e.beta = 1.0f;
+    if (!last)
+        e.bias_mode = FNN_BIAS_NONE, e.relu = 0;
+    return e;
+}
+
 /* Micro-kernel: acc (mr,nr) = sum_p a[p*MR + i] * b[p*ldb + j] for p < k,
  * then C[i*ldc + j] = epilogue(acc) for i < mr, j < nr.
  * a: packed MR-row panel (rows >= mr are never read); b: k rows, ldb floats
@@ -45,18 +58,23 @@ typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
                               float *dst, int ldd);
 
 /* Small-N tiles (N <= 16: a 10-class output layer; gemm.c's gemm_small
- * cuts C into them and applies the K blocks):
+ * cuts C into them):
  *  small_tm:  rows [0, mr <= small_rows) x columns [0, nj <= small_cols) with
  *             op(A)(i,p) = a[p*lda + i] (A stored transposed), vectors along
- *             M; op(B)(p,j) = b[p*rsb + j*csb]. Each element is one FMA
- *             chain over p, so the bits are the general kernel's.
+ *             M; op(B)(p,j) = b[p*rsb + j*csb]; K in blocks of kc, as the
+ *             general path sums it: each element one FMA chain over a block's
+ *             p, each block through fnn_epi_block's epilogue in turn -- the
+ *             general kernel's bits. (The SIMD kernels keep the running
+ *             result in registers or on the stack and store C once: storing
+ *             it transposed after every block cost 8-10% of TN/TT
+ *             64 x 10 x 1024.)
  *  small_dot: rows [0, ra <= small_dot_rows) x columns [0, nj <= small_cols)
  *             (or ra <= small_dot_far_rows, nj <= small_dot_far_cols)
  *             with op(A)(i,p) = a[i*lda + p] and op(B)(p,j) = b[j*ldb + p]:
  *             dot products with vectors along K, each summed across its
  *             lanes by a fixed tree at the end.
  * Both then store epilogue(acc) to C[i*ldc + j]. */
-typedef void (*fnn_small_fn)(int mr, int nj, int k, const float *a, ptrdiff_t lda,
+typedef void (*fnn_small_fn)(int mr, int nj, int k, int kc, const float *a, ptrdiff_t lda,
                              const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c,
                              ptrdiff_t ldc, const fnn_epi *ep);
 typedef void (*fnn_small_dot_fn)(int ra, int nj, int k, const float *a, ptrdiff_t lda,

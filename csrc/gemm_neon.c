@@ -133,17 +133,23 @@ tm_tile(const int nj, const int full, int mr, int k, const float *a, ptrdiff_t l
 }
 
 #define TM(n) case n:                                                          \
-    if (mr == 8) tm_tile(n, 1, 8, k, a, lda, b, rsb, csb, c, ldc, ep);         \
-    else tm_tile(n, 0, mr, k, a, lda, b, rsb, csb, c, ldc, ep);                \
+    if (mr == 8) tm_tile(n, 1, 8, kb, ap, lda, bp, rsb, csb, c, ldc, &e);      \
+    else tm_tile(n, 0, mr, kb, ap, lda, bp, rsb, csb, c, ldc, &e);             \
     break;
 
-static void small_tm_neon(int mr, int nj, int k, const float *a, ptrdiff_t lda,
+/* K in blocks of kc, each through C with fnn_epi_block's epilogue. */
+static void small_tm_neon(int mr, int nj, int k, int kc, const float *a, ptrdiff_t lda,
                           const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c,
                           ptrdiff_t ldc, const fnn_epi *ep)
 {
-    switch (nj) {
-    TM(1) TM(2) TM(3) TM(4) TM(5) TM(6) TM(7) TM(8) TM(9) TM(10) TM(11)
-    default: TM(12)
+    for (int p0 = 0; p0 < k; p0 += kc) {
+        const int kb = k - p0 < kc ? k - p0 : kc;
+        const float *ap = a + (ptrdiff_t)p0 * lda, *bp = b + (ptrdiff_t)p0 * rsb;
+        const fnn_epi e = fnn_epi_block(ep, p0 == 0, p0 + kb == k);
+        switch (nj) {
+        TM(1) TM(2) TM(3) TM(4) TM(5) TM(6) TM(7) TM(8) TM(9) TM(10) TM(11)
+        default: TM(12)
+        }
     }
 }
 #undef TM

@@ -107,26 +107,32 @@ tm_tile(const int nj, const int rows, int k, const float *a, ptrdiff_t lda, cons
 
 #define TM(n) case n:                                                           \
     if (mr == TM_ROWS)                                                          \
-        tm_tile(n, TM_ROWS, k, a, lda, b + j0 * csb, rsb, csb, c + j0, ldc, &e); \
+        tm_tile(n, TM_ROWS, kb, ap, lda, bp + j0 * csb, rsb, csb, c + j0, ldc, &e); \
     else                                                                        \
-        tm_tile(n, mr, k, a, lda, b + j0 * csb, rsb, csb, c + j0, ldc, &e);     \
+        tm_tile(n, mr, kb, ap, lda, bp + j0 * csb, rsb, csb, c + j0, ldc, &e);     \
     break;
 
-static void small_tm_ref(int mr, int nj, int k, const float *a, ptrdiff_t lda, const float *b,
-                         ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
+/* K in blocks of kc, each through C with fnn_epi_block's epilogue. */
+static void small_tm_ref(int mr, int nj, int k, int kc, const float *a, ptrdiff_t lda,
+                         const float *b, ptrdiff_t rsb, ptrdiff_t csb, float *c, ptrdiff_t ldc,
                          const fnn_epi *ep)
 {
     const int groups = (nj + TM_COLS - 1) / TM_COLS;
-    for (int g = 0, j0 = 0; g < groups; g++) {
-        const int n = (nj - j0) / (groups - g);    /* 10 = 5 + 5, 12 = 4 + 4 + 4 */
-        fnn_epi e = *ep;
-        if (e.bias_mode == FNN_BIAS_COL)
-            e.bias += j0;
-        switch (n) {
-        TM(1) TM(2) TM(3) TM(4)
-        default: TM(5)
+    for (int p0 = 0; p0 < k; p0 += kc) {
+        const int kb = k - p0 < kc ? k - p0 : kc;
+        const float *ap = a + (ptrdiff_t)p0 * lda, *bp = b + (ptrdiff_t)p0 * rsb;
+        const fnn_epi eb = fnn_epi_block(ep, p0 == 0, p0 + kb == k);
+        for (int g = 0, j0 = 0; g < groups; g++) {
+            const int n = (nj - j0) / (groups - g);    /* 10 = 5 + 5, 12 = 4 + 4 + 4 */
+            fnn_epi e = eb;
+            if (e.bias_mode == FNN_BIAS_COL)
+                e.bias += j0;
+            switch (n) {
+            TM(1) TM(2) TM(3) TM(4)
+            default: TM(5)
+            }
+            j0 += n;
         }
-        j0 += n;
     }
 }
 #undef TM

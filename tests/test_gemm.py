@@ -1121,7 +1121,8 @@ def prepacked_cases():
     for isa, bl in BLOCKING.items():
         mr, nr, kc = bl["mr"], bl["nr"], bl["kc"]
         for s in ((1, 1, 1), (mr + 1, nr - 1, 5), (2 * mr + 3, 3 * nr + 5, kc + 7),
-                  (64, 512, 128), (64, 128, 512), (3, 2 * nr, 2 * kc + 1), (mr * 9, 7, 33)):
+                  (64, 512, 128), (64, 128, 512), (3, 2 * nr, 2 * kc + 1), (mr * 9, 7, 33),
+                  (37, 10, 2 * kc + 5)):
             cases.append(pytest.param(isa, *s, id=f"{isa}-{s[0]}x{s[1]}x{s[2]}"))
     return cases
 
@@ -1156,10 +1157,10 @@ def test_prepacked_b_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
     for threads in (1, 2):
         fastnn.set_num_threads(threads)
         want, got = c0.copy(), c0.copy()
-        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, want, bias, 1, True)
-        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, got, bias, 1, True, prepacked=True)
+        _C.sgemm(ta, tb, M, N, K, 0.7, a, b, 0.25, want, bias, 1, True)
+        _C.sgemm(ta, tb, M, N, K, 0.7, a, b, 0.25, got, bias, 1, True, prepacked=True)
         assert_same_product(got, want, isa_, ta, tb, M, N, K, f"{isa_} {threads}T {M}x{N}x{K}")
-    ref = np.maximum(0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+    ref = np.maximum(0.7 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
                      + 0.25 * c0 + bias, 0)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))
 
@@ -1178,10 +1179,10 @@ def test_prepacked_a_gives_the_same_bits(isa_, M, N, K, ta, tb, rng):
     for threads in (1, 2):
         fastnn.set_num_threads(threads)
         want, got = c0.copy(), c0.copy()
-        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, want[:, :N], None, 0, False)
-        _C.sgemm(ta, tb, M, N, K, 0.5, a, b, 0.25, got[:, :N], None, 0, False, prepacked="a")
+        _C.sgemm(ta, tb, M, N, K, 0.7, a, b, 0.25, want[:, :N], None, 0, False)
+        _C.sgemm(ta, tb, M, N, K, 0.7, a, b, 0.25, got[:, :N], None, 0, False, prepacked="a")
         assert_same_product(got, want, isa_, ta, tb, M, N, K, f"{isa_} {threads}T {M}x{N}x{K}")
-    ref = 0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b) + 0.25 * c0[:, :N]
+    ref = 0.7 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b) + 0.25 * c0[:, :N]
     np.testing.assert_allclose(got[:, :N], ref, rtol=1e-4, atol=1e-4 * np.sqrt(K))
     np.testing.assert_array_equal(got[:, N:], c0[:, N:])
 
