@@ -691,13 +691,29 @@ static int gemm_small_m(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
  * core, took 0.96-1.07x (1.5x on 2 threads at 256 rows; 64-256 x 1024 x 10,
  * paired, Zen 4). The copy made once by the calling thread and read by the
  * other from there cost more on 2 threads (AVX2 256x1024x10: 1.35x the time
- * of no copy, 1.01x copied by each thread). */
+ * of no copy, 1.01x copied by each thread). Where C's rows and B's rows all
+ * sit at one offset in the 4 KB page (ldc and ldb multiples of 1024 floats)
+ * and the two offsets nearly meet, every B load shares its L1 set and low
+ * address bits with C's recent stores: 64x1024x10 ran at 0.83-0.87x
+ * OpenBLAS's speed there (OpenBLAS itself lost 15%) against 0.96-0.98x a
+ * half page apart. So the AVX-512 path copies B there too, and every copy
+ * starts half a page from C's first row: 1.02-1.11x OpenBLAS at the shared
+ * offset, and the AVX2 path's copy (placed anywhere before) 53-55 -> 63-77
+ * GFLOP/s (C harness, 1 thread, Zen 4). */
 typedef struct {
     const fnn_gemm_arch *ar;
     const gemm_args *g;
     int M, N;
     int copy_b;              /* op(B) copied row-major into each thread's arena */
 } small_k_job;
+
+/* Where in a buffer of 4096 + n floats to put n floats so that they start
+ * half a page (in the low 12 address bits) away from c. */
+static float *half_page_from(float *buf, const float *c)
+{
+    const uintptr_t want = ((uintptr_t)c + 2048) & 4095, have = (uintptr_t)buf & 4095;
+    return buf + ((want - have) & 4095) / sizeof(float);
+}
 
 static int small_k_worker(void *ctx, int me, int have)
 {
@@ -711,9 +727,10 @@ static int small_k_worker(void *ctx, int me, int have)
     ptrdiff_t ldb = g->ldb;
     if (J->copy_b) {
         const int ld = unaliased_ld(J->N);
-        float *bt = fnn_ws_thread((size_t)g->K * ld * sizeof(float));
+        float *bt = fnn_ws_thread(((size_t)g->K * ld + 1024) * sizeof(float));
         if (!bt)
             return FNN_ENOMEM;
+        bt = half_page_from(bt, g->C + (ptrdiff_t)m0 * g->ldc);
         if (g->trans_b)
             J->ar->pack_t(J->N, g->K, g->B, g->ldb, bt, ld);
         else
@@ -737,10 +754,20 @@ static int small_k_path(const fnn_gemm_arch *ar, int trans_b, int N, int K)
     return K <= FNN_SMALL_K && ar->small_k && (!trans_b || (double)K * N <= SMALL_K_COPY);
 }
 
+/* B's rows all at one offset in the 4 KB page, C's rows all at one too,
+ * and the two offsets within 1 KB of each other. */
+static int shares_page_offsets(const gemm_args *g)
+{
+    const uintptr_t d = ((uintptr_t)g->C - (uintptr_t)g->B) & 4095;
+    return (g->ldb * sizeof(float)) % 4096 == 0 && (g->ldc * sizeof(float)) % 4096 == 0
+           && (d < 1024 || d > 3072);
+}
+
 static int gemm_small_k(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     small_k_job J = {ar, g, M, N,
-                     g->trans_b || (ar->small_k_copy && crowded(g->ldb, g->K, 4)
+                     g->trans_b || ((ar->small_k_copy || shares_page_offsets(g))
+                                    && crowded(g->ldb, g->K, 4)
                                     && (double)g->K * N <= SMALL_K_COPY)};
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_k_worker, &J);
 }

@@ -1034,6 +1034,38 @@ def test_small_k_kernel_edges_and_strided_views(isa, ta, tb, rng):
                                     what + f": vs the general kernel, {threads}T")
 
 
+@pytest.mark.parametrize("shift", [0, 3, 200, 512, 700])
+def test_small_k_b_and_c_at_one_page_offset(isa, shift, rng):
+    """dX = dY W of a 1024-wide output layer with W (10, 1024) and dX in one
+    array, C's rows `shift` floats past B's in the 4 KB page (0-200: every
+    row of both in the same L1 sets, where the path copies W half a page
+    away from C): near float64, the general kernel's bits, W and the array
+    around C untouched, on 1 and 2 threads."""
+    fastnn.set_isa(isa)
+    K, N = 10, 1024
+    for M in (37, 128):
+        buf = np.full(K * N + shift + M * N + 64, 7.0, F32)
+        b = buf[:K * N].reshape(K, N)
+        b[...] = rng.standard_normal((K, N)).astype(F32)
+        c = buf[K * N + shift:K * N + shift + M * N].reshape(M, N)
+        assert (c.ctypes.data - b.ctypes.data) % 4096 == 4 * shift % 4096
+        a = rng.standard_normal((M, K)).astype(F32)
+        b0 = b.copy()
+        want = a.astype(np.float64) @ b0
+        for threads in (1, 2):
+            fastnn.set_num_threads(threads)
+            c[...] = np.nan
+            assert ops.matmul(a, b, out=c) is c
+            assert_close(c, want, 1e-5 * np.sqrt(K) * (np.abs(a) @ np.abs(b0) + 1),
+                         f"{isa} M={M} shift={shift} {threads}T")
+            packed = np.empty((M, N), F32)
+            _C.sgemm(False, False, M, N, K, 1.0, a, b, 0.0, packed, None, 0, False,
+                     prepacked=True)
+            np.testing.assert_array_equal(c, packed)
+            assert_bits_equal(b, b0, "W")
+            assert (buf[K * N:K * N + shift] == 7.0).all() and (buf[K * N + shift + M * N:] == 7.0).all()
+
+
 def test_small_k_nan_and_inf_propagate(isa, rng):
     """K = 10: a NaN in op(A) reaches exactly its row of C, an Inf in op(B)
     exactly its column (no lane, tile or transposed copy mixes them)."""
