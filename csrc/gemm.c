@@ -707,8 +707,8 @@ typedef struct {
     int copy_b;              /* op(B) copied row-major into each thread's arena */
 } small_k_job;
 
-/* Where in a buffer of 4096 + n floats to put n floats so that they start
- * half a page (in the low 12 address bits) away from c. */
+/* Where in a buffer of n floats plus 4 KB to put the n floats so that they
+ * start half a page (in the low 12 address bits) away from c. */
 static float *half_page_from(float *buf, const float *c)
 {
     const uintptr_t want = ((uintptr_t)c + 2048) & 4095, have = (uintptr_t)buf & 4095;

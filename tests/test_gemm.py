@@ -303,7 +303,10 @@ def thread_shapes(isa):
               # (gemm.c's col_unit: 256 = 128 + 128, not 144 + 112, on AVX-512)
               (64, 256, 300), (48, 5 * nr + 3, 600),
               # B rows 4 KB apart, all in one L1 set: packed (gemm.c's b_in_place)
-              (256, 1024, 64)]
+              (256, 1024, 64),
+              # small N (the output layer) over three K blocks: the kernels'
+              # own block fold, rows split across the threads
+              (700, 10, 2 * kc + 5)]
     assert all(M * N * K >= 1.1e6 for M, N, K in shapes), "a shape too small to be threaded"
     return shapes
 
@@ -1043,7 +1046,7 @@ def test_small_k_b_and_c_at_one_page_offset(isa, shift, rng):
     around C untouched, on 1 and 2 threads."""
     fastnn.set_isa(isa)
     K, N = 10, 1024
-    for M in (37, 128):
+    for M in (37, 256):                          # 256: 5.2 Mflop, two threads' worth
         buf = np.full(K * N + shift + M * N + 64, 7.0, F32)
         b = buf[:K * N].reshape(K, N)
         b[...] = rng.standard_normal((K, N)).astype(F32)
