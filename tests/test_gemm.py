@@ -293,21 +293,24 @@ def test_odd_scales(isa, rng):
 def thread_shapes(isa):
     bl = BLOCKING[isa]
     mr, nr, kc, mc, nc = bl["mr"], bl["nr"], bl["kc"], bl["mc"], bl["nc"]
-    # all >= 1.1e6 multiply-adds, above gemm.c's single-thread threshold (2 threads
-    # from 2*MNK >= 2e6 flops as of this writing); K at and around block
-    # boundaries, so a thread-dependent K blocking would show
-    shapes = [(300, 500, 200), (mr + 1, 2 * nc + 7, kc + 1), (2 * mc + 3, nr - 1, kc + 9),
-              (97, 61, 4 * kc + 3), (1, 4000, 600), (4000, 1, 600), (2 * mr + 1, 20 * nr + 5, 777),
-              (200, 130, kc), (130, 200, 2 * kc), (61, 97, kc + 16), (150, 150, 3 * kc - 1),
+    # every shape at or above the runtime's 2-thread threshold (fnn_threads_for:
+    # 2 threads from 2*MNK >= 2 * parallel_flops_per_thread) on every host's
+    # blocking (kc, nc follow the caches); K at and around block boundaries, so
+    # a thread-dependent K blocking would show
+    shapes = [(300, 500, 200), (mr + 1, 2 * nc + 7, 3 * kc + 1), (2 * mc + 3, nr - 1, kc + 9),
+              (97, 61, 4 * kc + 3), (1, 4000, 600), (4000, 1, 600), (2 * mr + 1, 50 * nr + 5, 777),
+              (200, 130, kc), (130, 200, 2 * kc), (61, 197, kc + 16), (150, 150, 3 * kc - 1),
               # column parts cut at vector width where panels split unevenly
               # (gemm.c's col_unit: 256 = 128 + 128, not 144 + 112, on AVX-512)
-              (64, 256, 300), (48, 5 * nr + 3, 600),
+              (64, 256, 300), (48, 5 * nr + 3, 1500),
               # B rows 4 KB apart, all in one L1 set: packed (gemm.c's b_in_place)
               (256, 1024, 64),
               # small N (the output layer) over three K blocks: the kernels'
               # own block fold, rows split across the threads
               (700, 10, 2 * kc + 5)]
-    assert all(M * N * K >= 1.1e6 for M, N, K in shapes), "a shape too small to be threaded"
+    two = fastnn.info()["parallel_flops_per_thread"]
+    small = [s for s in shapes if s[0] * s[1] * s[2] < two]
+    assert not small, f"shapes {small} run on one thread: they cannot show a thread dependence"
     return shapes
 
 
