@@ -886,7 +886,11 @@ def test_cli_from_json_smoke(tmp_path):
                         "--markdown", str(md)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "targets" in p.stdout and f"wrote {md}" in p.stderr
-    assert "### matmul-square, 2 threads" in md.read_text()
+    text = md.read_text()
+    assert "### matmul-square, 2 threads" in text
+    # a fresh process: the targets the case modules register are there too
+    assert all(f"| {t.key} |" in text for t in report.TARGETS)
+    assert "| T21 |" in text and "| T31 |" in text
 
 
 # ------------------------------------------------------- command line --

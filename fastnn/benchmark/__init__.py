@@ -213,7 +213,8 @@ def main(argv=None, prog="python -m fastnn bench", reexec=True):
 
 def _rerender(args, prog):
     """--from-json: the report of a saved run, with today's report code."""
-    from . import report
+    from . import harness, report
+    harness.discover()      # the case modules register their targets (T21, T31, ...)
 
     def note(text):
         if not args.quiet:
