@@ -132,19 +132,6 @@ def _large_square(r):
         == r["params"].get("K")
 
 
-def _t_squares(results, machine, run):
-    """The best fastnn variant (AVX-512 where the CPU has it, else AVX2) vs
-    numpy on the squares n >= 1024."""
-    rows = [r for r in ok_rows(results) if r["group"] == "matmul-square"]
-    return _ratio_rows(rows, ("matmul-square",), _best_fastnn(rows), "numpy", _large_square)
-
-
-def _t_train_shapes(results, machine, run):
-    """The best fastnn variant vs numpy on the training shapes."""
-    rows = [r for r in ok_rows(results) if r["group"] == "matmul-train"]
-    return _ratio_rows(rows, ("matmul-train",), _best_fastnn(rows), "numpy")
-
-
 def _t_peak_share(results, machine, run):
     """1-thread share of the measured peak of the ISA in use (the best fastnn
     variant of the squares), large squares."""
@@ -154,12 +141,9 @@ def _t_peak_share(results, machine, run):
             for r in rows if r["threads"] == 1 and best in r["impls"]]
 
 
-def _t_output_layer(results, machine, run):
-    """Best fastnn variant vs numpy on the output-layer products (N = 10, or
-    K = 10 for the input gradient's shape)."""
-    rows = [r for r in ok_rows(results) if r["group"] == "matmul-output"]
-    return _ratio_rows(rows, ("matmul-output",), _best_fastnn(rows), "numpy",
-                       lambda r: 10 in (r["params"].get("N"), r["params"].get("K")))
+def _output_layer(r):
+    """The output-layer products: N = 10 classes, or K = 10 (the input gradient's shape)."""
+    return 10 in (r["params"].get("N"), r["params"].get("K"))
 
 
 def _t_ref_vs_avx2(results, machine, run):
@@ -186,6 +170,16 @@ def _best_fastnn(results):
     labels = [lb for r in ok_rows(results) for lb in r["impls"] if lb.startswith("fastnn")]
     order = variant_order(labels)
     return order[0] if order else None
+
+
+def best_vs_numpy(group, pred=lambda r: True):
+    """A target's collector: the best fastnn variant of `group`'s rows
+    (AVX-512 where the CPU has it, else AVX2) against numpy, on the rows
+    `pred` keeps."""
+    def collect(results, machine, run):
+        rows = [r for r in ok_rows(results) if r["group"] == group]
+        return _ratio_rows(rows, (group,), _best_fastnn(rows), "numpy", pred)
+    return collect
 
 
 def vs_torch_at_2_threads(case, group):
@@ -248,8 +242,10 @@ def _t_vs_torch(case):
 
 
 TARGETS = [
-    Target("T1", "best ISA vs numpy, large squares (n >= 1024)", ">=", 1.0, _t_squares),
-    Target("T2", "best ISA vs numpy, training shapes", ">=", 1.0, _t_train_shapes),
+    Target("T1", "best ISA vs numpy, large squares (n >= 1024)", ">=", 1.0,
+           best_vs_numpy("matmul-square", _large_square)),
+    Target("T2", "best ISA vs numpy, training shapes", ">=", 1.0,
+           best_vs_numpy("matmul-train")),
     Target("T3", "1 thread, share of the peak of the ISA in use, large squares", ">=", 0.85,
            _t_peak_share, fmt_pct),
     Target("T4", "portable C time / AVX2 time (matmul)", "<=", 4.0, _t_ref_vs_avx2),
@@ -269,7 +265,7 @@ TARGETS = [
     Target("T12", "Adam step over 10M parameters, x torch.optim.Adam defaults, 2 threads",
            ">=", 3.0, _t_vs_torch(f"optim/adam/{10 << 20}")),
     Target("T13", "output-layer products (N or K = 10), best ISA vs numpy", ">=", 1.0,
-           _t_output_layer),
+           best_vs_numpy("matmul-output", _output_layer)),
 ]
 
 
