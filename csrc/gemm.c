@@ -305,13 +305,36 @@ static void pack_b_block(const fnn_gemm_arch *ar, int trans, int kc, int nc,
  * 1024^3 and 2048^3 ran 0.97x the time with it, the training shapes
  * 0.99-1.00x (1 thread, paired, Zen 3, AVX2 path; prefetching the kernel's
  * own tile during its first k steps instead did not gain). Set per arch
- * (prefetch_c): measured on AVX2 only. */
+ * (prefetch): measured on AVX2 only. */
 static inline void prefetch_tile(const float *c, ptrdiff_t ldc, int rows, int cols)
 {
     for (int r = 0; r < rows; r++) {
         __builtin_prefetch(c + r * ldc, 1, 3);
         __builtin_prefetch(c + r * ldc + cols - 1, 1, 3);
     }
+}
+
+/* Share t of n of the lines of [p, p + bytes) into L2, for the next row
+ * panel of A: spread over the calls of this one, they have its whole pass
+ * over the B block to arrive. Without it the first tile of each panel read
+ * A from L3 as it went (the A block, MC x KC, is L3's; 2.4 MiB at 2048^3):
+ * 2048^3 ran 0.98x the time with it, smaller M unchanged (1 thread, paired,
+ * Zen 3, AVX2). */
+static inline void prefetch_share(const float *p, size_t bytes, int t, int n)
+{
+    const char *b = (const char *)p;
+    const size_t lines = (bytes + 63) / 64;
+    for (size_t l = lines * t / n; l < lines * (t + 1) / n; l++)
+        __builtin_prefetch(b + l * 64, 0, 2);
+}
+
+/* The packed A micro-panel of rows i = ic + ir (ir within the block) at
+ * K block pc. */
+static inline const float *a_panel(const gemm_args *g, const float *abuf, int MR, int i,
+                                   int ir, int pc, int kc)
+{
+    return g->pa ? g->pa->data + (ptrdiff_t)(i / MR) * g->K * MR + (ptrdiff_t)pc * MR
+                 : abuf + (ptrdiff_t)ir * kc;
 }
 
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
@@ -350,10 +373,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                     for (int t = 0; t < n_in; t++) {
                         const int ir = (g->b_outer ? t : o) * MR, jr = (g->b_outer ? o : t) * NR;
                         int mr = mc - ir < MR ? mc - ir : MR;
-                        const float *ap = g->pa ? g->pa->data
-                                                      + (ptrdiff_t)((ic + ir) / MR) * g->K * MR
-                                                      + (ptrdiff_t)pc * MR
-                                                : abuf + (ptrdiff_t)ir * kc;
+                        const float *ap = a_panel(g, abuf, MR, ic + ir, ir, pc, kc);
                         int nr = nc - jr < NR ? nc - jr : NR;
                         int i = ic + ir, j = jc + jr;
                         const float *bp;
@@ -372,13 +392,16 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                         ep.bias = g->bias_mode == FNN_BIAS_COL ? g->bias + j
                                 : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;
                         float *c = g->C + (ptrdiff_t)i * g->ldc + j;
-                        if (ar->prefetch_c && t + 1 < n_in) {
+                        if (ar->prefetch && t + 1 < n_in) {
                             if (g->b_outer)
                                 prefetch_tile(c + MR * g->ldc, g->ldc,
                                               mc - ir - MR < MR ? mc - ir - MR : MR, nr);
                             else
                                 prefetch_tile(c + NR, g->ldc, mr, nc - jr - NR < NR ? nc - jr - NR : NR);
                         }
+                        if (ar->prefetch && !g->b_outer && g->pack_a && o + 1 < n_out)
+                            prefetch_share(a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc),
+                                           (size_t)MR * kc * sizeof(float), t, n_in);
                         if (g->pack_a)
                             ar->kernel(kc, ap, bp, ldb, c, g->ldc, mr, nr, &ep);
                         else

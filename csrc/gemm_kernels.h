@@ -126,7 +126,8 @@ typedef struct {
     fnn_small_k_fn small_k;   /* NULL: small K takes the general path */
     int small_k_rows;         /* its row tile: threads split M in these */
     int small_k_copy;         /* 1: copy an op(B) whose rows crowd L1 first */
-    int prefetch_c;           /* 1: gemm.c prefetches the next tile's C lines */
+    int prefetch;             /* 1: gemm.c prefetches the next tile's C lines and
+                               * the next A micro-panel (measured on AVX2 only) */
 } fnn_gemm_arch;
 
 /* The kernels of the path in use (fastnn.set_isa). */
