@@ -448,7 +448,8 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  * packing's share of a 2-thread 1024^3 profile (6.2 -> 3.1%) yet measured no
  * faster (Xeon AVX-512, 2 threads, paired medians over 31 rounds: 1024^3
  * 1.026x the time, 2048^3 1.001x; training shapes 0.997-1.017x): the copies
- * run on both cores at once, and each extra region is another join. */
+ * run on both cores at once, and each extra region is another join. Where
+ * a column split leaves each thread few columns it does pay: SHARE_A_COLS. */
 #define PACK_COPY 0.5
 #define PACK_TRANSPOSE 1.0
 #define PACK_STREAM 0.25
@@ -544,6 +545,40 @@ static void epilogue_only(int M, int N, float *C, ptrdiff_t ldc, const fnn_epi *
             C[i * ldc + j] = epi_value(0.0f, &C[i * ldc + j], i, j, ep);
 }
 
+typedef struct {
+    const fnn_gemm_arch *ar;
+    int trans, M, K;
+    const float *A;
+    ptrdiff_t lda;
+    float *data;
+} pack_a_job;
+
+/* Panels [lo, hi) of op(A), all K columns each. */
+static int pack_a_panels(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    const pack_a_job *J = ctx;
+    const int MR = J->ar->mr, i0 = (int)lo * MR;
+    const int i1 = (int)hi * MR < J->M ? (int)hi * MR : J->M;
+    (void)part;
+    pack_a(J->ar, J->trans, i1 - i0, J->K, J->trans ? J->A + i0 : J->A + (ptrdiff_t)i0 * J->lda,
+           J->lda, J->data + lo * J->K * MR);
+    return FNN_OK;
+}
+
+/* Split by columns (all rows on each thread), every thread packed all of
+ * op(A) for itself: at 128-512 columns a thread, a transposing copy of A per
+ * 4-16 FMAs of its own. Packed once instead, each thread a share of its
+ * panels in a region of its own before the product's, the forward products
+ * y = x W^T ran 0.94-0.98x the time (NT 256x256x1024 0.944-0.948, 64x256x1024
+ * 0.962-0.969, 256x1024x784 and 128x1024x784 0.98, 64x1024x3136 0.98) and
+ * the input gradients 0.94-0.99x (NN 128x1024x256 0.936, 64x3136x1024
+ * 0.965); at 1024 columns a thread no gain (2048^3 1.009x). 2 threads,
+ * paired, Zen 3, AVX2; same bits (a copy), so 1 and 2 threads still agree.
+ * Sharing op(B)'s packing likewise where the split is by rows moved nothing
+ * (1024^3, TN 1024x784x64, NN 256x1024x256: 0.999-1.004x). Set per arch
+ * (share_a): the AVX-512 path's split was not measured with it. */
+#define SHARE_A_COLS 512
+
 /* The threads over C for g (packing buffers sized from the blocks). */
 static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
@@ -563,6 +598,26 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     int ncap = N < g->bl.nc ? N : g->bl.nc;
     J.afl = g->pa ? 0 : (size_t)(mcap + ar->mr) * kc;
     J.bfl = g->pb ? 0 : (size_t)(ncap + ar->nr) * kc;
+    if (ar->share_a && J.tm == 1 && J.tn > 1 && g->pack_a && !g->pa
+        && (N + J.tn - 1) / J.tn <= SHARE_A_COLS) {
+        /* op(A) packed once, its panels shared out between the threads,
+         * into the calling thread's arena past its own buffers (its part
+         * below asks for no more, so they stay where they are) */
+        const size_t own = (J.bfl + 15) / 16 * 16;
+        fnn_packed_a pa = {M, g->K, ar->mr, ar, NULL};
+        float *buf = fnn_ws_thread((own + (size_t)(M + ar->mr - 1) / ar->mr * ar->mr * g->K)
+                                   * sizeof(float));
+        if (!buf)
+            return FNN_ENOMEM;
+        pa.data = buf + own;
+        pack_a_job P = {ar, g->trans_a, M, g->K, g->A, g->lda, pa.data};
+        fnn_parallel_for((M + ar->mr - 1) / ar->mr, 1, flops, pack_a_panels, &P);
+        gemm_args gs = *g;
+        gs.pa = &pa;
+        J.g = &gs;
+        J.afl = 0;
+        return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
+    }
     return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
 }
 
@@ -976,26 +1031,6 @@ void fnn_sgemm_packed_a_layout(int M, int K, float *data, fnn_packed_a *out)
 {
     const fnn_gemm_arch *ar = arch_in_use();
     *out = (fnn_packed_a){M, K, ar->mr, ar, data};
-}
-
-typedef struct {
-    const fnn_gemm_arch *ar;
-    int trans, M, K;
-    const float *A;
-    ptrdiff_t lda;
-    float *data;
-} pack_a_job;
-
-/* Panels [lo, hi) of op(A), all K columns each. */
-static int pack_a_panels(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
-{
-    const pack_a_job *J = ctx;
-    const int MR = J->ar->mr, i0 = (int)lo * MR;
-    const int i1 = (int)hi * MR < J->M ? (int)hi * MR : J->M;
-    (void)part;
-    pack_a(J->ar, J->trans, i1 - i0, J->K, J->trans ? J->A + i0 : J->A + (ptrdiff_t)i0 * J->lda,
-           J->lda, J->data + lo * J->K * MR);
-    return FNN_OK;
 }
 
 /* pack_a over the whole of op(A) at once (its panels are then K long),

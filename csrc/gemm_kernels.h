@@ -128,6 +128,8 @@ typedef struct {
     int small_k_copy;         /* 1: copy an op(B) whose rows crowd L1 first */
     int prefetch;             /* 1: gemm.c prefetches the next tile's C lines and
                                * the next A micro-panel (measured on AVX2 only) */
+    int share_a;              /* 1: a column split packs op(A) once for all
+                               * threads (gemm.c, SHARE_A_COLS; AVX2 only) */
 } fnn_gemm_arch;
 
 /* The kernels of the path in use (fastnn.set_isa). */

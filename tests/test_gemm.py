@@ -305,6 +305,9 @@ def thread_shapes(isa):
               (64, 256, 300), (48, 5 * nr + 3, 1500),
               # B rows 4 KB apart, all in one L1 set: packed (gemm.c's b_in_place)
               (256, 1024, 64),
+              # split by columns with few columns a thread: op(A) packed once
+              # and its panels shared by the threads (gemm.c's SHARE_A_COLS)
+              (250, 253, 3 * kc + 5), (256, 256, 1024),
               # small N (the output layer) over three K blocks: the kernels'
               # own block fold, rows split across the threads
               (700, 10, 2 * kc + 5)]
