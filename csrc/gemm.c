@@ -576,8 +576,12 @@ static int pack_a_panels(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
  * paired, Zen 3, AVX2; same bits (a copy), so 1 and 2 threads still agree.
  * Sharing op(B)'s packing likewise where the split is by rows moved nothing
  * (1024^3, TN 1024x784x64, NN 256x1024x256: 0.999-1.004x). Set per arch
- * (share_a): the AVX-512 path's split was not measured with it. */
+ * (share_a): the AVX-512 path's split was not measured with it. All of
+ * op(A) is packed at once, so only up to SHARE_A_FLOATS (4 MiB: the
+ * training shapes' 256 x 3136 is 3.1 MiB), never a buffer that grows with
+ * a large batch. */
 #define SHARE_A_COLS 512
+#define SHARE_A_FLOATS (1 << 20)
 
 /* The threads over C for g (packing buffers sized from the blocks). */
 static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
@@ -599,7 +603,7 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     J.afl = g->pa ? 0 : (size_t)(mcap + ar->mr) * kc;
     J.bfl = g->pb ? 0 : (size_t)(ncap + ar->nr) * kc;
     if (ar->share_a && J.tm == 1 && J.tn > 1 && g->pack_a && !g->pa
-        && (N + J.tn - 1) / J.tn <= SHARE_A_COLS) {
+        && (N + J.tn - 1) / J.tn <= SHARE_A_COLS && (double)M * g->K <= SHARE_A_FLOATS) {
         /* op(A) packed once, its panels shared out between the threads,
          * into the calling thread's arena past its own buffers (its part
          * below asks for no more, so they stay where they are) */
