@@ -565,6 +565,15 @@ static int pack_a_panels(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     return FNN_OK;
 }
 
+/* All of op(A) packed into data (panels K long), threaded over the panels
+ * by flops: fnn_sgemm_pack_a's, and the shared packing of a column split. */
+static void pack_a_whole(const fnn_gemm_arch *ar, int trans, int M, int K, const float *A,
+                         ptrdiff_t lda, float *data, double flops)
+{
+    pack_a_job J = {ar, trans, M, K, A, lda, data};
+    fnn_parallel_for((M + ar->mr - 1) / ar->mr, 1, flops, pack_a_panels, &J);
+}
+
 /* Split by columns (all rows on each thread), every thread packed all of
  * op(A) for itself: at 128-512 columns a thread, a transposing copy of A per
  * 4-16 FMAs of its own. Packed once instead, each thread a share of its
@@ -614,8 +623,7 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
         if (!buf)
             return FNN_ENOMEM;
         pa.data = buf + own;
-        pack_a_job P = {ar, g->trans_a, M, g->K, g->A, g->lda, pa.data};
-        fnn_parallel_for((M + ar->mr - 1) / ar->mr, 1, flops, pack_a_panels, &P);
+        pack_a_whole(ar, g->trans_a, M, g->K, g->A, g->lda, pa.data, flops);
         gemm_args gs = *g;
         gs.pa = &pa;
         J.g = &gs;
@@ -1045,9 +1053,7 @@ void fnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, ptrdiff_t lda, 
     fnn_sgemm_packed_a_layout(M, K, data, out);
     if (M <= 0 || K <= 0)
         return;
-    pack_a_job J = {out->arch, trans_a, M, K, A, lda, data};
-    fnn_parallel_for((M + J.ar->mr - 1) / J.ar->mr, 1, (double)M * K * FNN_COST_ELEM,
-                     pack_a_panels, &J);
+    pack_a_whole(out->arch, trans_a, M, K, A, lda, data, (double)M * K * FNN_COST_ELEM);
 }
 
 int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const float *B,
