@@ -116,6 +116,12 @@ void fnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K,
                      ptrdiff_t ldc, const float *bias, int bias_mode,
                      int relu);
 
+/* out (cols) = [out +] the column sums of x (rows, cols; row stride ldx),
+ * each in float64 over the rows in order (acc: added to out): the gradient
+ * of a per-column bias. Same bits on any thread count. */
+void fnn_sum_rows(ptrdiff_t rows, ptrdiff_t cols, const float *x, ptrdiff_t ldx, float *out,
+                  int acc);
+
 /* Blocking of the ISA in use (for info() and benchmarks). */
 void fnn_gemm_blocking(int *mr, int *nr, int *kc, int *mc, int *nc);
 

@@ -20,6 +20,7 @@
  * measured equal (see gemm_blocking.c).
  */
 #include "gemm_kernels.h"
+#include "isa.h"
 #include "parallel.h"
 #include "workspace.h"
 
@@ -1069,4 +1070,59 @@ int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const f
                    NULL, FNN_BIAS_NONE, 0, !b_in_place(ar, trans_b, M, N, K, ldb), 1,
                    fnn_gemm_blocks_for(ar), NULL, A};
     return gemm_run(ar, &g, M, N);
+}
+
+/* ------------------------------------------------------ bias gradient -- */
+
+/* out[j] (+)= sum over i of x[i ldx + j]: the gradient of a per-column bias
+ * (FNN_BIAS_COL; Linear's db = column sums of dY). Each column's sum runs in
+ * float64 over the rows in order, vectorised across a block of columns;
+ * threads take whole blocks, so the bits do not depend on the thread count.
+ * (numpy's sum over axis 0 cost 7 us of a 64 x 256 dY, a 784-256-10 MLP
+ * training step calling it twice.) */
+#define SUM_ROWS_COLS 32
+
+typedef struct {
+    ptrdiff_t rows, cols, ldx;
+    const float *x;
+    float *out;
+    int acc;
+} sum_rows_args;
+
+FNN_INLINE int sum_rows_body(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
+{
+    (void)part;
+    const sum_rows_args *S = ctx;
+    for (ptrdiff_t b = lo; b < hi; b++) {
+        const ptrdiff_t j0 = b * SUM_ROWS_COLS;
+        const ptrdiff_t w = S->cols - j0 < SUM_ROWS_COLS ? S->cols - j0 : SUM_ROWS_COLS;
+        double t[SUM_ROWS_COLS] = {0};
+        if (w == SUM_ROWS_COLS) {        /* constant bounds: t in registers */
+            for (ptrdiff_t i = 0; i < S->rows; i++) {
+                const float *r = S->x + i * S->ldx + j0;
+                for (int k = 0; k < SUM_ROWS_COLS; k++)
+                    t[k] += (double)r[k];
+            }
+        } else {
+            for (ptrdiff_t i = 0; i < S->rows; i++) {
+                const float *r = S->x + i * S->ldx + j0;
+                for (ptrdiff_t k = 0; k < w; k++)
+                    t[k] += (double)r[k];
+            }
+        }
+        float *o = S->out + j0;
+        for (ptrdiff_t k = 0; k < w; k++)
+            o[k] = S->acc ? (float)((double)o[k] + t[k]) : (float)t[k];
+    }
+    return FNN_OK;
+}
+FNN_RANGE_CLONES(sum_rows)
+
+void fnn_sum_rows(ptrdiff_t rows, ptrdiff_t cols, const float *x, ptrdiff_t ldx, float *out,
+                  int acc)
+{
+    sum_rows_args S = {rows, cols, ldx, x, out, acc};
+    const ptrdiff_t blocks = (cols + SUM_ROWS_COLS - 1) / SUM_ROWS_COLS;
+    fnn_parallel_for(blocks, 1, (double)rows * cols * (FNN_COST_ELEM / 4), FNN_ISA_PICK(sum_rows),
+                     &S);
 }

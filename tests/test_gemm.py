@@ -1289,3 +1289,52 @@ def test_plain_fast_path_takes_only_what_it_can_check(rng):
         before = args[-1].copy()
         assert _C.sgemm_plain(*args) is False, i
         np.testing.assert_array_equal(args[-1], before)
+
+
+# ------------------------------------------------ bias gradient (sum_rows) --
+
+@pytest.mark.parametrize("n,c", [(1, 1), (3, 31), (7, 32), (7, 33), (64, 256), (128, 10),
+                                 (1000, 130), (0, 5), (5, 0)])
+def test_sum_rows_matches_float64(n, c, rng):
+    x = rng.standard_normal((n, c)).astype(F32)
+    want = x.astype(np.float64).sum(axis=0)
+    got = np.full(c, np.nan, F32)
+    _C.sum_rows(x, got, False)
+    np.testing.assert_array_equal(got, want.astype(F32))      # float64 sum, rounded once
+    start = rng.standard_normal(c).astype(F32)
+    acc = start.copy()
+    _C.sum_rows(x, acc, True)
+    np.testing.assert_array_equal(acc, (start.astype(np.float64) + want).astype(F32))
+
+
+def test_sum_rows_same_bits_on_any_thread_count(rng):
+    # 700 x 1000: well above the 2-thread threshold (parallel_flops_per_thread)
+    x = (rng.standard_normal((700, 1000)) * 1e3).astype(F32)
+    outs = []
+    for t in (1, 2, 3):
+        fastnn.set_num_threads(t)
+        o = np.empty(1000, F32)
+        _C.sum_rows(x, o, False)
+        outs.append(o)
+    for o in outs[1:]:
+        assert_bits_equal(o, outs[0], "sum_rows 1 vs more threads")
+
+
+def test_sum_rows_rejects_bad_arguments():
+    x = np.ones((4, 6), F32)
+    with pytest.raises(TypeError, match="x"):
+        _C.sum_rows(x.astype(np.float64), np.empty(6, F32), False)
+    with pytest.raises(ValueError, match="x"):
+        _C.sum_rows(np.ones((4, 12), F32)[:, ::2], np.empty(6, F32), False)
+    with pytest.raises(ValueError, match="x"):
+        _C.sum_rows(np.ones(6, F32), np.empty(6, F32), False)
+    with pytest.raises(ValueError, match="out"):
+        _C.sum_rows(x, np.empty(5, F32), False)
+    with pytest.raises(TypeError, match="out"):
+        _C.sum_rows(x, np.empty(6, np.float64), False)
+    with pytest.raises(ValueError, match="out"):
+        _C.sum_rows(x, x[1], False)                           # overlaps x
+    ro = np.zeros(6, F32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        _C.sum_rows(x, ro, False)

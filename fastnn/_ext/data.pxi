@@ -30,11 +30,14 @@ def gather_rows(src, idx, dst, Py_ssize_t row_bytes):
         raise ValueError("dst: must be C-contiguous and writeable")
     if d.nbytes != B * row_bytes:
         raise ValueError(f"dst: {d.nbytes} bytes, expected {B} rows of {row_bytes}")
-    if B and (ix.min() < 0 or ix.max() >= s.shape[0]):
-        raise ValueError(f"idx: indices must lie in [0, {s.shape[0]})")
     cdef const void *ps = cnp.PyArray_DATA(s)
     cdef Py_ssize_t stride = cnp.PyArray_STRIDE(s, 0)
     cdef const int64_t *pi = <const int64_t *>cnp.PyArray_DATA(ix)
+    # a loop, not ix.min() and ix.max(): those were 3 of a batch's 4 us
+    cdef Py_ssize_t b, n = s.shape[0]
+    for b in range(B):
+        if pi[b] < 0 or pi[b] >= n:
+            raise ValueError(f"idx: indices must lie in [0, {n}), got {pi[b]} at {b}")
     cdef void *pd = cnp.PyArray_DATA(d)
     with nogil:
         fnn_gather_rows(ps, stride, pi, B, <size_t>row_bytes, pd)

@@ -29,6 +29,8 @@ cdef extern from "fastnn.h" nogil:
                           float *data, fnn_packed_a *out)
     int fnn_sgemm_pa(const fnn_packed_a *A, int trans_b, int N, float alpha, const float *B,
                      Py_ssize_t ldb, float beta, float *C, Py_ssize_t ldc)
+    void fnn_sum_rows(Py_ssize_t rows, Py_ssize_t cols, const float *x, Py_ssize_t ldx,
+                      float *out, int acc)
     int FNN_BIAS_NONE
     int FNN_BIAS_COL
     int FNN_BIAS_ROW
@@ -179,6 +181,19 @@ def sgemm_plain(a, b, bint trans_a, bint trans_b, alpha, beta, out):
                            ldb, <float>be, pc, ldc, NULL, FNN_BIAS_NONE, 0)
     check_status(status)
     return True
+
+
+def sum_rows(x, out, bint acc):
+    """out (C,) = [out +] x.sum(axis=0) for a C-contiguous float32 x (N, C),
+    each column summed in float64 over the rows in order."""
+    cdef cnp.ndarray xa = _arr(x, "x", cnp.NPY_FLOAT32, -1, False, 2)
+    cdef Py_ssize_t n = xa.shape[0], c = xa.shape[1]
+    cdef float *po = <float *>_ptr(out, "out", cnp.NPY_FLOAT32, c, True, False, 1)
+    cdef const float *px = <const float *>cnp.PyArray_DATA(xa)
+    if not _disjoint(px, 1, n * c, n * c, po, 1, c, c):
+        raise ValueError("out: must not overlap x")
+    with nogil:
+        fnn_sum_rows(n, c, px, c, po, acc)
 
 
 def gemm_blocking():

@@ -95,10 +95,7 @@ class Linear(Module):
             _C.sgemm(True, False, o, k, n, 1.0, dy, x, 1.0 if acc else 0.0, gw, None, 0, False)
         if bias is not None and bias.requires_grad:
             gb, acc = bias.grad_for_write()
-            if acc:
-                gb += dy.sum(axis=0)
-            else:
-                np.sum(dy, axis=0, out=gb)
+            _C.sum_rows(dy, _param_array("Linear", "bias.grad", gb, (o,)), acc)
         if not self.needs_input_grad:
             return None
         dx = np.empty((n, k), dtype=np.float32)     # dX (N,I) = dY (N,O) W (O,I)
