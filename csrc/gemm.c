@@ -612,24 +612,24 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     int ncap = N < g->bl.nc ? N : g->bl.nc;
     J.afl = g->pa ? 0 : (size_t)(mcap + ar->mr) * kc;
     J.bfl = g->pb ? 0 : (size_t)(ncap + ar->nr) * kc;
+    fnn_packed_a pa = {M, g->K, ar->mr, ar, NULL};
+    gemm_args gs;
     if (ar->share_a && J.tm == 1 && J.tn > 1 && g->pack_a && !g->pa
         && (N + J.tn - 1) / J.tn <= SHARE_A_COLS && (double)M * g->K <= SHARE_A_FLOATS) {
         /* op(A) packed once, its panels shared out between the threads,
          * into the calling thread's arena past its own buffers (its part
          * below asks for no more, so they stay where they are) */
         const size_t own = (J.bfl + 15) / 16 * 16;
-        fnn_packed_a pa = {M, g->K, ar->mr, ar, NULL};
         float *buf = fnn_ws_thread((own + (size_t)(M + ar->mr - 1) / ar->mr * ar->mr * g->K)
                                    * sizeof(float));
         if (!buf)
             return FNN_ENOMEM;
         pa.data = buf + own;
         pack_a_whole(ar, g->trans_a, M, g->K, g->A, g->lda, pa.data, flops);
-        gemm_args gs = *g;
+        gs = *g;
         gs.pa = &pa;
         J.g = &gs;
         J.afl = 0;
-        return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
     }
     return fnn_parallel_region(J.tm * J.tn, gemm_worker, &J);
 }
