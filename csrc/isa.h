@@ -7,8 +7,8 @@
  * the path fastnn selected (fastnn.set_isa / FASTNN_ISA, cpu.c). The build
  * uses -ffp-contract=off and no -ffast-math, so every copy performs the same
  * IEEE operations in the same order: wider vectors, the same bits.
- * Hand-written intrinsics (the GEMM micro-kernels) use the target attributes
- * FNN_TARGET_AVX2 / FNN_TARGET_AVX512 directly. */
+ * Hand-written intrinsics (the GEMM micro-kernels, rng.c's AVX2 Philox) use
+ * the target attributes FNN_TARGET_AVX2 / FNN_TARGET_AVX512 directly. */
 #ifndef FASTNN_ISA_H
 #define FASTNN_ISA_H
 

@@ -74,10 +74,13 @@ def test_philox_known_answers(ctr, key, expected):
 
 
 @pytest.mark.parametrize("seed,offset", [(0, 0), (12345, 3), (2**63 - 25, 2**34 + 1),
-                                         (0xDEADBEEF00C0FFEE, 2**32 * 4 - 6)])
+                                         (0xDEADBEEF00C0FFEE, 2**32 * 4 - 6),
+                                         (7, 4 * (2**32 - 9) + 2), (2**40 + 3, 4 * (2**33 - 13) + 1)])
 def test_stream_matches_python_twin(seed, offset):
     # 601 words: crosses tile boundaries (256 words) from unaligned starts, and
-    # the last case crosses the counter's low-word carry.
+    # the last three cases cross the counter's low-word carry (into high word
+    # 1 and 2), inside the first and the second 8-block group of the AVX2
+    # path's 16.
     np.testing.assert_array_equal(bits(seed, offset, 601), stream_py(seed, offset, 601))
 
 
