@@ -130,6 +130,9 @@ typedef struct {
                                * the next A micro-panel (measured on AVX2 only) */
     int share_a;              /* 1: a column split packs op(A) once for all
                                * threads (gemm.c, SHARE_A_COLS; AVX2 only) */
+    int swap_nt;              /* 1: C = A B^T of a batch's rows is computed as
+                               * C^T = B A^T with B read in place (gemm.c,
+                               * nt_swapped; AVX2 only) */
 } fnn_gemm_arch;
 
 /* The kernels of the path in use (fastnn.set_isa). */

@@ -1155,6 +1155,56 @@ def test_few_rows_times_transposed_b_read_in_place(isa, rng):
     assert np.isnan(got[1]).all() and np.isfinite(got[[0, 2]]).all(), isa
 
 
+def test_batch_times_transposed_weights_swapped(isa, rng):
+    """y = x W^T for a batch of 33-192 rows (fewer from K = 256 take the dot
+    kernel) against 2x as many or more rows of W, K >= 256 and >= 4 M, alpha
+    1 and beta 0 (a layer's forward): the AVX2
+    path computes y^T = W x^T with W read in place and transposes it into y.
+    Against float64; bit for bit against the usual path (beta = 1 on a zero
+    C, which that path alone takes: acc + 0 is acc) with every bias kind and
+    ReLU; on 1, 2 and 3 threads; out as a window of a larger array (C
+    untouched outside); K not a multiple of the vector width, W's rows 4 KB
+    apart; a NaN in x reaches only its row, one in W only its column."""
+    fastnn.set_isa(isa)
+    cases = [(33, 66, 256), (40, 300, 777), (64, 1024, 784), (97, 1000, 1030),
+             (128, 256, 1024), (150, 333, 600), (192, 400, 768)]
+    for n, (M, N, K) in enumerate(cases):
+        pad = 1024 - K if K < 1024 and n % 2 else 5
+        big_a = rng.standard_normal((M + 2, K + 3)).astype(F32)
+        big_w = rng.standard_normal((N + 1, K + pad)).astype(F32)
+        x, w = big_a[1:M + 1, 1:K + 1], big_w[1:N + 1, :K]
+        for bkind, relu in ((None, False), ("col", True), ("row", False), ("col2", False)):
+            bias = bias_array(rng, bkind, M, N)
+            what = f"{isa} {M}x{N}x{K} bias {bkind} relu {relu}"
+            outs = []
+            for t in (1, 2, 3):
+                fastnn.set_num_threads(t)
+                big_c = np.full((M + 2, N + 9), 7.0, F32)
+                out = big_c[1:M + 1, 4:N + 4]
+                out[...] = np.nan
+                ops.matmul(x, w, trans_b=True, out=out, bias=bias, relu=relu)
+                inside = np.zeros(big_c.shape, bool)
+                inside[1:M + 1, 4:N + 4] = True
+                assert (big_c[~inside] == 7.0).all(), what + ": C written outside"
+                outs.append(out.copy())
+            want, tol = reference(x, w, False, True, 1.0, 0.0, None, bias, relu)
+            assert_close(outs[0], want, tol, what)
+            usual = ops.matmul(x, w, trans_b=True, beta=1.0, out=np.zeros((M, N), F32),
+                               bias=bias, relu=relu)
+            assert_bits_equal(outs[0], usual, what + " vs the usual path")
+            for o in outs[1:]:
+                assert_bits_equal(outs[0], o, what + " 1 vs 2-3 threads")
+    fastnn.set_num_threads(2)
+    x = rng.standard_normal((64, 512)).astype(F32)
+    w = rng.standard_normal((256, 512)).astype(F32)
+    x[5, 9] = np.nan
+    w[17, 300] = np.nan
+    y = ops.matmul(x, w, trans_b=True)
+    bad = np.zeros(y.shape, bool)
+    bad[5, :] = bad[:, 17] = True
+    assert np.isnan(y[bad]).all() and np.isfinite(y[~bad]).all(), isa
+
+
 # ------------------------------------------------- op(B) packed beforehand --
 
 def prepacked_cases():
