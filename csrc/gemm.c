@@ -425,8 +425,11 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  *    whose packing copies rows (op(A) transposed, op(B) not), PACK_TRANSPOSE
  *    for one it transposes (a copy taken as half a transpose's cost, not
  *    measured apart), PACK_STREAM for a B streamed in place (b_streamed:
- *    its reads from memory, not measured apart), none for an operand read
- *    in place otherwise or prepacked.
+ *    its reads from memory, not measured apart) and for an A the kernel
+ *    reads in place (the swapped y^T = W x^T's W: split by columns, every
+ *    thread read all of W, and those products took 1.1-1.3x the time of a
+ *    split by W's rows on 2 threads, 128x1024x784 and 64x1024x3136 among
+ *    them; Zen 3), none for a B read in place otherwise or prepacked.
  *    (Counting B's packing when B was read in place split dW = dY^T X of
  *    784 -> 256 at batch 64 (256x784x64) into 384 + 400 columns instead of
  *    128 + 128 rows: 1.07x the time on 2 threads.)
@@ -601,7 +604,8 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     int nt = fnn_threads_for(flops);
     gemm_job J = {ar, g, M, N, 1, 1, ar->nr, 0, 0};
     split_threads(nt, M, N, g->K, ar, g->bl.mc,
-                  !g->pack_a || g->pa ? 0.0 : g->trans_a ? PACK_COPY : PACK_TRANSPOSE,
+                  g->pa ? 0.0 : !g->pack_a ? PACK_STREAM : g->trans_a ? PACK_COPY
+                  : PACK_TRANSPOSE,
                   g->pb ? 0.0 : g->b_outer ? PACK_STREAM : !g->pack_b ? 0.0
                   : g->trans_b ? PACK_TRANSPOSE : PACK_COPY,
                   &J.tm, &J.tn);
