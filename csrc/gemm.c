@@ -597,6 +597,22 @@ static void pack_a_whole(const fnn_gemm_arch *ar, int trans, int M, int K, const
 #define SHARE_A_COLS 512
 #define SHARE_A_FLOATS (1 << 20)
 
+/* Floats of a thread's A and B packing buffers for g over M x N (sized
+ * from the blocks; none for an operand packed beforehand). gemm_worker asks
+ * its thread's arena for their sum, so a caller that keeps data of its own
+ * in that arena across gemm_run places it past them. */
+static void pack_floats(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N,
+                        size_t *afl, size_t *bfl)
+{
+    int kc = g->K < g->bl.kc ? g->K : g->bl.kc;
+    if (g->pb)
+        kc = g->pb->kc;
+    const int mcap = M < g->bl.mc ? M : g->bl.mc;
+    const int ncap = N < g->bl.nc ? N : g->bl.nc;
+    *afl = g->pa ? 0 : (size_t)(mcap + ar->mr) * kc;
+    *bfl = g->pb ? 0 : (size_t)(ncap + ar->nr) * kc;
+}
+
 /* The threads over C for g (packing buffers sized from the blocks). */
 static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
@@ -610,13 +626,7 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
                   : g->trans_b ? PACK_TRANSPOSE : PACK_COPY,
                   &J.tm, &J.tn);
     J.ncut = col_unit(ar, g, J.tn, N);
-    int kc = g->K < g->bl.kc ? g->K : g->bl.kc;
-    if (g->pb)
-        kc = g->pb->kc;
-    int mcap = M < g->bl.mc ? M : g->bl.mc;
-    int ncap = N < g->bl.nc ? N : g->bl.nc;
-    J.afl = g->pa ? 0 : (size_t)(mcap + ar->mr) * kc;
-    J.bfl = g->pb ? 0 : (size_t)(ncap + ar->nr) * kc;
+    pack_floats(ar, g, M, N, &J.afl, &J.bfl);
     fnn_packed_a pa = {M, g->K, ar->mr, ar, NULL};
     gemm_args gs;
     if (ar->share_a && J.tm == 1 && J.tn > 1 && g->pack_a && !g->pa
@@ -1006,23 +1016,25 @@ static int nt_swap_pays(const fnn_gemm_arch *ar, const gemm_args *g, int M, int 
 
 static int gemm_nt_swapped(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
-    /* C^T in this thread's arena past its own packing buffers (the caller's
-     * part of gemm_run asks for no more than `own`, so C^T stays put) */
-    const fnn_gemm_blocks bl = g->bl;
-    const size_t own = ((size_t)(bl.mc + ar->mr) + (size_t)(bl.nc + ar->nr)) * (size_t)bl.kc;
     const ptrdiff_t ldt = unaliased_ld(M);
-    float *buf = fnn_ws_thread((own + (size_t)N * ldt) * sizeof(float));
-    if (!buf)
-        return FNN_ENOMEM;
-    float *ct = buf + own;
     gemm_args t = *g;
     t.trans_a = 0, t.trans_b = 1;
     t.A = g->B, t.lda = g->ldb;          /* W: N x K, read in place */
     t.B = g->A, t.ldb = g->lda;          /* op(B) = x^T, packed */
-    t.C = ct, t.ldc = ldt;
+    t.ldc = ldt;
     t.bias_mode = g->bias_mode == FNN_BIAS_COL ? FNN_BIAS_ROW
                 : g->bias_mode == FNN_BIAS_ROW ? FNN_BIAS_COL : g->bias_mode;
     t.pack_a = 0, t.pack_b = 1;
+    /* C^T in this thread's arena past its packing buffers for the product
+     * (the caller's part of gemm_run asks for those alone: C^T stays put) */
+    size_t afl, bfl;
+    pack_floats(ar, &t, N, M, &afl, &bfl);
+    const size_t own = (afl + bfl + 15) / 16 * 16;
+    float *buf = fnn_ws_thread((own + (size_t)N * ldt) * sizeof(float));
+    if (!buf)
+        return FNN_ENOMEM;
+    float *ct = buf + own;
+    t.C = ct;
     int rc = gemm_run(ar, &t, N, M);
     if (rc != FNN_OK)
         return rc;
