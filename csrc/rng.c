@@ -16,8 +16,9 @@
  * The fast paths work in tiles: Philox for TILE_BLOCKS consecutive blocks is
  * computed lane-parallel into a stack buffer (plain C the compiler
  * vectorises on the ref and AVX-512 paths, intrinsics on AVX2: philox_avx2),
- * then a second, vectorisable loop turns words into the output. Box-Muller uses float polynomials for log and
- * sin/cos (no libm calls in the loop); fnn_rng_normal_naive is the double
+ * then a second, vectorisable loop turns words into the output. Box-Muller
+ * uses float polynomials for log and sin/cos (no libm calls in the loop);
+ * fnn_rng_normal_naive is the double
  * precision libm twin it is tested against.
  */
 #include "fastnn.h"

@@ -1158,8 +1158,8 @@ def test_few_rows_times_transposed_b_read_in_place(isa, rng):
 def test_batch_times_transposed_weights_swapped(isa, rng):
     """y = x W^T for a batch of 33-192 rows (fewer from K = 256 take the dot
     kernel) against 2x as many or more rows of W, K >= 256 and >= 4 M, alpha
-    1 and beta 0 (a layer's forward): the AVX2
-    path computes y^T = W x^T with W read in place and transposes it into y.
+    1 and beta 0 (a layer's forward): the AVX2 path computes y^T = W x^T
+    with W read in place and transposes it into y.
     Against float64; bit for bit against the usual path (beta = 1 on a zero
     C, which that path alone takes: acc + 0 is acc) with every bias kind and
     ReLU; on 1, 2 and 3 threads; out as a window of a larger array (C
