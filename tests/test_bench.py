@@ -447,6 +447,21 @@ def test_peak_rss_of_this_process_and_of_a_child():
     assert harness.child_peak_rss("no/such/case", "fastnn", None, 1) is None
 
 
+def test_run_case_measures_peak_rss_of_every_implementation_and_thread_count():
+    # the children run side by side; each row still gets its own figure
+    import dataclasses
+    harness.discover()
+    c = dataclasses.replace(harness._REGISTRY["act/relu/256x4096"], rss=True)
+    s = Settings(sample_time=0.002, budget=0.0, min_rounds=3, max_rounds=3)
+    rows = harness.run_case(c, [1, 2], [fastnn.get_isa()], {"fastnn", "numpy"}, s,
+                            harness.ThreadControl())
+    assert [r["threads"] for r in rows] == [1, 2]
+    for r in rows:
+        assert set(r["impls"]) == {f"fastnn[{fastnn.get_isa()}]", "numpy"}
+        for impl in r["impls"].values():
+            assert 10 << 20 < impl["peak_rss_bytes"] < 4 << 30
+
+
 # ------------------------------------------------------------ targets --
 
 def test_target_thresholds_are_inclusive():
