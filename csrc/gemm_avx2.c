@@ -229,6 +229,18 @@ FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_
                 r[i] = i < nrow ? _mm256_loadu_ps(s[i] + p) : _mm256_setzero_ps();
             transpose8(r);
             float *d = dst + (ptrdiff_t)p * ldd + i0;
+            if (nrow == ldd && ldd >= 4) {
+                /* a full panel of 4-8 rows (the 6-row A panels): its 8
+                 * columns are 8 * ldd contiguous floats, so each but the
+                 * last goes out as one full store whose lanes past nrow
+                 * later stores of the block overwrite; in pieces, 16
+                 * stores and 8 extracts per 8 x 6 floats instead of 9
+                 * stores */
+                for (int q = 0; q < 7; q++)
+                    _mm256_storeu_ps(d + (ptrdiff_t)q * ldd, r[q]);
+                store_lanes(d + 7 * (ptrdiff_t)ldd, r[7], nrow);
+                continue;
+            }
             for (int q = 0; q < 8; q++)
                 store_lanes(d + (ptrdiff_t)q * ldd, r[q], nrow);
         }
