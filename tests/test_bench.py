@@ -375,6 +375,16 @@ def test_variants_for_expands_isa_sensitive_cases():
     cur = fastnn.get_isa()
     v = harness.variants_for(plain, impls, ["avx2", "ref"])
     assert [(x.label, x.isa) for x in v] == [(f"fastnn[{cur}]", cur), ("numpy", None)]
+    # skip_isas leaves a path out, unless it is all the selection has
+    big = Case("b", group="g", unit="flop", work=1, setup=None, isa_sensitive=True,
+               skip_isas=("ref",))
+    assert [x.label for x in harness.variants_for(big, impls, ["avx2", "ref"])] == [
+        "fastnn[avx2]", "numpy"]
+    assert [x.label for x in harness.variants_for(big, impls, ["ref"])] == [
+        "fastnn[ref]", "numpy"]
+    harness.discover()
+    assert harness._REGISTRY["matmul/square/4096"].skip_isas == ("ref",)
+    assert harness._REGISTRY["matmul/square/2048"].skip_isas == ()
 
 
 def test_run_case_rows_per_thread_count(clock):

@@ -73,6 +73,8 @@ class Case:
     epoch_samples training cases: samples in one epoch (s/epoch column)
     rss           training cases: also measure peak RSS per implementation in
                   a child process (VmHWM on Linux, else resource.getrusage)
+    skip_isas     ISA paths an isa_sensitive case leaves out unless nothing
+                  else of the selection is left (the portable path on 4096^3)
     description   one line for the report
     """
     name: str
@@ -85,6 +87,7 @@ class Case:
     quick: bool = True
     epoch_samples: int = 60000
     rss: bool = False
+    skip_isas: tuple = ()
     description: str = ""
 
     def __post_init__(self):
@@ -362,7 +365,9 @@ def variants_for(case, impls, isas, threads=1):
     out = []
     for name, fn in impls.items():
         if name == "fastnn":
-            for isa in (isas if case.isa_sensitive else [cur]):
+            paths = list(isas) if case.isa_sensitive else [cur]
+            paths = [i for i in paths if i not in case.skip_isas] or paths
+            for isa in paths:
                 out.append(Variant(f"fastnn[{isa}]", "fastnn", fn, isa, peak(isa)))
         else:
             out.append(Variant(name, name, fn, None, peak(best)))
