@@ -593,7 +593,11 @@ static void pack_a_whole(const fnn_gemm_arch *ar, int trans, int M, int K, const
  * (share_a): the AVX-512 path's split was not measured with it. All of
  * op(A) is packed at once, so only up to SHARE_A_FLOATS (4 MiB: the
  * training shapes' 256 x 3136 is 3.1 MiB), never a buffer that grows with
- * a large batch. */
+ * a large batch. On a Zen 2 VM (2 threads, paired, one process) 0.96-1.01x
+ * the time while its two vCPUs shared an L3, 1.00-1.10x while the
+ * hypervisor had them on different CCXs (a cache line's round trip between
+ * them 56-66 ns against 250-1300 ns): there each line one thread packed
+ * crosses the Infinity Fabric to the other. */
 #define SHARE_A_COLS 512
 #define SHARE_A_FLOATS (1 << 20)
 
