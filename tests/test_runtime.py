@@ -610,3 +610,28 @@ def test_steady_state_steps_do_not_page_fault_their_arrays():
     tuned_off, faults_off = off.stdout.split()
     assert (tuned_on, tuned_off) == ("True", "False")
     assert int(faults_on) < 500 < int(faults_off), (faults_on, faults_off)
+
+
+def test_core_pingpong_tool_measures_a_round_trip_and_rejects_bad_cpus():
+    """tools/core_pingpong.sh (how far apart two CPUs are, for reading the
+    2-thread benchmark figures on a VM): a round trip in ns on two usable
+    CPUs, and exit status 2 with a message for a CPU the process cannot
+    use, never a hang."""
+    import re
+    import shutil
+    if not shutil.which("gcc"):
+        pytest.skip("core_pingpong: gcc not found")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tool = os.path.join(root, "tools", "core_pingpong.sh")
+    cpus = sorted(os.sched_getaffinity(0))
+    a, b = (cpus[0], cpus[1]) if len(cpus) > 1 else (cpus[0], cpus[0])
+    p = subprocess.run(["bash", tool, str(a), str(b), "2000" if a != b else "20"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"CPU (\d+) <-> CPU (\d+): ([\d.]+) ns a round trip", p.stdout)
+    assert m and (int(m[1]), int(m[2])) == (a, b) and float(m[3]) > 0
+    bad = max(cpus) + 1 if max(cpus) + 1 < os.cpu_count() else 100000
+    p = subprocess.run(["bash", tool, str(a), str(bad), "10"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2
+    assert "cannot run threads on CPUs" in p.stderr or "usage" in p.stderr
