@@ -4,6 +4,7 @@ exact), target evaluation, rendering, the command line and accuracy records.
 
 Only one test measures for real: a --quick run of one activation case with a
 tiny budget (and a tiny triad array), about a second."""
+import dataclasses
 import json
 import math
 import os
@@ -459,7 +460,6 @@ def test_peak_rss_of_this_process_and_of_a_child():
 
 def test_run_case_measures_peak_rss_of_every_implementation_and_thread_count():
     # the children run side by side; each row still gets its own figure
-    import dataclasses
     harness.discover()
     c = dataclasses.replace(harness._REGISTRY["act/relu/256x4096"], rss=True)
     s = Settings(sample_time=0.002, budget=0.0, min_rounds=3, max_rounds=3)
