@@ -3,6 +3,8 @@ instruction-set path, the environment variables read at import, info(), the
 command line, seeding, and flush-to-zero staying inside the kernels."""
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -617,8 +619,6 @@ def test_core_pingpong_tool_measures_a_round_trip_and_rejects_bad_cpus():
     2-thread benchmark figures on a VM): a round trip in ns on two usable
     CPUs, and exit status 2 with a message for a CPU the process cannot
     use, never a hang."""
-    import re
-    import shutil
     if not shutil.which("gcc"):
         pytest.skip("core_pingpong: gcc not found")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

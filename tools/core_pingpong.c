@@ -69,10 +69,10 @@ int main(int argc, char **argv)
             break;
     }
     const double dt = now() - t0;
+    const long trips = done < rounds ? done + 1 : done;   /* the break follows a whole trip */
     atomic_store(&stop, 1);
     pthread_join(t, NULL);
     printf("CPU %d <-> CPU %d: %.1f ns a round trip (%ld rounds in %.3f s)%s\n", a, b,
-           1e9 * dt / (done + (done < rounds)), done + (done < rounds), dt,
-           done < rounds ? " -- stopped at the time limit" : "");
+           1e9 * dt / trips, trips, dt, done < rounds ? " -- stopped at the time limit" : "");
     return 0;
 }

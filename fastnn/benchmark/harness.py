@@ -433,14 +433,14 @@ def run_case(case, threads_list, isas, want, settings, tctl, progress=None):
         fastnn.set_isa(saved_isa)
     if case.rss and results and "skipped" not in results[-1]:
         # one child process per (implementation, thread count), as many at
-        # once as there are CPUs: nothing is timed meanwhile, and each
-        # child's peak is its own, so running them side by side changes no
-        # figure, only the run's wall time (16 children of ~3 s each over
-        # the training cases)
+        # once as fastnn's default thread count (the cores this process may
+        # use, or FASTNN_NUM_THREADS): nothing is timed meanwhile, and each child's peak is its own, so running
+        # them side by side changes no figure, only the run's wall time (16
+        # children of ~3 s each over the training cases)
         todo = [(res["impls"][label], res["threads"])
-                for label in list(results[-1]["impls"]) for res in results
+                for label in results[-1]["impls"] for res in results
                 if label in res.get("impls", {})]
-        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=fastnn.runtime.default_num_threads()) as pool:
             peaks = pool.map(lambda job: child_peak_rss(case.name, job[0]["impl"],
                                                         job[0]["isa"], job[1]), todo)
             for (impl, _), peak in zip(todo, peaks):
