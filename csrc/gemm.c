@@ -299,37 +299,6 @@ static void pack_b_block(const fnn_gemm_arch *ar, int trans, int kc, int nc,
     }
 }
 
-/* The lines of a rows x cols tile of C, for the kernel call after this one:
- * its first and last float of each row (one line, or the two it straddles).
- * Issued as the call before it starts, they have its whole K block to
- * arrive. Where the tile's C comes from L2/L3 (every K block after the first
- * reads and writes back all of C) its load stalled the kernel's update:
- * 1024^3 and 2048^3 ran 0.97x the time with it, the training shapes
- * 0.99-1.00x (1 thread, paired, Zen 3, AVX2 path; prefetching the kernel's
- * own tile during its first k steps instead did not gain). Set per arch
- * (prefetch): measured on AVX2 only. */
-static inline void prefetch_tile(const float *c, ptrdiff_t ldc, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++) {
-        __builtin_prefetch(c + r * ldc, 1, 3);
-        __builtin_prefetch(c + r * ldc + cols - 1, 1, 3);
-    }
-}
-
-/* Share t of n of the lines of [p, p + bytes) into L2, for the next row
- * panel of A: spread over the calls of this one, they have its whole pass
- * over the B block to arrive. Without it the first tile of each panel read
- * A from L3 as it went (the A block, MC x KC, is L3's; 2.4 MiB at 2048^3):
- * 2048^3 ran 0.98x the time with it, smaller M unchanged (1 thread, paired,
- * Zen 3, AVX2). */
-static inline void prefetch_share(const float *p, size_t bytes, int t, int n)
-{
-    const char *b = (const char *)p;
-    const size_t lines = (bytes + 63) / 64;
-    for (size_t l = lines * t / n; l < lines * (t + 1) / n; l++)
-        __builtin_prefetch(b + l * 64, 0, 2);
-}
-
 /* The packed A micro-panel of rows i = ic + ir (ir within the block) at
  * K block pc. */
 static inline const float *a_panel(const gemm_args *g, const float *abuf, int MR, int i,
@@ -337,6 +306,44 @@ static inline const float *a_panel(const gemm_args *g, const float *abuf, int MR
 {
     return g->pa ? g->pa->data + (ptrdiff_t)(i / MR) * g->K * MR + (ptrdiff_t)pc * MR
                  : abuf + (ptrdiff_t)ir * kc;
+}
+
+/* The A of a tile's rows i = ic + ir at K block pc: the packed panel
+ * (A(r, p) at [r + p*MR]) or op(A) in place, its strides to rsa, csa. */
+static inline const float *a_tile(const gemm_args *g, const float *abuf, int MR, int i, int ir,
+                                  int pc, int kc, ptrdiff_t *rsa, ptrdiff_t *csa)
+{
+    if (g->pack_a) {
+        *rsa = 1, *csa = MR;
+        return a_panel(g, abuf, MR, i, ir, pc, kc);
+    }
+    *rsa = g->trans_a ? 1 : g->lda, *csa = g->trans_a ? g->lda : 1;
+    return a_at(g, i, pc);
+}
+
+/* The B panel of columns j = jc + jr (jr within the block), nr wide, at K
+ * block pc; its row stride to ldb, the step to the next panel to step. */
+static inline const float *b_panel(const fnn_gemm_arch *ar, const gemm_args *g,
+                                   const float *bbuf, int j, int jr, int nr, int pc, int kc,
+                                   ptrdiff_t *ldb, ptrdiff_t *step)
+{
+    const int NR = ar->nr;
+    *step = (ptrdiff_t)kc * NR;
+    *ldb = panel_width(ar, nr);
+    if (g->pb)              /* block pc, then whole panels */
+        return g->pb->data + (ptrdiff_t)pc * g->pb->row_floats + (ptrdiff_t)(j / NR) * kc * NR;
+    if (!g->pack_b && nr == NR) {
+        *ldb = g->ldb, *step = NR;
+        return b_at(g, pc, j);
+    }
+    return bbuf + (ptrdiff_t)jr * kc;
+}
+
+/* The epilogue's bias for the tile at C(i, j). */
+static inline const float *tile_bias(const gemm_args *g, int i, int j)
+{
+    return g->bias_mode == FNN_BIAS_COL ? g->bias + j
+         : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;
 }
 
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
@@ -371,46 +378,51 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 const int npan_m = (mc + MR - 1) / MR, npan_n = (nc + NR - 1) / NR;
                 const int n_out = g->b_outer ? npan_n : npan_m;
                 const int n_in = g->b_outer ? npan_m : npan_n;
-                for (int o = 0; o < n_out; o++)
-                    for (int t = 0; t < n_in; t++) {
+                /* a full row panel's full tiles in one call (kernel_row) */
+                const int row_tiles = ar->kernel_row && !g->b_outer ? nc / NR : 0;
+                const size_t a_bytes = (size_t)MR * kc * sizeof(float);
+                for (int o = 0; o < n_out; o++) {
+                    int t = 0;
+                    if (row_tiles > 0 && mc - o * MR >= MR) {
+                        const int ir = o * MR, i = ic + ir;
+                        ptrdiff_t rsa, csa, ldb, step;
+                        const float *ap = a_tile(g, abuf, MR, i, ir, pc, kc, &rsa, &csa);
+                        const float *bp = b_panel(ar, g, bbuf, jc, 0, NR, pc, kc, &ldb, &step);
+                        const int next = ar->prefetch && g->pack_a && o + 1 < n_out;
+                        ep.bias = tile_bias(g, i, jc);
+                        ar->kernel_row(kc, ap, rsa, csa, bp, ldb, step, row_tiles,
+                                       g->C + (ptrdiff_t)i * g->ldc + jc, g->ldc, &ep,
+                                       next ? a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc) : NULL,
+                                       a_bytes);
+                        t = row_tiles;
+                    }
+                    for (const int t0 = t; t < n_in; t++) {
                         const int ir = (g->b_outer ? t : o) * MR, jr = (g->b_outer ? o : t) * NR;
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        const float *ap = a_panel(g, abuf, MR, ic + ir, ir, pc, kc);
-                        int nr = nc - jr < NR ? nc - jr : NR;
-                        int i = ic + ir, j = jc + jr;
-                        const float *bp;
-                        ptrdiff_t ldb;
-                        if (g->pb) {        /* block pc, then whole panels */
-                            bp = g->pb->data + (ptrdiff_t)pc * g->pb->row_floats
-                                 + (ptrdiff_t)(j / NR) * kc * NR;
-                            ldb = panel_width(ar, nr);
-                        } else if (g->pack_b == 0 && nr == NR) {
-                            bp = b_at(g, pc, j);
-                            ldb = g->ldb;
-                        } else {
-                            bp = bbuf + (ptrdiff_t)jr * kc;
-                            ldb = panel_width(ar, nr);
-                        }
-                        ep.bias = g->bias_mode == FNN_BIAS_COL ? g->bias + j
-                                : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;
+                        const int mr = mc - ir < MR ? mc - ir : MR, nr = nc - jr < NR ? nc - jr : NR;
+                        const int i = ic + ir, j = jc + jr;
+                        ptrdiff_t rsa, csa, ldb, step;
+                        const float *ap = a_tile(g, abuf, MR, i, ir, pc, kc, &rsa, &csa);
+                        const float *bp = b_panel(ar, g, bbuf, j, jr, nr, pc, kc, &ldb, &step);
+                        ep.bias = tile_bias(g, i, j);
                         float *c = g->C + (ptrdiff_t)i * g->ldc + j;
                         if (ar->prefetch && t + 1 < n_in) {
                             if (g->b_outer)
-                                prefetch_tile(c + MR * g->ldc, g->ldc,
-                                              mc - ir - MR < MR ? mc - ir - MR : MR, nr);
+                                fnn_prefetch_tile(c + MR * g->ldc, g->ldc,
+                                                  mc - ir - MR < MR ? mc - ir - MR : MR, nr);
                             else
-                                prefetch_tile(c + NR, g->ldc, mr, nc - jr - NR < NR ? nc - jr - NR : NR);
+                                fnn_prefetch_tile(c + NR, g->ldc, mr,
+                                                  nc - jr - NR < NR ? nc - jr - NR : NR);
                         }
-                        if (ar->prefetch && !g->b_outer && g->pack_a && o + 1 < n_out)
-                            prefetch_share(a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc),
-                                           (size_t)MR * kc * sizeof(float), t, n_in);
+                        /* (spread over the tiles a row kernel left: none) */
+                        if (ar->prefetch && !g->b_outer && g->pack_a && o + 1 < n_out && !t0)
+                            fnn_prefetch_share(a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc),
+                                               a_bytes, t, n_in);
                         if (g->pack_a)
                             ar->kernel(kc, ap, bp, ldb, c, g->ldc, mr, nr, &ep);
                         else
-                            ar->kernel_sa(kc, a_at(g, i, pc), g->trans_a ? 1 : g->lda,
-                                          g->trans_a ? g->lda : 1, bp, ldb, c, g->ldc,
-                                          mr, nr, &ep);
+                            ar->kernel_sa(kc, ap, rsa, csa, bp, ldb, c, g->ldc, mr, nr, &ep);
                     }
+                }
             }
         }
     }

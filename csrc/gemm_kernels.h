@@ -47,6 +47,18 @@ typedef void (*fnn_ukr_fn)(int k, const float *a, const float *b, ptrdiff_t ldb,
                            float *c, ptrdiff_t ldc, int mr, int nr,
                            const fnn_epi *ep);
 
+/* A row of nt full MR x NR tiles in one call, A(i, p) at a[i*rsa + p*csa]
+ * (a packed panel: rsa 1, csa MR): tile t is kernel_sa(k, a, rsa, csa,
+ * b + t*bstep, ldb, c + t*NR, ldc, MR, NR, ep) with a FNN_BIAS_COL bias
+ * offset by t*NR -- the same sums, so the same bits -- without a call, a
+ * dispatch on the tile's shape and the driver's loop per tile. Before tile
+ * t it prefetches tile t+1's C (fnn_prefetch_tile) and, with next_a, share
+ * t of nt of next_a's bytes (fnn_prefetch_share: the next row panel of A). */
+typedef void (*fnn_ukr_row_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                               const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt,
+                               float *c, ptrdiff_t ldc, const fnn_epi *ep,
+                               const float *next_a, size_t next_bytes);
+
 /* The same with A read where it lies: op(A)(i, p) at a[i*rsa + p*csa] for
  * i < mr (never beyond); same FMAs in the same order as the packed kernel. */
 typedef void (*fnn_ukr_sa_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
@@ -133,7 +145,40 @@ typedef struct {
     int swap_nt;              /* 1: C = A B^T of a batch's rows is computed as
                                * C^T = B A^T with B read in place (gemm.c,
                                * nt_swapped; AVX2 only) */
+    fnn_ukr_row_fn kernel_row; /* NULL: a kernel call per tile (AVX2 only) */
 } fnn_gemm_arch;
+
+/* The lines of a rows x cols tile of C, for the kernel call after this one:
+ * its first and last float of each row (one line, or the two it straddles).
+ * Issued as the call before it starts, they have its whole K block to
+ * arrive. Where the tile's C comes from L2/L3 (every K block after the first
+ * reads and writes back all of C) its load stalled the kernel's update:
+ * 1024^3 and 2048^3 ran 0.97x the time with it, the training shapes
+ * 0.99-1.00x (1 thread, paired, Zen 3, AVX2 path; prefetching the kernel's
+ * own tile during its first k steps instead did not gain). Set per arch
+ * (prefetch): measured on AVX2 only. gemm.c issues it before a kernel call,
+ * a kernel_row before each of its tiles. */
+static inline void fnn_prefetch_tile(const float *c, ptrdiff_t ldc, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        __builtin_prefetch(c + r * ldc, 1, 3);
+        __builtin_prefetch(c + r * ldc + cols - 1, 1, 3);
+    }
+}
+
+/* Share t of n of the lines of [p, p + bytes) into L2, for the next row
+ * panel of A: spread over the calls of this one, they have its whole pass
+ * over the B block to arrive. Without it the first tile of each panel read
+ * A from L3 as it went (the A block, MC x KC, is L3's; 2.4 MiB at 2048^3):
+ * 2048^3 ran 0.98x the time with it, smaller M unchanged (1 thread, paired,
+ * Zen 3, AVX2). */
+static inline void fnn_prefetch_share(const float *p, size_t bytes, int t, int n)
+{
+    const char *b = (const char *)p;
+    const size_t lines = (bytes + 63) / 64;
+    for (size_t l = lines * t / n; l < lines * (t + 1) / n; l++)
+        __builtin_prefetch(b + l * 64, 0, 2);
+}
 
 /* The kernels of the path in use (fastnn.set_isa). */
 const fnn_gemm_arch *fnn_gemm_arch_in_use(void);
