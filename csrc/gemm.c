@@ -371,10 +371,9 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                     pack_b_block(ar, g->trans_b, kc, nc, b_at(g, pc, jc), g->ldb, bbuf,
                                  !g->pack_b);
                 /* the tiles, MR-row panels outside NR-column ones -- or the
-                 * other way round with b_outer. (A row panel's full tiles in
-                 * one kernel call, without a call per tile, measured
-                 * 0.93-1.05x the time on the K = 10 products, no direction:
-                 * not kept.) */
+                 * other way round with b_outer. A full row panel's full tiles
+                 * go to kernel_row in one call where the path has one (AVX2:
+                 * see ukr_row_avx2), the rest a kernel call each. */
                 const int npan_m = (mc + MR - 1) / MR, npan_n = (nc + NR - 1) / NR;
                 const int n_out = g->b_outer ? npan_n : npan_m;
                 const int n_in = g->b_outer ? npan_m : npan_n;

@@ -163,10 +163,12 @@ FNN_TARGET_AVX2 static void ukr_avx2(int k, const float *a, const float *b, ptrd
     }
 }
 
-/* A row of full tiles (fnn_ukr_row_fn). One call per row instead of one a
- * tile: 1024^3, 2048^3, NT 256x256x1024, NN 256x1024x784 and TN
- * 1024x784x256 ran 0.97-0.99x the time on 1 thread and 0.96-0.98x on 2
- * (Zen 2, paired, in process; same bits). */
+/* A row of full tiles (fnn_ukr_row_fn). One call a row panel instead of one
+ * a tile (of 256-320 k steps: the call, the shape dispatch and the driver's
+ * loop around each had cost 4-5% of a 1024^3 product's samples): against
+ * the build before, paired, Zen 2, 1 thread, 512^3-2048^3 0.98-0.99x the
+ * time, training shapes 0.96-0.98x, TN 1024x1024x64 0.92x; 2 threads
+ * 0.97-0.99x (NN 128x1024x256 1.01x, inside its spread). Same bits. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
 row(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t ldb,
     ptrdiff_t bstep, int nt, float *c, ptrdiff_t ldc, const fnn_epi *ep,
