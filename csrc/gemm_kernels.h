@@ -155,9 +155,10 @@ typedef struct {
  * reads and writes back all of C) its load stalled the kernel's update:
  * 1024^3 and 2048^3 ran 0.97x the time with it, the training shapes
  * 0.99-1.00x (1 thread, paired, Zen 3, AVX2 path; prefetching the kernel's
- * own tile during its first k steps instead did not gain). Set per arch
- * (prefetch): measured on AVX2 only. gemm.c issues it before a kernel call,
- * a kernel_row before each of its tiles. */
+ * own tile during its first k steps instead did not gain; on a Zen 2, with
+ * it off, 0.993-0.997x, and as prefetchw 0.999-1.007x: no gain either way
+ * there). Set per arch (prefetch): measured on AVX2 only. gemm.c issues it
+ * before a kernel call, a kernel_row before each of its tiles. */
 static inline void fnn_prefetch_tile(const float *c, ptrdiff_t ldc, int rows, int cols)
 {
     for (int r = 0; r < rows; r++) {
