@@ -377,7 +377,6 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 const int npan_m = (mc + MR - 1) / MR, npan_n = (nc + NR - 1) / NR;
                 const int n_out = g->b_outer ? npan_n : npan_m;
                 const int n_in = g->b_outer ? npan_m : npan_n;
-                /* a full row panel's full tiles in one call (kernel_row) */
                 const int row_tiles = ar->kernel_row && !g->b_outer ? nc / NR : 0;
                 const size_t a_bytes = (size_t)MR * kc * sizeof(float);
                 for (int o = 0; o < n_out; o++) {
@@ -412,7 +411,8 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                                 fnn_prefetch_tile(c + NR, g->ldc, mr,
                                                   nc - jr - NR < NR ? nc - jr - NR : NR);
                         }
-                        /* (spread over the tiles a row kernel left: none) */
+                        /* the next A panel: spread over this panel's calls,
+                         * unless its row call (t0 > 0) prefetched it already */
                         if (ar->prefetch && !g->b_outer && g->pack_a && o + 1 < n_out && !t0)
                             fnn_prefetch_share(a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc),
                                                a_bytes, t, n_in);

@@ -434,9 +434,10 @@ def run_case(case, threads_list, isas, want, settings, tctl, progress=None):
     if case.rss and results and "skipped" not in results[-1]:
         # one child process per (implementation, thread count), as many at
         # once as fastnn's default thread count (the cores this process may
-        # use, or FASTNN_NUM_THREADS): nothing is timed meanwhile, and each child's peak is its own, so running
-        # them side by side changes no figure, only the run's wall time (16
-        # children of ~3 s each over the training cases)
+        # use, or FASTNN_NUM_THREADS): nothing is timed meanwhile, and each
+        # child's peak is its own, so running them side by side changes no
+        # figure, only the run's wall time (16 children of ~3 s each over
+        # the training cases)
         todo = [(res["impls"][label], res["threads"])
                 for label in results[-1]["impls"] for res in results
                 if label in res.get("impls", {})]
