@@ -38,6 +38,15 @@ int fnn_tune_malloc(void);           /* glibc heap thresholds for per-step array
  * this runs on one thread). For measurement. */
 double fnn_get_par_flops(void);
 void fnn_set_par_flops(double flops);
+/* How far apart the worker threads are: the median time, in ns, for a
+ * spinning worker to see a job the caller published (a cache line's trip
+ * between their cores: tens of ns within one L3, hundreds across L3s), over
+ * the last jobs; 0 before enough multi-thread jobs have run. */
+double fnn_pool_handoff_ns(void);
+/* For tests and experiments: -1 (the default) lets kernels go by the
+ * measured handoff; 0 or 1 makes them plan as if the threads were near
+ * (one L3) or far (parallel.h: fnn_pool_far). */
+void fnn_pool_set_far(int mode);
 /* Frees the scratch arenas of the calling thread and of the pool workers. */
 void fnn_ws_release(void);
 /* Bytes held by all live threads' arenas; arena allocations since start. */

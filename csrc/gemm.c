@@ -459,6 +459,20 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
  *    1.5 also moved 128x512x512 and 128x1024x256 NN to rows, 1.05x the time,
  *    0.5 (= NR / 32) keeps them. (A flat 1000 cycles per row of C moved the
  *    two AVX-512 shapes above as well.)
+ *  - FAR_CUT: while the threads sit on different L3s (fnn_pool_far), cutting
+ *    C's rows costs FAR_CUT cycles per row of the rectangle and K block: on a
+ *    Zen 2 VM whose vCPUs the hypervisor moved between one L3 and two, a
+ *    column split ran 1.2-1.5x the time of a row split there (2 threads,
+ *    paired, C harness: NT 256x1024x784 and 256x256x1024, NN 128-256 x
+ *    784-1024 x 1024, TN 256x1024x256) and the same split as fast as rows, or
+ *    faster, on one L3. The cost follows C's rows, not its area: NN
+ *    256x2048x1024 split by columns ran as fast as by rows when each row's
+ *    cut fell on a page boundary of C (C page-aligned) and 1.1x slower with C
+ *    2 KiB off -- the hardware prefetchers reach a few lines past a thread's
+ *    last column, into lines the other thread writes, and every such line
+ *    then crosses the L3s. 1200 cycles (about 2-3 such crossings a row) picks
+ *    the faster split on 21 of 23 training shapes measured there, the other
+ *    two within 3%.
  * Packing op(A) once for all threads instead (a shared buffer, one region
  * per K block: compute block b, pack a share of block b + 1) halved the A
  * packing's share of a 2-thread 1024^3 profile (6.2 -> 3.1%) yet measured no
@@ -470,8 +484,10 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
 #define PACK_TRANSPOSE 1.0
 #define PACK_STREAM 0.25
 #define ROW_CUT (1.0 / 32)
+#define FAR_CUT 1200.0
 static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
-                          int mc, double pack_a, double pack_b, int *tm, int *tn)
+                          int mc, int kc, int far, double pack_a, double pack_b, int *tm,
+                          int *tn)
 {
     int mp = (M + ar->mr - 1) / ar->mr, np = (N + ar->nr - 1) / ar->nr;
     double best = -1.0;
@@ -486,7 +502,8 @@ static void split_threads(int nt, int M, int N, int K, const fnn_gemm_arch *ar,
         double cols = (double)((np + b - 1) / b) * ar->nr;
         double mblocks = (double)(((int)rows + mc - 1) / mc);
         double cost = rows * cols * K / 32.0 + pack_a * rows * K + pack_b * cols * K * mblocks
-                      + (b > 1 ? ROW_CUT * ar->nr * rows * cols : 0.0);
+                      + (b > 1 ? ROW_CUT * ar->nr * rows * cols : 0.0)
+                      + (b > 1 && far ? FAR_CUT * rows * ((K + kc - 1) / kc) : 0.0);
         if (best < 0 || cost < best) {
             best = cost; *tm = a; *tn = b;
         }
@@ -608,7 +625,9 @@ static void pack_a_whole(const fnn_gemm_arch *ar, int trans, int M, int K, const
  * the time while its two vCPUs shared an L3, 1.00-1.10x while the
  * hypervisor had them on different CCXs (a cache line's round trip between
  * them 56-66 ns against 250-1300 ns): there each line one thread packed
- * crosses the Infinity Fabric to the other. */
+ * crosses the Infinity Fabric to the other. So not while fnn_pool_far().
+ * (Nor op(B) packed once and shared by a row split: while far, 0.9-1.1x the
+ * time of each thread packing all of op(B) at M = 256, 1.6x at M = 64.) */
 #define SHARE_A_COLS 512
 #define SHARE_A_FLOATS (1 << 20)
 
@@ -634,7 +653,9 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     double flops = 2.0 * M * N * g->K;
     int nt = fnn_threads_for(flops);
     gemm_job J = {ar, g, M, N, 1, 1, ar->nr, 0, 0};
+    const int far = nt > 1 && fnn_pool_far();
     split_threads(nt, M, N, g->K, ar, g->bl.mc,
+                  g->pb ? g->pb->kc : balanced(g->K, g->bl.kc, 8), far,
                   g->pa ? 0.0 : !g->pack_a ? PACK_STREAM : g->trans_a ? PACK_COPY
                   : PACK_TRANSPOSE,
                   g->pb ? 0.0 : g->b_outer ? PACK_STREAM : !g->pack_b ? 0.0
@@ -644,7 +665,7 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     pack_floats(ar, g, M, N, &J.afl, &J.bfl);
     fnn_packed_a pa = {M, g->K, ar->mr, ar, NULL};
     gemm_args gs;
-    if (ar->share_a && J.tm == 1 && J.tn > 1 && g->pack_a && !g->pa
+    if (ar->share_a && !far && J.tm == 1 && J.tn > 1 && g->pack_a && !g->pa
         && (N + J.tn - 1) / J.tn <= SHARE_A_COLS && (double)M * g->K <= SHARE_A_FLOATS) {
         /* op(A) packed once, its panels shared out between the threads,
          * into the calling thread's arena past its own buffers (its part

@@ -68,6 +68,12 @@ typedef double (*fnn_sum_fn)(void *ctx, ptrdiff_t lo, ptrdiff_t hi);
 int fnn_parallel_sum(ptrdiff_t n, ptrdiff_t block, double flops, fnn_sum_fn sum, void *ctx,
                      double *total);
 
+/* 1 when the pool's threads currently sit on different L3s (the median
+ * handoff of fnn_pool_handoff_ns above FAR_NS, parallel.c): each cache line
+ * one thread writes and another reads then crosses between them at hundreds
+ * of ns, so a kernel should hand nothing over. 0 when near or not known. */
+int fnn_pool_far(void);
+
 /* Flush-to-zero / denormals-are-zero for the calling thread: enter returns
  * the previous state for leave (the workers of fnn_parallel_region do this
  * themselves; a kernel calls it only for work outside any region). */

@@ -133,7 +133,8 @@ def info():
          "gemm_kernel": _C.gemm_kernel_name(), "caches": _C.cache_info(),
          "workspace_bytes": workspace_bytes(),
          "malloc_tuned": _MALLOC_TUNED,
-         "parallel_flops_per_thread": _C.get_parallel_flops(), "numpy": np.__version__,
+         "parallel_flops_per_thread": _C.get_parallel_flops(),
+         "thread_handoff_ns": _C.pool_handoff_ns(), "numpy": np.__version__,
          "python": platform.python_version()}
     d.update(_C.build_info())
     return d

@@ -340,11 +340,21 @@ def thread_shapes(isa):
     return shapes
 
 
+@pytest.fixture(params=[0, 1], ids=["near", "far"])
+def pool_far(request):
+    """Multi-thread kernels planned as if the threads shared an L3 (near:
+    op(A) packed once and shared, column splits) or sat on different L3s
+    (far: rows preferred, nothing shared); restored to the measured handoff."""
+    _C.set_pool_far(request.param)
+    yield request.param
+    _C.set_pool_far(None)
+
+
 @pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
-def test_bitwise_same_on_any_thread_count(isa, ta, tb, rng):
+def test_bitwise_same_on_any_thread_count(isa, ta, tb, pool_far, rng):
     """The result does not depend on the thread count: 1, 2 (and, for some
     shapes, 3) threads give the same bits (K is never split), with and without
-    a fused epilogue."""
+    a fused epilogue -- whichever split the threads' distance picks."""
     fastnn.set_isa(isa)
     for i, (M, N, K) in enumerate(thread_shapes(isa)):
         a, b = operands(rng, M, N, K, ta, tb)
@@ -363,6 +373,22 @@ def test_bitwise_same_on_any_thread_count(isa, ta, tb, rng):
             assert_bits_equal(results[0][2], fused, what + " (fused epilogue)")
         want, tol = reference(a, b, ta, tb)
         assert_close(results[0][1], want, tol, f"{isa} ta={ta} tb={tb} M={M} N={N} K={K}")
+
+
+def test_thread_handoff_measured_and_far_override():
+    """info() reports the pool's handoff in ns (0 until measured); the
+    override takes 0, 1 or None and nothing else."""
+    fastnn.set_num_threads(2)
+    a = np.ones((256, 512), F32)
+    for _ in range(20):                    # back to back: the worker spins
+        ops.matmul(a, a.T)
+    ns = fastnn.info()["thread_handoff_ns"]
+    assert isinstance(ns, float) and 0.0 <= ns < 5e4, ns
+    for bad in (2, -1, 0.5, "far"):
+        with pytest.raises(ValueError, match="mode"):
+            _C.set_pool_far(bad)
+    _C.set_pool_far(1)
+    _C.set_pool_far(None)
 
 
 def test_repeatable_and_threads_really_run(isa, rng):

@@ -5,6 +5,8 @@ cdef extern from "fastnn.h" nogil:
     int FNN_ENOMEM
     int FNN_EINDEX
     double fnn_get_par_flops()
+    double fnn_pool_handoff_ns()
+    void fnn_pool_set_far(int mode)
     void fnn_set_par_flops(double flops)
     void fnn_ws_release()
     size_t fnn_ws_bytes()
@@ -164,6 +166,21 @@ def workspace_allocations():
 
 def get_parallel_flops():
     return fnn_get_par_flops()
+
+
+def pool_handoff_ns():
+    return fnn_pool_handoff_ns()
+
+
+def set_pool_far(mode):
+    """Plan multi-thread kernels as if the threads were near (0, one L3) or
+    far (1); None goes back to the measured handoff. Tests and experiments."""
+    if mode is None:
+        fnn_pool_set_far(-1)
+    elif mode in (0, 1) and not isinstance(mode, float):
+        fnn_pool_set_far(int(mode))
+    else:
+        raise ValueError(f"set_pool_far: mode must be 0, 1 or None, not {mode!r}")
 
 
 def set_parallel_flops(double flops):
