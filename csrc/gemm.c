@@ -371,9 +371,9 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                     pack_b_block(ar, g->trans_b, kc, nc, b_at(g, pc, jc), g->ldb, bbuf,
                                  !g->pack_b);
                 /* the tiles, MR-row panels outside NR-column ones -- or the
-                 * other way round with b_outer. A full row panel's full tiles
-                 * go to kernel_row in one call where the path has one (AVX2:
-                 * see ukr_row_avx2), the rest a kernel call each. */
+                 * other way round with b_outer. A row panel's full-width
+                 * tiles go to kernel_row in one call where the path has one
+                 * (AVX2: see ukr_row_avx2), the rest a kernel call each. */
                 const int npan_m = (mc + MR - 1) / MR, npan_n = (nc + NR - 1) / NR;
                 const int n_out = g->b_outer ? npan_n : npan_m;
                 const int n_in = g->b_outer ? npan_m : npan_n;
@@ -381,14 +381,14 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 const size_t a_bytes = (size_t)MR * kc * sizeof(float);
                 for (int o = 0; o < n_out; o++) {
                     int t = 0;
-                    if (row_tiles > 0 && mc - o * MR >= MR) {
-                        const int ir = o * MR, i = ic + ir;
+                    if (row_tiles > 0) {
+                        const int ir = o * MR, i = ic + ir, mr = mc - ir < MR ? mc - ir : MR;
                         ptrdiff_t rsa, csa, ldb, step;
                         const float *ap = a_tile(g, abuf, MR, i, ir, pc, kc, &rsa, &csa);
                         const float *bp = b_panel(ar, g, bbuf, jc, 0, NR, pc, kc, &ldb, &step);
                         const int next = ar->prefetch && g->pack_a && o + 1 < n_out;
                         ep.bias = tile_bias(g, i, jc);
-                        ar->kernel_row(kc, ap, rsa, csa, bp, ldb, step, row_tiles,
+                        ar->kernel_row(kc, ap, rsa, csa, bp, ldb, step, row_tiles, mr,
                                        g->C + (ptrdiff_t)i * g->ldc + jc, g->ldc, &ep,
                                        next ? a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc) : NULL,
                                        a_bytes);

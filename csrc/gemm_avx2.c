@@ -188,11 +188,89 @@ row(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff
     }
 }
 
-FNN_TARGET_AVX2 static void ukr_row_avx2(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
-        const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt, float *c, ptrdiff_t ldc,
-        const fnn_epi *ep, const float *next_a, size_t next_bytes)
+/* mrv rows x two full-width tiles (32 columns: the panels at b and b +
+ * bstep) at once: each element the same FMA chain as tile()'s, so the same
+ * bits. One or two rows a tile keep only 2-4 accumulators, fewer than the
+ * FMA pipes' latency x width (5 x 2 on a Zen 2) needs: a 2-row tile of k
+ * steps waits on its FMA chains, at ~40% of the peak; two tiles at once
+ * double the chains. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+tile_pair(const int mrv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,
+          ptrdiff_t ldb, ptrdiff_t bstep, float *c, ptrdiff_t ldc, const fnn_epi *ep)
 {
-    if (rsa == 1 && csa == MR)          /* a packed panel: constant strides */
+    __m256 acc0[MR][2], acc1[MR][2];
+    _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
+        acc0[i][0] = acc0[i][1] = acc1[i][0] = acc1[i][1] = _mm256_setzero_ps();
+    const float *b1 = b + bstep;
+    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
+        const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b + 8);
+        const __m256 y0 = _mm256_loadu_ps(b1), y1 = _mm256_loadu_ps(b1 + 8);
+        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
+            const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
+            acc0[i][0] = _mm256_fmadd_ps(ai, x0, acc0[i][0]);
+            acc0[i][1] = _mm256_fmadd_ps(ai, x1, acc0[i][1]);
+            acc1[i][0] = _mm256_fmadd_ps(ai, y0, acc1[i][0]);
+            acc1[i][1] = _mm256_fmadd_ps(ai, y1, acc1[i][1]);
+        }
+        a += csa;
+        b += ldb;
+        b1 += ldb;
+    }
+    fnn_epi e = *ep;
+    store_full(mrv, acc0, c, ldc, &e);
+    if (e.bias_mode == FNN_BIAS_COL)
+        e.bias += NR;
+    store_full(mrv, acc1, c + NR, ldc, &e);
+}
+
+/* A row of full-width tiles with mr < MR rows (the last row panel of an M
+ * that is not a multiple of 6): one and two rows two tiles at a time
+ * (tile_pair), three to five a tile at a time. */
+FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rsa,
+        ptrdiff_t csa, const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt, float *c,
+        ptrdiff_t ldc, const fnn_epi *ep)
+{
+    fnn_epi e = *ep;
+    int t = 0;
+    if (mr <= 2)
+        for (; t + 2 <= nt; t += 2) {
+            if (t + 2 < nt) {
+                fnn_prefetch_tile(c + 2 * NR, ldc, mr, NR);
+                fnn_prefetch_tile(c + 3 * NR, ldc, mr, NR);
+            }
+            if (mr == 1)
+                tile_pair(1, k, a, rsa, csa, b, ldb, bstep, c, ldc, &e);
+            else
+                tile_pair(2, k, a, rsa, csa, b, ldb, bstep, c, ldc, &e);
+            b += 2 * bstep;
+            c += 2 * NR;
+            if (e.bias_mode == FNN_BIAS_COL)
+                e.bias += 2 * NR;
+        }
+    for (; t < nt; t++) {
+        if (t + 1 < nt)
+            fnn_prefetch_tile(c + NR, ldc, mr, NR);
+        switch (mr) {
+        case 1: tile(1, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
+        case 2: tile(2, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
+        case 3: tile(3, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
+        case 4: tile(4, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
+        default: tile(5, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
+        }
+        b += bstep;
+        c += NR;
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += NR;
+    }
+}
+
+FNN_TARGET_AVX2 static void ukr_row_avx2(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+        const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt, int mr, float *c,
+        ptrdiff_t ldc, const fnn_epi *ep, const float *next_a, size_t next_bytes)
+{
+    if (mr < MR)
+        row_part(mr, k, a, rsa, csa, b, ldb, bstep, nt, c, ldc, ep);
+    else if (rsa == 1 && csa == MR)     /* a packed panel: constant strides */
         row(k, a, 1, MR, b, ldb, bstep, nt, c, ldc, ep, next_a, next_bytes);
     else
         row(k, a, rsa, csa, b, ldb, bstep, nt, c, ldc, ep, next_a, next_bytes);

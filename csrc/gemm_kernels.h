@@ -47,16 +47,16 @@ typedef void (*fnn_ukr_fn)(int k, const float *a, const float *b, ptrdiff_t ldb,
                            float *c, ptrdiff_t ldc, int mr, int nr,
                            const fnn_epi *ep);
 
-/* A row of nt full MR x NR tiles in one call, A(i, p) at a[i*rsa + p*csa]
- * (a packed panel: rsa 1, csa MR): tile t is kernel_sa(k, a, rsa, csa,
- * b + t*bstep, ldb, c + t*NR, ldc, MR, NR, ep) with a FNN_BIAS_COL bias
+/* A row of nt full-width mr x NR tiles (mr <= MR) in one call, A(i, p) at
+ * a[i*rsa + p*csa] (a packed panel: rsa 1, csa MR): tile t is kernel_sa(k,
+ * a, rsa, csa, b + t*bstep, ldb, c + t*NR, ldc, mr, NR, ep) with a FNN_BIAS_COL bias
  * offset by t*NR -- the same sums, so the same bits -- without a call, a
  * dispatch on the tile's shape and the driver's loop per tile. Before tile
  * t it prefetches tile t+1's C (fnn_prefetch_tile) and, with next_a, share
  * t of nt of next_a's bytes (fnn_prefetch_share: the next row panel of A). */
 typedef void (*fnn_ukr_row_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
                                const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt,
-                               float *c, ptrdiff_t ldc, const fnn_epi *ep,
+                               int mr, float *c, ptrdiff_t ldc, const fnn_epi *ep,
                                const float *next_a, size_t next_bytes);
 
 /* The same with A read where it lies: op(A)(i, p) at a[i*rsa + p*csa] for

@@ -218,18 +218,22 @@ def test_all_epilogues_exact(isa, ta, tb, rng):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("ta,tb", TRANS, ids=TRANS_IDS)
 def test_rows_of_full_tiles_exact(isa, ta, tb, threads, rng):
-    """Rows of many full tiles (the AVX2 row kernel: a row panel's full tiles
-    in one call, A packed or read in place, B packed or in place) with an
-    edge tile after them, on every epilogue (1 thread) or a cycle of them
+    """Rows of many full-width tiles (the AVX2 row kernel: a row panel's
+    tiles in one call, A packed or read in place, B packed or in place) with
+    an edge tile after them, on every epilogue (1 thread) or a cycle of them
     (2), over one and several K blocks: the per-column bias moves tile by
-    tile, the later blocks add to C. Integer data, so exactly numpy's."""
+    tile, the later blocks add to C. The last row panel with 1-5 rows too
+    (1 and 2 rows run two tiles at a time: an odd count leaves one). Integer
+    data, so exactly numpy's."""
     fastnn.set_isa(isa)
     fastnn.set_num_threads(threads)
     bl = BLOCKING[isa]
     mr, nr, kc = bl["mr"], bl["nr"], bl["kc"]
     epis = ALL_EPILOGUES if threads == 1 else EPILOGUES
-    for M, N, K in ((2 * mr, 7 * nr, 40), (2 * mr, 7 * nr, kc + 3),
-                    (3 * mr + 2, 9 * nr + 5, 2 * kc + 1)):
+    shapes = [(2 * mr, 7 * nr, 40), (2 * mr, 7 * nr, kc + 3), (3 * mr + 2, 9 * nr + 5, 2 * kc + 1),
+              (mr + 1, 8 * nr + 5, kc + 3)]
+    shapes += [(2 * mr + r, 7 * nr, 40) for r in range(1, mr)]
+    for M, N, K in shapes:
         for epi in epis:
             a, b = operands(rng, M, N, K, ta, tb, ints=True)
             got, kw = run_matmul(rng, a, b, ta, tb, M, N, epi, ints=True)
