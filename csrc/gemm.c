@@ -626,8 +626,9 @@ static void pack_a_whole(const fnn_gemm_arch *ar, int trans, int M, int K, const
  * hypervisor had them on different CCXs (a cache line's round trip between
  * them 56-66 ns against 250-1300 ns): there each line one thread packed
  * crosses the Infinity Fabric to the other. So not while fnn_pool_far().
- * (Nor op(B) packed once and shared by a row split: while far, 0.9-1.1x the
- * time of each thread packing all of op(B) at M = 256, 1.6x at M = 64.) */
+ * (Nor op(B) packed once and shared by a row split: while far, 1.1-1.2x the
+ * time of each thread packing all of op(B) at NT 256x1024x784, 1.7-1.9x at
+ * NN 64x784x1024.) */
 #define SHARE_A_COLS 512
 #define SHARE_A_FLOATS (1 << 20)
 

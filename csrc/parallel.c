@@ -118,8 +118,11 @@ void fnn_ftz_leave(unsigned saved)
  * worker woken from sleep adds no sample). On a 2-vCPU Zen 2 VM whose
  * hypervisor moved the vCPUs between one L3 and two every few minutes
  * (tools/core_pingpong.sh 50-60 ns against 390-500 ns a round trip), the
- * median read 90-100 ns while they shared an L3 and 180-450 ns while they
- * did not. Kernels that hand data between threads ask fnn_pool_far(). */
+ * median read 80-110 ns while they shared an L3 and 140-450 ns while they
+ * did not (clock reads included). FAR_NS sits between, nearer the one-L3
+ * side: planning for far threads on one L3 cost the GEMM up to 1.2x the
+ * time on a few products, planning for near ones across L3s up to 1.5x.
+ * Kernels that hand data between threads ask fnn_pool_far(). */
 #define HANDOFF_SAMPLES 16
 #define FAR_NS 120
 #define CLAIM(id, parts, next) (((uint64_t)(id) << 32) | ((uint64_t)(parts) << 16) | (uint64_t)(next))
