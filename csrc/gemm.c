@@ -234,6 +234,13 @@ static inline int balanced(int len, int max, int unit)
     return b < max ? b : max;
 }
 
+/* The K block of g's product: a prepacked B's, or K in equal blocks of at
+ * most bl.kc (gemm_rect's loop over pc). */
+static inline int k_block(const gemm_args *g)
+{
+    return g->pb ? g->pb->kc : balanced(g->K, g->bl.kc, 8);
+}
+
 static inline int panel_width(const fnn_gemm_arch *ar, int nr)
 {
     return nr == ar->nr ? nr : (nr + ar->vl - 1) / ar->vl * ar->vl;
@@ -353,7 +360,7 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
     const int MR = ar->mr, NR = ar->nr;
     /* Equal blocks rather than full blocks and a sliver: K = 784 with KC = 256
      * runs as 4 x 196, not 3 x 256 + 16. Same for the M and N blocks. */
-    const int KC = g->pb ? g->pb->kc : balanced(g->K, g->bl.kc, 8);
+    const int KC = k_block(g);
     const int MC = balanced(m1 - m0, g->bl.mc, MR);
     const int NC = balanced(n1 - n0, g->bl.nc, NR);
     for (int pc = 0; pc < g->K; pc += KC) {
@@ -656,7 +663,7 @@ static int gemm_run(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
     gemm_job J = {ar, g, M, N, 1, 1, ar->nr, 0, 0};
     const int far = nt > 1 && fnn_pool_far();
     split_threads(nt, M, N, g->K, ar, g->bl.mc,
-                  g->pb ? g->pb->kc : balanced(g->K, g->bl.kc, 8), far,
+                  k_block(g), far,
                   g->pa ? 0.0 : !g->pack_a ? PACK_STREAM : g->trans_a ? PACK_COPY
                   : PACK_TRANSPOSE,
                   g->pb ? 0.0 : g->b_outer ? PACK_STREAM : !g->pack_b ? 0.0

@@ -163,6 +163,18 @@ FNN_TARGET_AVX2 static void ukr_avx2(int k, const float *a, const float *b, ptrd
     }
 }
 
+/* A read in place: op(A)(i, p) at a[i*rsa + p*csa] (the small-N path, the
+ * row kernel's partial panels). */
+FNN_TARGET_AVX2 static void ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+        const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mr, int nr,
+        const fnn_epi *ep)
+{
+    switch (mr * 4 + (nr + 7) / 8) {
+    ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)
+    default: break;
+    }
+}
+
 /* A row of full tiles (fnn_ukr_row_fn). One call a row panel instead of one
  * a tile (of 256-320 k steps: the call, the shape dispatch and the driver's
  * loop around each had cost 4-5% of a 1024^3 product's samples): against
@@ -250,13 +262,7 @@ FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rs
     for (; t < nt; t++) {
         if (t + 1 < nt)
             fnn_prefetch_tile(c + NR, ldc, mr, NR);
-        switch (mr) {
-        case 1: tile(1, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
-        case 2: tile(2, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
-        case 3: tile(3, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
-        case 4: tile(4, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
-        default: tile(5, 2, k, a, rsa, csa, b, ldb, c, ldc, NR, &e); break;
-        }
+        ukr_avx2_sa(k, a, rsa, csa, b, ldb, c, ldc, mr, NR, &e);
         b += bstep;
         c += NR;
         if (e.bias_mode == FNN_BIAS_COL)
@@ -274,17 +280,6 @@ FNN_TARGET_AVX2 static void ukr_row_avx2(int k, const float *a, ptrdiff_t rsa, p
         row(k, a, 1, MR, b, ldb, bstep, nt, c, ldc, ep, next_a, next_bytes);
     else
         row(k, a, rsa, csa, b, ldb, bstep, nt, c, ldc, ep, next_a, next_bytes);
-}
-
-/* A read in place: op(A)(i, p) at a[i*rsa + p*csa] (the small-N path). */
-FNN_TARGET_AVX2 static void ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
-        const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mr, int nr,
-        const fnn_epi *ep)
-{
-    switch (mr * 4 + (nr + 7) / 8) {
-    ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)
-    default: break;
-    }
 }
 
 /* r[j] lane i -> r[i] lane j (8 x 8 in registers). */
