@@ -320,41 +320,53 @@ store_transposed(__m256 r[8], float *c, ptrdiff_t ldc, int off, int rows, int n,
             store_row(0, r[i], c + (off + i) * ldc, m, n, i, &e);
 }
 
+/* pack_t's blocks of nrow <= 8 rows, nrow and full known at compile time:
+ * full (nrow == ldd >= 4, e.g. the 6-row A panels) writes each column but
+ * the last with one full store whose lanes past nrow the next column's
+ * store overwrites -- its 8 columns are 8 * ldd contiguous floats -- and
+ * otherwise a column in pieces (store_lanes). */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+pack_t_block(const int nrow, const int full, int k8, const float *src, ptrdiff_t lds,
+             float *dst, int ldd)
+{
+    for (int p = 0; p < k8; p += 8) {
+        __m256 r[8];
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+            r[i] = i < nrow ? _mm256_loadu_ps(src + i * lds + p) : _mm256_setzero_ps();
+        transpose8(r);
+        float *d = dst + (ptrdiff_t)p * ldd;
+        _Pragma("GCC unroll 8") for (int q = 0; q < 7; q++)
+            if (full)
+                _mm256_storeu_ps(d + (ptrdiff_t)q * ldd, r[q]);
+            else
+                store_lanes(d + (ptrdiff_t)q * ldd, r[q], nrow);
+        store_lanes(d + 7 * (ptrdiff_t)ldd, r[7], nrow);
+    }
+}
+
 /* dst[p*ldd + i] = src[i*lds + p]: 8 rows x 8 columns per in-register
- * transpose; a block of fewer than 8 rows stores its lanes in pieces. */
+ * transpose, a block of fewer rows padded with zeros in registers. Each
+ * block size its own loop: with the row count a run-time test on every
+ * load and store, the loops branched 10-15 times a transpose and took
+ * 1.2-1.4x the time (6- and 16-row panels of 256-320 k, Zen 2). */
 FNN_TARGET_AVX2 void fnn_pack_t_avx2(int rows, int k, const float *src, ptrdiff_t lds,
                           float *dst, int ldd)
 {
     const int k8 = k & ~7;
     for (int i0 = 0; i0 < rows; i0 += 8) {
         const int nrow = rows - i0 < 8 ? rows - i0 : 8;
-        const float *s[8];
-        for (int i = 0; i < 8; i++)
-            s[i] = src + (ptrdiff_t)(i0 + (i < nrow ? i : 0)) * lds;
-        for (int p = 0; p < k8; p += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++)
-                r[i] = i < nrow ? _mm256_loadu_ps(s[i] + p) : _mm256_setzero_ps();
-            transpose8(r);
-            float *d = dst + (ptrdiff_t)p * ldd + i0;
-            if (nrow == ldd && ldd >= 4) {
-                /* a full panel of 4-8 rows (the 6-row A panels): its 8
-                 * columns are 8 * ldd contiguous floats, so each but the
-                 * last goes out as one full store whose lanes past nrow
-                 * later stores of the block overwrite; in pieces, 16
-                 * stores and 8 extracts per 8 x 6 floats instead of 9
-                 * stores */
-                for (int q = 0; q < 7; q++)
-                    _mm256_storeu_ps(d + (ptrdiff_t)q * ldd, r[q]);
-                store_lanes(d + 7 * (ptrdiff_t)ldd, r[7], nrow);
-                continue;
-            }
-            for (int q = 0; q < 8; q++)
-                store_lanes(d + (ptrdiff_t)q * ldd, r[q], nrow);
+        const float *s = src + (ptrdiff_t)i0 * lds;
+        float *d = dst + i0;
+        switch (nrow * 2 + (nrow == ldd && ldd >= 4)) {
+#define PT(n) case 2 * (n): pack_t_block(n, 0, k8, s, lds, d, ldd); break; \
+              case 2 * (n) + 1: pack_t_block(n, 1, k8, s, lds, d, ldd); break;
+        PT(1) PT(2) PT(3) PT(4) PT(5) PT(6) PT(7) PT(8)
+#undef PT
+        default: break;
         }
         for (int i = 0; i < nrow; i++)
             for (int p = k8; p < k; p++)
-                dst[(ptrdiff_t)p * ldd + i0 + i] = s[i][p];
+                d[(ptrdiff_t)p * ldd + i] = s[i * lds + p];
     }
 }
 
