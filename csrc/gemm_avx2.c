@@ -86,7 +86,7 @@ store_acc(const int plain, const int mrv, const int nv, __m256 acc[MR][2], float
     }
 }
 
-/* A tile of full width (two whole vectors a row): store_acc's sums with
+/* A tile of nv whole vectors a row (nv = 2: full width): store_acc's sums with
  * unmasked loads and stores, its tests once per tile instead of once per
  * row and vector (the masked loads, the lane-count branches of store_lanes
  * and the per-row tests of beta and bias took 2-6% of the large products'
@@ -96,23 +96,24 @@ store_acc(const int plain, const int mrv, const int nv, __m256 acc[MR][2], float
  * or 1 (the others); those skip the multiplies by 1, which are exact, so
  * every case gives store_row's bits. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-store_full(const int mrv, __m256 acc[MR][2], float *c, ptrdiff_t ldc, const fnn_epi *ep)
+store_full(const int mrv, const int nv, __m256 acc[MR][2], float *c, ptrdiff_t ldc,
+           const fnn_epi *ep)
 {
     const __m256 al = _mm256_set1_ps(ep->alpha), be = _mm256_set1_ps(ep->beta);
     if (ep->bias_mode != FNN_BIAS_NONE || ep->relu) {
-        store_acc(0, mrv, 2, acc, c, ldc, 16, ep);
+        store_acc(0, mrv, nv, acc, c, ldc, 8 * nv, ep);
     } else if (ep->beta == 0.0f) {
         _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-            _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++)
+            _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++)
                 _mm256_storeu_ps(c + i * ldc + 8 * v, _mm256_mul_ps(al, acc[i][v]));
     } else if (ep->alpha == 1.0f && ep->beta == 1.0f) {
         _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-            _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++)
+            _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++)
                 _mm256_storeu_ps(c + i * ldc + 8 * v,
                                  _mm256_add_ps(acc[i][v], _mm256_loadu_ps(c + i * ldc + 8 * v)));
     } else {
         _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-            _Pragma("GCC unroll 2") for (int v = 0; v < 2; v++)
+            _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++)
                 _mm256_storeu_ps(c + i * ldc + 8 * v,
                                  _mm256_add_ps(_mm256_mul_ps(al, acc[i][v]),
                                                _mm256_mul_ps(be, _mm256_loadu_ps(c + i * ldc + 8 * v))));
@@ -141,7 +142,7 @@ tile(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_
         b += ldb;
     }
     if (nv == 2 && nr == 16) {
-        store_full(mrv, acc, c, ldc, ep);
+        store_full(mrv, 2, acc, c, ldc, ep);
         return;
     }
     if (fnn_epi_plain(ep))
@@ -229,15 +230,49 @@ tile_pair(const int mrv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, co
         b1 += ldb;
     }
     fnn_epi e = *ep;
-    store_full(mrv, acc0, c, ldc, &e);
+    store_full(mrv, 2, acc0, c, ldc, &e);
     if (e.bias_mode == FNN_BIAS_COL)
         e.bias += NR;
-    store_full(mrv, acc1, c + NR, ldc, &e);
+    store_full(mrv, 2, acc1, c + NR, ldc, &e);
+}
+
+/* mrv (3-4) rows x 24 columns, their three vectors of B at b0, b1 and b2
+ * (each k step ldb on): 9-12 FMA chains where a 16-column tile of four rows
+ * has 8, fewer than the pipes' latency x width (5 x 2 on a Zen 2) needs.
+ * Each element the same FMA chain as tile()'s, so the same bits. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+tile24(const int mrv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b0,
+       const float *b1, const float *b2, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+       const fnn_epi *ep)
+{
+    __m256 acc[MR][2], acc2[MR][2];
+    _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
+        acc[i][0] = acc[i][1] = acc2[i][0] = _mm256_setzero_ps();
+    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
+        const __m256 x0 = _mm256_loadu_ps(b0), x1 = _mm256_loadu_ps(b1);
+        const __m256 x2 = _mm256_loadu_ps(b2);
+        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
+            const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
+            acc[i][0] = _mm256_fmadd_ps(ai, x0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, x1, acc[i][1]);
+            acc2[i][0] = _mm256_fmadd_ps(ai, x2, acc2[i][0]);
+        }
+        a += csa;
+        b0 += ldb;
+        b1 += ldb;
+        b2 += ldb;
+    }
+    fnn_epi e = *ep;
+    store_full(mrv, 2, acc, c, ldc, &e);
+    if (e.bias_mode == FNN_BIAS_COL)
+        e.bias += 16;
+    store_full(mrv, 1, acc2, c + 16, ldc, &e);
 }
 
 /* A row of full-width tiles with mr < MR rows (the last row panel of an M
  * that is not a multiple of 6): one and two rows two tiles at a time
- * (tile_pair), three to five a tile at a time. */
+ * (tile_pair), three and four three tiles at a time as two of 24 columns
+ * (tile24), five and the rest a tile at a time. */
 FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rsa,
         ptrdiff_t csa, const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt, float *c,
         ptrdiff_t ldc, const fnn_epi *ep)
@@ -258,6 +293,26 @@ FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rs
             c += 2 * NR;
             if (e.bias_mode == FNN_BIAS_COL)
                 e.bias += 2 * NR;
+        }
+    if (mr == 3 || mr == 4)
+        for (; t + 3 <= nt; t += 3) {
+            for (int u = 3; u < 6 && t + u < nt; u++)
+                fnn_prefetch_tile(c + u * NR, ldc, mr, NR);
+            fnn_epi e2 = e;
+            if (e2.bias_mode == FNN_BIAS_COL)
+                e2.bias += 24;
+            const float *b1 = b + bstep, *b2 = b + 2 * bstep;
+            if (mr == 4) {
+                tile24(4, k, a, rsa, csa, b, b + 8, b1, ldb, c, ldc, &e);
+                tile24(4, k, a, rsa, csa, b1 + 8, b2, b2 + 8, ldb, c + 24, ldc, &e2);
+            } else {
+                tile24(3, k, a, rsa, csa, b, b + 8, b1, ldb, c, ldc, &e);
+                tile24(3, k, a, rsa, csa, b1 + 8, b2, b2 + 8, ldb, c + 24, ldc, &e2);
+            }
+            b += 3 * bstep;
+            c += 3 * NR;
+            if (e.bias_mode == FNN_BIAS_COL)
+                e.bias += 3 * NR;
         }
     for (; t < nt; t++) {
         if (t + 1 < nt)

@@ -223,7 +223,8 @@ def test_rows_of_full_tiles_exact(isa, ta, tb, threads, rng):
     an edge tile after them, on every epilogue (1 thread) or a cycle of them
     (2), over one and several K blocks: the per-column bias moves tile by
     tile, the later blocks add to C. The last row panel with 1-5 rows too
-    (1 and 2 rows run two tiles at a time: an odd count leaves one). Integer
+    (1 and 2 rows run two tiles at a time: an odd count leaves one; 3 and 4
+    three at a time as two of 24 columns: 7 tiles leave one). Integer
     data, so exactly numpy's."""
     fastnn.set_isa(isa)
     fastnn.set_num_threads(threads)
