@@ -201,78 +201,50 @@ row(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff
     }
 }
 
-/* mrv rows x two full-width tiles (32 columns: the panels at b and b +
- * bstep) at once: each element the same FMA chain as tile()'s, so the same
- * bits. One or two rows a tile keep only 2-4 accumulators, fewer than the
- * FMA pipes' latency x width (5 x 2 on a Zen 2) needs: a 2-row tile of k
- * steps waits on its FMA chains, at ~40% of the peak; two tiles at once
- * double the chains. */
+/* mrv rows x nv (3-4) vectors of 8 columns, vector v of B at bv[v] (each k
+ * step ldb on), C's columns c .. c + 8 nv: the partial row panels' tiles.
+ * A 16-column tile of one to four rows keeps 2-8 accumulators, fewer than
+ * the FMA pipes' latency x width (5 x 2 on a Zen 2) needs: a 2-row tile of
+ * k steps waits on its FMA chains, at ~40% of the peak. Wider tiles add
+ * chains: two panels (32 columns) for one or two rows, three vectors (24
+ * columns) for three or four. Each element the same FMA chain as tile()'s,
+ * so the same bits. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-tile_pair(const int mrv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,
-          ptrdiff_t ldb, ptrdiff_t bstep, float *c, ptrdiff_t ldc, const fnn_epi *ep)
+tile_wide(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+          const float *b0, const float *b1, const float *b2, const float *b3, ptrdiff_t ldb,
+          float *c, ptrdiff_t ldc, const fnn_epi *ep)
 {
-    __m256 acc0[MR][2], acc1[MR][2];
+    __m256 lo[MR][2], hi[MR][2];      /* vectors 0-1 and 2-3 */
     _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-        acc0[i][0] = acc0[i][1] = acc1[i][0] = acc1[i][1] = _mm256_setzero_ps();
-    const float *b1 = b + bstep;
-    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
-        const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b + 8);
-        const __m256 y0 = _mm256_loadu_ps(b1), y1 = _mm256_loadu_ps(b1 + 8);
-        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
-            const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
-            acc0[i][0] = _mm256_fmadd_ps(ai, x0, acc0[i][0]);
-            acc0[i][1] = _mm256_fmadd_ps(ai, x1, acc0[i][1]);
-            acc1[i][0] = _mm256_fmadd_ps(ai, y0, acc1[i][0]);
-            acc1[i][1] = _mm256_fmadd_ps(ai, y1, acc1[i][1]);
-        }
-        a += csa;
-        b += ldb;
-        b1 += ldb;
-    }
-    fnn_epi e = *ep;
-    store_full(mrv, 2, acc0, c, ldc, &e);
-    if (e.bias_mode == FNN_BIAS_COL)
-        e.bias += NR;
-    store_full(mrv, 2, acc1, c + NR, ldc, &e);
-}
-
-/* mrv (3-4) rows x 24 columns, their three vectors of B at b0, b1 and b2
- * (each k step ldb on): 9-12 FMA chains where a 16-column tile of four rows
- * has 8, fewer than the pipes' latency x width (5 x 2 on a Zen 2) needs.
- * Each element the same FMA chain as tile()'s, so the same bits. */
-FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-tile24(const int mrv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b0,
-       const float *b1, const float *b2, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-       const fnn_epi *ep)
-{
-    __m256 acc[MR][2], acc2[MR][2];
-    _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-        acc[i][0] = acc[i][1] = acc2[i][0] = _mm256_setzero_ps();
+        lo[i][0] = lo[i][1] = hi[i][0] = hi[i][1] = _mm256_setzero_ps();
     _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
         const __m256 x0 = _mm256_loadu_ps(b0), x1 = _mm256_loadu_ps(b1);
-        const __m256 x2 = _mm256_loadu_ps(b2);
+        const __m256 x2 = _mm256_loadu_ps(b2), x3 = nv > 3 ? _mm256_loadu_ps(b3) : x2;
         _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
             const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
-            acc[i][0] = _mm256_fmadd_ps(ai, x0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(ai, x1, acc[i][1]);
-            acc2[i][0] = _mm256_fmadd_ps(ai, x2, acc2[i][0]);
+            lo[i][0] = _mm256_fmadd_ps(ai, x0, lo[i][0]);
+            lo[i][1] = _mm256_fmadd_ps(ai, x1, lo[i][1]);
+            hi[i][0] = _mm256_fmadd_ps(ai, x2, hi[i][0]);
+            if (nv > 3)
+                hi[i][1] = _mm256_fmadd_ps(ai, x3, hi[i][1]);
         }
         a += csa;
         b0 += ldb;
         b1 += ldb;
         b2 += ldb;
+        b3 += ldb;
     }
     fnn_epi e = *ep;
-    store_full(mrv, 2, acc, c, ldc, &e);
+    store_full(mrv, 2, lo, c, ldc, &e);
     if (e.bias_mode == FNN_BIAS_COL)
         e.bias += 16;
-    store_full(mrv, 1, acc2, c + 16, ldc, &e);
+    store_full(mrv, nv - 2, hi, c + 16, ldc, &e);
 }
 
 /* A row of full-width tiles with mr < MR rows (the last row panel of an M
- * that is not a multiple of 6): one and two rows two tiles at a time
- * (tile_pair), three and four three tiles at a time as two of 24 columns
- * (tile24), five and the rest a tile at a time. */
+ * that is not a multiple of 6), in tile_wide's tiles: one and two rows two
+ * tiles at a time, three and four three tiles at a time as two of 24
+ * columns; five rows and the tiles left over a tile at a time. */
 FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rsa,
         ptrdiff_t csa, const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt, float *c,
         ptrdiff_t ldc, const fnn_epi *ep)
@@ -285,10 +257,11 @@ FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rs
                 fnn_prefetch_tile(c + 2 * NR, ldc, mr, NR);
                 fnn_prefetch_tile(c + 3 * NR, ldc, mr, NR);
             }
+            const float *b1 = b + bstep;
             if (mr == 1)
-                tile_pair(1, k, a, rsa, csa, b, ldb, bstep, c, ldc, &e);
+                tile_wide(1, 4, k, a, rsa, csa, b, b + 8, b1, b1 + 8, ldb, c, ldc, &e);
             else
-                tile_pair(2, k, a, rsa, csa, b, ldb, bstep, c, ldc, &e);
+                tile_wide(2, 4, k, a, rsa, csa, b, b + 8, b1, b1 + 8, ldb, c, ldc, &e);
             b += 2 * bstep;
             c += 2 * NR;
             if (e.bias_mode == FNN_BIAS_COL)
@@ -303,11 +276,11 @@ FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rs
                 e2.bias += 24;
             const float *b1 = b + bstep, *b2 = b + 2 * bstep;
             if (mr == 4) {
-                tile24(4, k, a, rsa, csa, b, b + 8, b1, ldb, c, ldc, &e);
-                tile24(4, k, a, rsa, csa, b1 + 8, b2, b2 + 8, ldb, c + 24, ldc, &e2);
+                tile_wide(4, 3, k, a, rsa, csa, b, b + 8, b1, b1, ldb, c, ldc, &e);
+                tile_wide(4, 3, k, a, rsa, csa, b1 + 8, b2, b2 + 8, b2, ldb, c + 24, ldc, &e2);
             } else {
-                tile24(3, k, a, rsa, csa, b, b + 8, b1, ldb, c, ldc, &e);
-                tile24(3, k, a, rsa, csa, b1 + 8, b2, b2 + 8, ldb, c + 24, ldc, &e2);
+                tile_wide(3, 3, k, a, rsa, csa, b, b + 8, b1, b1, ldb, c, ldc, &e);
+                tile_wide(3, 3, k, a, rsa, csa, b1 + 8, b2, b2 + 8, b2, ldb, c + 24, ldc, &e2);
             }
             b += 3 * bstep;
             c += 3 * NR;
