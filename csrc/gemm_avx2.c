@@ -201,7 +201,7 @@ row(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff
     }
 }
 
-/* mrv rows x nv (3-4) vectors of 8 columns, vector v of B at bv[v] (each k
+/* mrv rows x nv (3-4) vectors of 8 columns, their B at b0, b1, b2 (, b3) (each k
  * step ldb on), C's columns c .. c + 8 nv: the partial row panels' tiles.
  * A 16-column tile of one to four rows keeps 2-8 accumulators, fewer than
  * the FMA pipes' latency x width (5 x 2 on a Zen 2) needs: a 2-row tile of
