@@ -338,7 +338,10 @@ def thread_shapes(isa):
               (250, 253, 3 * kc + 5), (256, 256, 1024),
               # small N (the output layer) over three K blocks: the kernels'
               # own block fold, rows split across the threads
-              (700, 10, 2 * kc + 5)]
+              (700, 10, 2 * kc + 5),
+              # a last row panel of 3 rows in the row kernel's 24-column tiles
+              # (4-row ones: 64, 130, 250, 256 rows above; 1 and 2: 97, 200)
+              (11 * mr + 3, 12 * nr, kc + 3)]
     two = fastnn.info()["parallel_flops_per_thread"]
     small = [s for s in shapes if s[0] * s[1] * s[2] < two]
     assert not small, f"shapes {small} run on one thread: they cannot show a thread dependence"
