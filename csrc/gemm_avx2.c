@@ -165,8 +165,9 @@ FNN_TARGET_AVX2 static void ukr_avx2(int k, const float *a, const float *b, ptrd
 }
 
 /* A read in place: op(A)(i, p) at a[i*rsa + p*csa] (the small-N path, the
- * row kernel's partial panels). */
-FNN_TARGET_AVX2 static void ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+ * row kernel's partial panels). Not inlined: inlined into row_part beside
+ * the 48-column tiles, GCC spilled accumulators of its loops to the stack. */
+FNN_TARGET_AVX2 static __attribute__((noinline)) void ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
         const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mr, int nr,
         const fnn_epi *ep)
 {
@@ -201,92 +202,116 @@ row(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff
     }
 }
 
-/* mrv rows x nv (3-4) vectors of 8 columns, their B at b0, b1, b2 (, b3) (each k
+/* mrv rows x nv (3-6) vectors of 8 columns, vector v's B at bv[v] (each k
  * step ldb on), C's columns c .. c + 8 nv: the partial row panels' tiles.
  * A 16-column tile of one to four rows keeps 2-8 accumulators, fewer than
  * the FMA pipes' latency x width (5 x 2 on a Zen 2) needs: a 2-row tile of
  * k steps waits on its FMA chains, at ~40% of the peak. Wider tiles add
- * chains: two panels (32 columns) for one or two rows, three vectors (24
- * columns) for three or four. Each element the same FMA chain as tile()'s,
- * so the same bits. */
+ * chains: 12 for two rows of 48 columns, three of 32 and four of 24 (six
+ * for one row of 48). Up to three rows each k step broadcasts its A values
+ * first and loads B a vector at a time (mrv + 1 + 12 registers: three rows
+ * the other way round, nv + 1 + 12, spilled); four rows load B first and
+ * broadcast A a row at a time (3 + 1 + 12). Against two rows of 32 and
+ * three of 24 columns (paired, in one build, Zen 2, 1 thread): NN
+ * 14x784x1024 0.981x the time, 20x1024x1024 and 128x784x1024 0.995x
+ * (2 rows); 15x1024x1024 0.976-0.983x (3 rows); 2x1024x1024 (B in place)
+ * 0.856x. Each element the same FMA chain as tile()'s, so the same bits. */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
 tile_wide(const int mrv, const int nv, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
-          const float *b0, const float *b1, const float *b2, const float *b3, ptrdiff_t ldb,
-          float *c, ptrdiff_t ldc, const fnn_epi *ep)
+          const float *const *bv, ptrdiff_t ldb, float *c, ptrdiff_t ldc, const fnn_epi *ep)
 {
-    __m256 lo[MR][2], hi[MR][2];      /* vectors 0-1 and 2-3 */
+    __m256 acc[3][MR][2];             /* vector v of row i at acc[v / 2][i][v % 2] */
     _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++)
-        lo[i][0] = lo[i][1] = hi[i][0] = hi[i][1] = _mm256_setzero_ps();
+        _Pragma("GCC unroll 6") for (int v = 0; v < nv; v++)
+            acc[v / 2][i][v % 2] = _mm256_setzero_ps();
+    ptrdiff_t off = 0;
     _Pragma("GCC unroll 4") for (int p = 0; p < k; p++) {
-        const __m256 x0 = _mm256_loadu_ps(b0), x1 = _mm256_loadu_ps(b1);
-        const __m256 x2 = _mm256_loadu_ps(b2), x3 = nv > 3 ? _mm256_loadu_ps(b3) : x2;
-        _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
-            const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
-            lo[i][0] = _mm256_fmadd_ps(ai, x0, lo[i][0]);
-            lo[i][1] = _mm256_fmadd_ps(ai, x1, lo[i][1]);
-            hi[i][0] = _mm256_fmadd_ps(ai, x2, hi[i][0]);
-            if (nv > 3)
-                hi[i][1] = _mm256_fmadd_ps(ai, x3, hi[i][1]);
+        if (mrv <= 3) {
+            __m256 ai[3];
+            _Pragma("GCC unroll 3") for (int i = 0; i < mrv; i++)
+                ai[i] = _mm256_broadcast_ss(a + i * rsa);
+            _Pragma("GCC unroll 6") for (int v = 0; v < nv; v++) {
+                const __m256 x = _mm256_loadu_ps(bv[v] + off);
+                _Pragma("GCC unroll 3") for (int i = 0; i < mrv; i++)
+                    acc[v / 2][i][v % 2] = _mm256_fmadd_ps(ai[i], x, acc[v / 2][i][v % 2]);
+            }
+        } else {
+            __m256 x[6];
+            _Pragma("GCC unroll 6") for (int v = 0; v < nv; v++)
+                x[v] = _mm256_loadu_ps(bv[v] + off);
+            _Pragma("GCC unroll 8") for (int i = 0; i < mrv; i++) {
+                const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
+                _Pragma("GCC unroll 6") for (int v = 0; v < nv; v++)
+                    acc[v / 2][i][v % 2] = _mm256_fmadd_ps(ai, x[v], acc[v / 2][i][v % 2]);
+            }
         }
         a += csa;
-        b0 += ldb;
-        b1 += ldb;
-        b2 += ldb;
-        b3 += ldb;
+        off += ldb;
     }
     fnn_epi e = *ep;
-    store_full(mrv, 2, lo, c, ldc, &e);
-    if (e.bias_mode == FNN_BIAS_COL)
-        e.bias += 16;
-    store_full(mrv, nv - 2, hi, c + 16, ldc, &e);
+    _Pragma("GCC unroll 3") for (int u = 0; 2 * u < nv; u++) {
+        store_full(mrv, nv - 2 * u < 2 ? nv - 2 * u : 2, acc[u], c + 16 * u, ldc, &e);
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += 16;
+    }
+}
+
+/* Panels [t, t + np) of a partial row panel (mrv < MR rows) as tile_wide
+ * tiles: np panels' 2 np vectors in one tile, or (four rows) three panels
+ * as two tiles of three vectors. */
+FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+part_group(const int mrv, const int np, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+           const float *b, ptrdiff_t ldb, ptrdiff_t bstep, float *c, ptrdiff_t ldc,
+           const fnn_epi *ep)
+{
+    const float *bv[6];
+    for (int v = 0; v < 2 * np; v++)
+        bv[v] = b + v / 2 * bstep + 8 * (v % 2);
+    if (mrv == 4 && np == 3) {
+        fnn_epi e2 = *ep;
+        if (e2.bias_mode == FNN_BIAS_COL)
+            e2.bias += 24;
+        tile_wide(4, 3, k, a, rsa, csa, bv, ldb, c, ldc, ep);
+        tile_wide(4, 3, k, a, rsa, csa, bv + 3, ldb, c + 24, ldc, &e2);
+    } else {
+        tile_wide(mrv, 2 * np, k, a, rsa, csa, bv, ldb, c, ldc, ep);
+    }
 }
 
 /* A row of full-width tiles with mr < MR rows (the last row panel of an M
- * that is not a multiple of 6), in tile_wide's tiles: one and two rows two
- * tiles at a time, three and four three tiles at a time as two of 24
- * columns; five rows and the tiles left over a tile at a time. */
+ * that is not a multiple of 6), np panels at a time in part_group's tiles:
+ * 1-2 rows and 4 rows three panels at a time, 3 rows two (1-2 rows: two
+ * left over go as one group); five rows and the tiles left over a tile at
+ * a time. */
+#define PART_STEP(m) ((m) == 3 ? 2 : 3)
 FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rsa,
         ptrdiff_t csa, const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt, float *c,
         ptrdiff_t ldc, const fnn_epi *ep)
 {
     fnn_epi e = *ep;
+    const int np = PART_STEP(mr);
     int t = 0;
-    if (mr <= 2)
-        for (; t + 2 <= nt; t += 2) {
-            if (t + 2 < nt) {
-                fnn_prefetch_tile(c + 2 * NR, ldc, mr, NR);
-                fnn_prefetch_tile(c + 3 * NR, ldc, mr, NR);
-            }
-            const float *b1 = b + bstep;
-            if (mr == 1)
-                tile_wide(1, 4, k, a, rsa, csa, b, b + 8, b1, b1 + 8, ldb, c, ldc, &e);
-            else
-                tile_wide(2, 4, k, a, rsa, csa, b, b + 8, b1, b1 + 8, ldb, c, ldc, &e);
-            b += 2 * bstep;
-            c += 2 * NR;
-            if (e.bias_mode == FNN_BIAS_COL)
-                e.bias += 2 * NR;
+    for (; mr < 5 && t + np <= nt; t += np) {
+        for (int u = np; u < 2 * np && t + u < nt; u++)
+            fnn_prefetch_tile(c + u * NR, ldc, mr, NR);
+        switch (mr) {
+        case 1: part_group(1, PART_STEP(1), k, a, rsa, csa, b, ldb, bstep, c, ldc, &e); break;
+        case 2: part_group(2, PART_STEP(2), k, a, rsa, csa, b, ldb, bstep, c, ldc, &e); break;
+        case 3: part_group(3, PART_STEP(3), k, a, rsa, csa, b, ldb, bstep, c, ldc, &e); break;
+        default: part_group(4, PART_STEP(4), k, a, rsa, csa, b, ldb, bstep, c, ldc, &e); break;
         }
-    if (mr == 3 || mr == 4)
-        for (; t + 3 <= nt; t += 3) {
-            for (int u = 3; u < 6 && t + u < nt; u++)
-                fnn_prefetch_tile(c + u * NR, ldc, mr, NR);
-            fnn_epi e2 = e;
-            if (e2.bias_mode == FNN_BIAS_COL)
-                e2.bias += 24;
-            const float *b1 = b + bstep, *b2 = b + 2 * bstep;
-            if (mr == 4) {
-                tile_wide(4, 3, k, a, rsa, csa, b, b + 8, b1, b1, ldb, c, ldc, &e);
-                tile_wide(4, 3, k, a, rsa, csa, b1 + 8, b2, b2 + 8, b2, ldb, c + 24, ldc, &e2);
-            } else {
-                tile_wide(3, 3, k, a, rsa, csa, b, b + 8, b1, b1, ldb, c, ldc, &e);
-                tile_wide(3, 3, k, a, rsa, csa, b1 + 8, b2, b2 + 8, b2, ldb, c + 24, ldc, &e2);
-            }
-            b += 3 * bstep;
-            c += 3 * NR;
-            if (e.bias_mode == FNN_BIAS_COL)
-                e.bias += 3 * NR;
-        }
+        b += np * bstep;
+        c += np * NR;
+        if (e.bias_mode == FNN_BIAS_COL)
+            e.bias += np * NR;
+    }
+    if (mr <= 2 && nt - t == 2) {
+        if (mr == 1)
+            part_group(1, 2, k, a, rsa, csa, b, ldb, bstep, c, ldc, &e);
+        else
+            part_group(2, 2, k, a, rsa, csa, b, ldb, bstep, c, ldc, &e);
+        t = nt;
+    }
     for (; t < nt; t++) {
         if (t + 1 < nt)
             fnn_prefetch_tile(c + NR, ldc, mr, NR);
@@ -297,6 +322,7 @@ FNN_TARGET_AVX2 static void row_part(int mr, int k, const float *a, ptrdiff_t rs
             e.bias += NR;
     }
 }
+#undef PART_STEP
 
 FNN_TARGET_AVX2 static void ukr_row_avx2(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
         const float *b, ptrdiff_t ldb, ptrdiff_t bstep, int nt, int mr, float *c,

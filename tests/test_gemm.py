@@ -223,9 +223,9 @@ def test_rows_of_full_tiles_exact(isa, ta, tb, threads, rng):
     an edge tile after them, on every epilogue (1 thread) or a cycle of them
     (2), over one and several K blocks: the per-column bias moves tile by
     tile, the later blocks add to C. The last row panel with 1-5 rows too
-    (1 and 2 rows run two tiles at a time: an odd count leaves one; 3 and 4
-    three at a time as two of 24 columns: 7 tiles leave one). Integer
-    data, so exactly numpy's."""
+    (1, 2 and 4 rows run three tiles at a time, 4 as two of 24 columns, 3
+    rows two at a time: 7 tiles leave one; 1 and 2 rows with 8 tiles leave
+    two, which go as one). Integer data, so exactly numpy's."""
     fastnn.set_isa(isa)
     fastnn.set_num_threads(threads)
     bl = BLOCKING[isa]
@@ -233,7 +233,7 @@ def test_rows_of_full_tiles_exact(isa, ta, tb, threads, rng):
     epis = ALL_EPILOGUES if threads == 1 else EPILOGUES
     shapes = [(2 * mr, 7 * nr, 40), (2 * mr, 7 * nr, kc + 3), (3 * mr + 2, 9 * nr + 5, 2 * kc + 1),
               (mr + 1, 8 * nr + 5, kc + 3)]
-    shapes += [(2 * mr + r, 7 * nr, 40) for r in range(1, mr)]
+    shapes += [(2 * mr + r, 7 * nr, 40) for r in range(1, mr)] + [(2 * mr + 2, 8 * nr, 40)]
     for M, N, K in shapes:
         for epi in epis:
             a, b = operands(rng, M, N, K, ta, tb, ints=True)
