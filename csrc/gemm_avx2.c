@@ -167,9 +167,9 @@ FNN_TARGET_AVX2 static void ukr_avx2(int k, const float *a, const float *b, ptrd
 /* A read in place: op(A)(i, p) at a[i*rsa + p*csa] (the small-N path, the
  * row kernel's partial panels). Not inlined: inlined into row_part beside
  * the 48-column tiles, GCC spilled accumulators of its loops to the stack. */
-FNN_TARGET_AVX2 static __attribute__((noinline)) void ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
-        const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mr, int nr,
-        const fnn_epi *ep)
+FNN_TARGET_AVX2 static __attribute__((noinline)) void
+ukr_avx2_sa(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t ldb,
+            float *c, ptrdiff_t ldc, int mr, int nr, const fnn_epi *ep)
 {
     switch (mr * 4 + (nr + 7) / 8) {
     ROW(6) ROW(5) ROW(4) ROW(3) ROW(2) ROW(1)

@@ -339,8 +339,9 @@ def thread_shapes(isa):
               # small N (the output layer) over three K blocks: the kernels'
               # own block fold, rows split across the threads
               (700, 10, 2 * kc + 5),
-              # a last row panel of 3 rows in the row kernel's 24-column tiles
-              # (4-row ones: 64, 130, 250, 256 rows above; 1 and 2: 97, 200)
+              # a last row panel of 3 rows in the row kernel's 32-column tiles
+              # (4 rows in 24-column ones: 64, 130, 250, 256 rows above; 1 and
+              # 2 rows in 48-column ones: 97, 200)
               (11 * mr + 3, 12 * nr, kc + 3)]
     two = fastnn.info()["parallel_flops_per_thread"]
     small = [s for s in shapes if s[0] * s[1] * s[2] < two]
