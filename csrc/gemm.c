@@ -353,6 +353,17 @@ static inline const float *tile_bias(const gemm_args *g, int i, int j)
          : g->bias_mode == FNN_BIAS_ROW ? g->bias + i : NULL;
 }
 
+/* More than `per_set` of `rows` rows ld floats apart in one L1 set: rows
+ * return to the same set every 4 KB (the span of L1's sets) over the lowest
+ * set bit of 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of
+ * 8 ways). */
+static int crowded(ptrdiff_t ld, int rows, int per_set)
+{
+    const int bytes = (int)((ld * (ptrdiff_t)sizeof(float)) & 4095);
+    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
+    return (rows + period - 1) / period > per_set;
+}
+
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
 static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       int m1, int n0, int n1, float *abuf, float *bbuf)
@@ -374,9 +385,25 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                 pack_a(ar, g->trans_a, mc, kc, a_at(g, ic, pc), g->lda, abuf);
             for (int jc = n0; jc < n1; jc += NC) {
                 int nc = n1 - jc < NC ? n1 - jc : NC;
+                /* B packed by the block's first row panel as it computes
+                 * (kernel_row_pack) rather than before it: at a batch's M the
+                 * pack is 10-18% of the time (perf, NN 64x3136x1024: 17.6%),
+                 * its reads of B from memory or L3 stalling the FMAs; in the
+                 * first panel they overlap them. Fused against packed first,
+                 * paired, in one build, Zen 2: 1 thread, NN 64x784x1024
+                 * 0.93x the time, 64x3136x1024 0.94x, 128x784x1024 0.96x,
+                 * 128x3136x1024 0.97x, 256x784x1024 0.98x, 256x3136x1024
+                 * 1.006x; 2 threads 0.88x, 0.94x, 0.94x, 0.94x, 0.96x, 0.97x.
+                 * Not where B's rows crowd L1's sets (N a multiple of 128):
+                 * the kernel reads a line from each of 64 rows ahead, and at
+                 * ldb = 1024 those share one set: 256x1024x1024 1.04x the
+                 * time, 64x1024x256 1.07x. */
+                const int fuse = ar->kernel_row_pack && !g->pb && g->pack_b && !g->trans_b
+                                 && !g->b_outer && g->pack_a && mc >= MR && nc >= NR
+                                 && !crowded(g->ldb, FNN_ROW_PACK_AHEAD, 4);
                 if (!g->pb)
                     pack_b_block(ar, g->trans_b, kc, nc, b_at(g, pc, jc), g->ldb, bbuf,
-                                 !g->pack_b);
+                                 !g->pack_b || fuse);
                 /* the tiles, MR-row panels outside NR-column ones -- or the
                  * other way round with b_outer. A row panel's full-width
                  * tiles go to kernel_row in one call where the path has one
@@ -395,6 +422,12 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                         const float *bp = b_panel(ar, g, bbuf, jc, 0, NR, pc, kc, &ldb, &step);
                         const int next = ar->prefetch && g->pack_a && o + 1 < n_out;
                         ep.bias = tile_bias(g, i, jc);
+                        if (fuse && o == 0)
+                            ar->kernel_row_pack(kc, ap, b_at(g, pc, jc), g->ldb, row_tiles, bbuf,
+                                       g->C + (ptrdiff_t)i * g->ldc + jc, g->ldc, &ep,
+                                       next ? a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc) : NULL,
+                                       a_bytes);
+                        else
                         ar->kernel_row(kc, ap, rsa, csa, bp, ldb, step, row_tiles, mr,
                                        g->C + (ptrdiff_t)i * g->ldc + jc, g->ldc, &ep,
                                        next ? a_panel(g, abuf, MR, i + MR, ir + MR, pc, kc) : NULL,
@@ -794,17 +827,6 @@ static int gemm_small(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
         }
     }
     return fnn_parallel_region(fnn_threads_for(2.0 * M * N * g->K), small_worker, &J);
-}
-
-/* More than `per_set` of `rows` rows ld floats apart in one L1 set: rows
- * return to the same set every 4 KB (the span of L1's sets) over the lowest
- * set bit of 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of
- * 8 ways). */
-static int crowded(ptrdiff_t ld, int rows, int per_set)
-{
-    const int bytes = (int)((ld * (ptrdiff_t)sizeof(float)) & 4095);
-    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
-    return (rows + period - 1) / period > per_set;
 }
 
 /* A few rows (inference at batch 1-32, y = x W^T with W (N, K) row-major):

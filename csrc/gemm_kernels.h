@@ -59,6 +59,17 @@ typedef void (*fnn_ukr_row_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t c
                                int mr, float *c, ptrdiff_t ldc, const fnn_epi *ep,
                                const float *next_a, size_t next_bytes);
 
+/* The first row panel of a B block, op(B) row-major: kernel_row's nt full
+ * MR x NR tiles over a packed A panel (a[i + p*MR]) with B read where it
+ * lies (b[p*ldb + j], tile t at b + t*NR) and each of its vectors stored as
+ * it is used into the packed panels (bp + t*k*NR, as pack_b_block lays them
+ * out), for the block's other row panels. Same FMAs, so the same bits. */
+#define FNN_ROW_PACK_AHEAD 64  /* rows of B it reads ahead (gemm.c: crowded) */
+typedef void (*fnn_ukr_row_pack_fn)(int k, const float *a, const float *b, ptrdiff_t ldb,
+                                    int nt, float *bp, float *c, ptrdiff_t ldc,
+                                    const fnn_epi *ep, const float *next_a,
+                                    size_t next_bytes);
+
 /* The same with A read where it lies: op(A)(i, p) at a[i*rsa + p*csa] for
  * i < mr (never beyond); same FMAs in the same order as the packed kernel. */
 typedef void (*fnn_ukr_sa_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
@@ -146,6 +157,8 @@ typedef struct {
                                * C^T = B A^T with B read in place (gemm.c,
                                * nt_swapped; AVX2 only) */
     fnn_ukr_row_fn kernel_row; /* NULL: a kernel call per tile (AVX2 only) */
+    fnn_ukr_row_pack_fn kernel_row_pack; /* NULL: op(B) packed before the block's
+                                          * tiles (AVX2 only) */
 } fnn_gemm_arch;
 
 /* The lines of a rows x cols tile of C, for the kernel call after this one:

@@ -243,6 +243,35 @@ def test_rows_of_full_tiles_exact(isa, ta, tb, threads, rng):
                                                              f"K={K} {epi}")
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_b_packed_by_first_row_panel_same_bits(isa, threads, rng):
+    """A row-major op(B) whose rows spread over L1's sets (N not a multiple
+    of 128) is packed by each B block's first row panel while it computes
+    with it (the AVX2 path's kernel_row_pack); the same B as a view with its
+    rows 2048 floats apart is packed before the block instead. Both give the
+    same bits and match float64: several K and N blocks, a last column
+    panel of 5, a last row panel of 1 or 4 rows, each epilogue kind. (Up to
+    2 MR rows B is read in place, not packed: not these shapes.)"""
+    fastnn.set_isa(isa)
+    fastnn.set_num_threads(threads)
+    bl = BLOCKING[isa]
+    mr, nr, kc, nc = bl["mr"], bl["nr"], bl["kc"], bl["nc"]
+    N = min(2 * nc, 1900) + nr + 5
+    for M, K in [(3 * mr, 2 * kc + 7), (3 * mr + 4, kc + 1), (2 * mr + 1, 70)]:
+        a, b = operands(rng, M, N, K, False, False)
+        wide = np.zeros((K, 2048), F32)
+        wide[:, :N] = b
+        for epi in EPILOGUES[:4]:
+            seed = int(rng.integers(1 << 30))
+            got, kw = run_matmul(np.random.default_rng(seed), a, b, False, False, M, N, epi)
+            apart, _ = run_matmul(np.random.default_rng(seed), a, wide[:, :N], False, False,
+                                  M, N, epi)
+            what = f"{isa} {threads}T M={M} N={N} K={K} {epi}"
+            assert_bits_equal(got, apart, what)
+            want, tol = reference(a, b, False, False, **kw)
+            assert_close(got, want, tol, what)
+
+
 # ------------------------------------------------ cache blocks (tolerance) --
 
 def block_cases():
