@@ -364,6 +364,8 @@ static int crowded(ptrdiff_t ld, int rows, int per_set)
     return (rows + period - 1) / period > per_set;
 }
 
+#define FUSE_PANELS 24
+
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
 static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                       int m1, int n0, int n1, float *abuf, float *bbuf)
@@ -404,9 +406,14 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
                  * Not where B's rows crowd L1's sets (N a multiple of 128):
                  * the kernel reads a line from each of 64 rows ahead, and at
                  * ldb = 1024 those share one set: 256x1024x1024 1.04x the
-                 * time, 64x1024x256 1.07x. */
+                 * time, 64x1024x256 1.07x. Nor past FUSE_PANELS row panels:
+                 * in an hour when the host's memory was slower (OpenBLAS's
+                 * 64x3136x1024 at 70 GFLOP/s, 84 before) 192x3136x1024 ran
+                 * 1.03x the time, 256x3136x1024 1.05x (1.03x on 2 threads),
+                 * while 64 and 128 rows still gained (0.90x, 0.98x). */
                 const int fuse = ar->kernel_row_pack && !g->pb && g->pack_b && !g->trans_b
                                  && !g->b_outer && g->pack_a && mc >= MR && nc >= NR
+                                 && mc <= FUSE_PANELS * MR
                                  && !crowded(g->ldb, FNN_ROW_PACK_AHEAD, 4);
                 if (!g->pb)
                     pack_b_block(ar, g->trans_b, kc, nc, b_at(g, pc, jc), g->ldb, bbuf,
