@@ -59,6 +59,12 @@ typedef void (*fnn_ukr_row_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t c
                                int mr, float *c, ptrdiff_t ldc, const fnn_epi *ep,
                                const float *next_a, size_t next_bytes);
 
+/* The same with A read where it lies: op(A)(i, p) at a[i*rsa + p*csa] for
+ * i < mr (never beyond); same FMAs in the same order as the packed kernel. */
+typedef void (*fnn_ukr_sa_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                              int mr, int nr, const fnn_epi *ep);
+
 /* The first row panel of a B block, op(B) row-major: kernel_row's nt full
  * MR x NR tiles over a packed A panel (a[i + p*MR]) with B read where it
  * lies (b[p*ldb + j], tile t at b + t*NR) and each of its vectors stored as
@@ -69,12 +75,6 @@ typedef void (*fnn_ukr_row_pack_fn)(int k, const float *a, const float *b, ptrdi
                                     int nt, float *bp, float *c, ptrdiff_t ldc,
                                     const fnn_epi *ep, const float *next_a,
                                     size_t next_bytes);
-
-/* The same with A read where it lies: op(A)(i, p) at a[i*rsa + p*csa] for
- * i < mr (never beyond); same FMAs in the same order as the packed kernel. */
-typedef void (*fnn_ukr_sa_fn)(int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
-                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-                              int mr, int nr, const fnn_epi *ep);
 
 /* Transposing pack: dst[p*ldd + i] = src[i*lds + p] for i < rows, p < k. */
 typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
