@@ -364,7 +364,7 @@ static int crowded(ptrdiff_t ld, int rows, int per_set)
     return (rows + period - 1) / period > per_set;
 }
 
-#define FUSE_PANELS 24
+#define FUSE_PANELS 24   /* kernel_row_pack up to this many row panels (gemm_rect) */
 
 /* C[m0:m1, n0:n1] with this thread's buffers (abuf: MC*KC, bbuf: KC*NC). */
 static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
