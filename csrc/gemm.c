@@ -289,13 +289,16 @@ static void pack_b_block(const fnn_gemm_arch *ar, int trans, int kc, int nc,
         }                                                                      \
     }                                                                          \
     break;
-    switch (NR) {
-    case 48: PACK_ROWS(48)
-    case 16: PACK_ROWS(16)
-    case 12: PACK_ROWS(12)
-    case 8: PACK_ROWS(8)
-    default: PACK_ROWS(NR)
-    }
+    if (full && ar->pack_b)             /* the same order in the path's vectors */
+        ar->pack_b(kc, full, b, ldb, dst);
+    else
+        switch (NR) {
+        case 48: PACK_ROWS(48)
+        case 16: PACK_ROWS(16)
+        case 12: PACK_ROWS(12)
+        case 8: PACK_ROWS(8)
+        default: PACK_ROWS(NR)
+        }
 #undef PACK_ROWS
     for (int j = full; j < nc; j += NR) {
         int nr = nc - j < NR ? nc - j : NR;

@@ -387,6 +387,45 @@ FNN_TARGET_AVX2 static void ukr_row_avx2(int k, const float *a, ptrdiff_t rsa, p
         row(k, a, rsa, csa, b, ldb, bstep, nt, c, ldc, ep, next_a, next_bytes);
 }
 
+/* fnn_pack_b_fn, gemm.c's pack order (four rows a step, the next four
+ * rows' lines prefetched) with each step's eight vectors loaded before any
+ * is stored: gemm.c's memcpy row copies, compiled for SSE2, load and store
+ * 16 bytes at a time, interleaved. A block of B in L3 (256 x 256 of a
+ * 1024-wide B) packed at 29-30 GB/s that way and 38-40 with this, on 1 and
+ * on 2 threads (a C harness, Zen 2). In the products, two builds paired
+ * (bench/ab_builds.py, 9 rounds): NN 64x1024x256 0.986x the time on 1
+ * thread and 0.975x on 2, 64x1024x1024 0.989x / 0.970x; 128-256 x 1024 x
+ * 1024, 1024^3, 2048^3 and TN 784x1024x256 0.985-1.010x (noise); the same
+ * bits. */
+FNN_TARGET_AVX2 static void pack_b_avx2(int kc, int full, const float *b, ptrdiff_t ldb,
+                                        float *dst)
+{
+    for (int p = 0; p < kc; p += 4) {
+        const int rows = kc - p < 4 ? kc - p : 4, ahead = p + 8 <= kc;
+        for (int j = 0; j < full; j += NR) {
+            float *d = dst + (ptrdiff_t)j * kc + (ptrdiff_t)p * NR;
+            const float *s = b + p * ldb + j;
+            if (ahead)
+                for (int r = 4; r < 8; r++)
+                    _mm_prefetch((const char *)(s + r * ldb), _MM_HINT_T0);
+            if (rows == 4) {
+                __m256 x[8];
+                _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+                    x[2 * r] = _mm256_loadu_ps(s + r * ldb);
+                    x[2 * r + 1] = _mm256_loadu_ps(s + r * ldb + 8);
+                }
+                _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+                    _mm256_storeu_ps(d + 8 * v, x[v]);
+            } else {
+                for (int r = 0; r < rows; r++) {
+                    _mm256_storeu_ps(d + r * NR, _mm256_loadu_ps(s + r * ldb));
+                    _mm256_storeu_ps(d + r * NR + 8, _mm256_loadu_ps(s + r * ldb + 8));
+                }
+            }
+        }
+    }
+}
+
 /* r[j] lane i -> r[i] lane j (8 x 8 in registers). */
 FNN_TARGET_AVX2 static inline __attribute__((always_inline)) void transpose8(__m256 r[8])
 {
@@ -777,5 +816,5 @@ FNN_TARGET_AVX2 static void conv_avx2(int k, const float *const *rows, const int
 const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2, ukr_avx2_sa,
                                     small_tm_avx2, small_dot_avx2, 16, 6, 2,
                                     conv_avx2, 6, 16, 0, 0, small_k_avx2, SK_ROWS, 1, 1, 1, 1,
-                                    ukr_row_avx2, ukr_row_pack_avx2};
+                                    ukr_row_avx2, ukr_row_pack_avx2, pack_b_avx2};
 #endif

@@ -76,6 +76,11 @@ typedef void (*fnn_ukr_row_pack_fn)(int k, const float *a, const float *b, ptrdi
                                     const fnn_epi *ep, const float *next_a,
                                     size_t next_bytes);
 
+/* pack_b_block's full panels of an untransposed op(B): rows [0, kc) x
+ * columns [0, full) (full a multiple of the arch's NR) of b (row stride
+ * ldb) to NR-column panels, panel j / NR at dst + j*kc, dst[p*NR + i]. */
+typedef void (*fnn_pack_b_fn)(int kc, int full, const float *b, ptrdiff_t ldb, float *dst);
+
 /* Transposing pack: dst[p*ldd + i] = src[i*lds + p] for i < rows, p < k. */
 typedef void (*fnn_pack_t_fn)(int rows, int k, const float *src, ptrdiff_t lds,
                               float *dst, int ldd);
@@ -159,6 +164,7 @@ typedef struct {
     fnn_ukr_row_fn kernel_row; /* NULL: a kernel call per tile (AVX2 only) */
     fnn_ukr_row_pack_fn kernel_row_pack; /* NULL: op(B) packed before the block's
                                           * tiles (AVX2 only) */
+    fnn_pack_b_fn pack_b;     /* NULL: gemm.c's row copies (AVX2 only) */
 } fnn_gemm_arch;
 
 /* The lines of a rows x cols tile of C, for the kernel call after this one:
