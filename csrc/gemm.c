@@ -378,14 +378,19 @@ static void gemm_rect(const fnn_gemm_arch *ar, const gemm_args *g, int m0,
      * runs as 4 x 196, not 3 x 256 + 16. Same for the M and N blocks. */
     const int KC = k_block(g);
     const int MC = balanced(m1 - m0, g->bl.mc, MR);
-    const int NC = balanced(n1 - n0, g->bl.nc, NR);
     /* C's rectangle past half of L3: a row panel's first tile finds its C
      * lines in memory (the kernel prefetches each later tile's during the
      * one before), so they are asked for into L2 a row panel ahead: 1 thread,
      * paired, in one build, Zen 2: 2048^3 NN 0.995x the time, 4096^3 NN
-     * 0.990x, NT 0.993x, TN 2048^3 0.988x; 2 threads 4096^3 0.993x. */
-    const long l3 = fnn_caches_detected()->l3.size;
+     * 0.990x, NT 0.993x, TN 2048^3 0.988x; 2 threads 4096^3 0.993x. Those
+     * lines take L2 ways from the B block where C's rows share L2 sets
+     * (fnn_gemm_nc_far). */
+    const fnn_caches *cs = fnn_caches_detected();
+    const long l3 = cs->l3.size;
     const int c_far = (double)(m1 - m0) * (n1 - n0) * sizeof(float) > (l3 > 0 ? l3 : 8L << 20) / 2;
+    const int NC = balanced(n1 - n0, c_far ? fnn_gemm_nc_far(&g->bl, cs, MR, NR, KC, g->ldc,
+                                                              (int)sizeof(float))
+                                           : g->bl.nc, NR);
     for (int pc = 0; pc < g->K; pc += KC) {
         int kc = g->K - pc < KC ? g->K - pc : KC;
         int last = pc + kc == g->K;

@@ -136,7 +136,7 @@ static int round_up(int v, int unit)
 
 fnn_gemm_blocks fnn_gemm_blocks_for(const fnn_gemm_arch *ar)
 {
-    fnn_gemm_blocks b;
+    fnn_gemm_blocks b = {0, 0, 0, NULL, 0};
     if (g_override[0]) {
         /* The driver's blocks are multiples of the register tile. */
         b.kc = g_override[0];
@@ -155,5 +155,54 @@ fnn_gemm_blocks fnn_gemm_blocks_for(const fnn_gemm_arch *ar)
     fnn_gemm_block_model(fnn_caches_detected(), ar->mr, ar->nr, (int)sizeof(float),
                          &b.kc, &b.mc, &b.nc);
     b.source = "model";
+    b.model = 1;
     return b;
+}
+
+static long gcd_l(long a, long b)
+{
+    while (b) {
+        long t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The model keeps one L2 way for C. A C that streams from memory reaches
+ * L2 as the kernel's prefetches -- the tiles of the current row panel and
+ * the first of the next, 2 MR rows -- and rows ldc apart share an L2 set
+ * every way / gcd(ldc bytes, way) rows: at ldc = 4096 floats (16 KiB) and a
+ * 64 KiB way every fourth row, so the 12 rows put 3 lines in each of their
+ * sets, beside a B block that left them one. Those ways come off the B
+ * block, which keeps at least two thirds of its ways. Zen 2 (L2 512 KiB,
+ * 8 ways of 64 KiB; model 320/4092/304), 1 thread / 2 threads, paired in
+ * one build against NC 304, two sessions of rounds:
+ *  - ldc 4096 (3 a set): NC 192, NN 4096^3 0.994-0.995x / 0.980-0.999x
+ *    the time, TN 0.994x (1 thread), NT 0.998x (2 threads);
+ *  - ldc 2048 (2 a set): NC 256, NN 2048^3 0.997-1.003x / 0.994-0.995x;
+ *  - ldc 8192 and 16384 (6 and 12 a set): NC 192, the floor: NN
+ *    1024x8192x1024 1.000x / 1.002x, 512x16384x512 0.999x / 0.996x;
+ *    without it (NC 64) 1.03x / 1.06x and 1.07x (1 thread): a B block
+ *    that narrow costs more than C's misses;
+ *  - ldc 3072 or 1024 (1 a set): unchanged. */
+int fnn_gemm_nc_far(const fnn_gemm_blocks *b, const fnn_caches *cs, int mr, int nr, int kc,
+                    ptrdiff_t ldc, int elem)
+{
+    const long way2 = way_bytes(&cs->l2);
+    if (!b->model || way2 <= 0 || kc <= 0)
+        return b->nc;
+    const long g = gcd_l((long)(ldc * elem) % way2, way2);
+    const long per_set = ceil_div(2L * mr, way2 / (g > 0 ? g : way2));
+    if (per_set <= 1)
+        return b->nc;
+    const int w2 = cs->l2.ways > 2 ? cs->l2.ways : 8;
+    const long a_ways = ceil_div((long)mr * kc * elem, way2);
+    const long keep = ceil_div(2 * (w2 - 1 - a_ways), 3);
+    long cbc = w2 - per_set - a_ways;
+    if (cbc < keep)
+        cbc = keep;
+    if (cbc < 1)
+        cbc = 1;
+    return clampi(cbc * way2 / ((long)kc * elem) / nr * nr, 4 * nr, b->nc);
 }

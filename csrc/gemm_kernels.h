@@ -221,7 +221,7 @@ void fnn_small_dot_ref(int ra, int nj, int k, const float *a, ptrdiff_t lda, con
 /* The blocks the driver uses for `ar` (gemm_blocking.c): an override from
  * fnn_gemm_set_blocking, else the model on the detected caches, else the
  * hand-tuned values (see gemm_blocking.c for which applies where). */
-typedef struct { int kc, mc, nc; const char *source; } fnn_gemm_blocks;
+typedef struct { int kc, mc, nc; const char *source; int model; } fnn_gemm_blocks;
 fnn_gemm_blocks fnn_gemm_blocks_for(const fnn_gemm_arch *ar);
 const char *fnn_gemm_blocking_source(void);     /* of the path in use */
 
@@ -243,6 +243,12 @@ const fnn_caches *fnn_caches_detected(void);  /* cpuid, sysfs, defaults */
  * floats on caches `cs` (l3.size 0: no L3). Returns kc, mc, nc. */
 void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
                           int *kc, int *mc, int *nc);
+/* NC for a C whose rows, ldc floats apart, stream from memory (gemm.c's
+ * c_far), at K block kc: the model's NC with as many L2 ways left to C as
+ * 2 MR of its rows put lines in one L2 set. b's own NC where the blocks are
+ * not the model's (tuned, or an override). */
+int fnn_gemm_nc_far(const fnn_gemm_blocks *b, const fnn_caches *cs, int mr, int nr, int kc,
+                    ptrdiff_t ldc, int elem);
 /* Override for every path (FASTNN_GEMM_BLOCKING); all zero restores the
  * default. Returns 0, or -1 if a value is out of range (nothing changed). */
 int fnn_gemm_set_blocking(int kc, int mc, int nc);

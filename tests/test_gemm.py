@@ -953,6 +953,52 @@ def test_blocking_source_and_info():
         assert model == tuple(d["gemm_blocking"][k] for k in ("kc", "mc", "nc"))
 
 
+# Zen 2 (the session's host): L2 512 KiB of 8 ways (64 KiB each); model 320/4092/304
+ZEN2 = ((32 << 10, 8, 64, 1), (512 << 10, 8, 64, 1), (16 << 20, 16, 64, 2))
+SKX_NC4096 = 12 * (64 << 10) // (320 * 4) // 16 * 16        # the model: 320/408/704
+SKX_NC16384 = 10 * (64 << 10) // (320 * 4) // 16 * 16
+
+
+@pytest.mark.parametrize("caches,ldc,want", [
+    (ZEN2, 4096, 192),      # 16 KiB rows: 12 rows put 3 lines in a set -> 8 - 3 - 1 = 4 ways
+    (ZEN2, 2048, 256),      # 8 KiB rows: 2 a set -> 5 ways
+    (ZEN2, 8192, 192),      # 6 a set: the floor, 2/3 of the model's 6 ways
+    (ZEN2, 16384, 192),
+    (ZEN2, 3072, 304),      # 12 KiB rows: a set every 16 rows -> the model's NC
+    (ZEN2, 1024, 304),
+    (ZEN2, 1000, 304),
+    (ZEN2, 4100, 304),
+    (ZEN3, 4096, 192),
+    (SKX, 4096, SKX_NC4096),    # 16 ways of 64 KiB: 16 - 3 - 1 = 12 of them for B
+    (SKX, 16384, SKX_NC16384),  # 12 a set: the floor, 2/3 of the model's 14 ways
+])
+def test_nc_far_on_described_machines(caches, ldc, want):
+    _, _, nc = _C.gemm_block_model(*caches, 6, 16)
+    got = _C.gemm_nc_far(*caches, 6, 16, ldc)
+    assert got == want and got % 16 == 0 and got <= nc
+    # blocks that are not the model's (tuned, FASTNN_GEMM_BLOCKING) are kept
+    assert _C.gemm_nc_far(*caches, 6, 16, ldc, False) == nc
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_c_far_product_exact(isa, threads, rng):
+    """C past half of L3 with rows 4096 floats apart (the narrower B block of
+    fnn_gemm_nc_far) and N not a multiple of the block: integer data, so the
+    result equals numpy's exactly, and 1 and 2 threads give the same bits."""
+    fastnn.set_isa(isa)
+    l3 = fastnn.info()["caches"]["l3"]["size"] or (8 << 20)
+    M = min(l3 // (4096 * 4) + 7, 4096)      # each thread's half of C past L3 / 2
+    for ta, tb in (TRANS[0], TRANS[3]):
+        a, b = operands(rng, M, 4091, 37, ta, tb, ints=True)
+        out = np.zeros((M, 4096), F32)[:, :4091]           # ldc 4096, N = 4091
+        fastnn.set_num_threads(threads)
+        ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out)
+        want, _ = reference(a, b, ta, tb)
+        np.testing.assert_array_equal(out, want)
+        fastnn.set_num_threads(1)
+        np.testing.assert_array_equal(ops.matmul(a, b, trans_a=ta, trans_b=tb), out)
+
+
 def test_blocking_override_in_process(isa, rng):
     fastnn.set_isa(isa)
     bl = dict(fastnn.info()["gemm_blocking"])

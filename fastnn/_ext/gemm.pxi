@@ -215,6 +215,12 @@ cdef extern from "gemm_kernels.h" nogil:
     void fnn_cache_defaults(fnn_caches *cs)
     void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
                               int *kc, int *mc, int *nc)
+    ctypedef struct fnn_gemm_blocks:
+        int kc, mc, nc
+        const char *source
+        int model
+    int fnn_gemm_nc_far(const fnn_gemm_blocks *b, const fnn_caches *cs, int mr, int nr, int kc,
+                        ptrdiff_t ldc, int elem)
     int fnn_gemm_set_blocking(int kc, int mc, int nc)
     const char *fnn_gemm_blocking_source()
     const char *fnn_gemm_kernel_name()
@@ -275,6 +281,24 @@ def gemm_block_model(l1, l2, l3, int mr, int nr):
     cs.source = 0
     fnn_gemm_block_model(&cs, mr, nr, 4, &kc, &mc, &nc)
     return kc, mc, nc
+
+
+def gemm_nc_far(l1, l2, l3, int mr, int nr, Py_ssize_t ldc, bint model=True):
+    """The NC the GEMM takes on a described machine (as gemm_block_model)
+    where C streams from memory with rows ldc floats apart: the model's NC with
+    L2 ways left to C's rows (gemm_blocking.c, fnn_gemm_nc_far). model=False:
+    blocks that are not the model's (tuned or overridden), kept as they are.
+    For tests and docs."""
+    cdef fnn_caches cs
+    cdef fnn_gemm_blocks b
+    _fill_cache(&cs.l1d, l1)
+    _fill_cache(&cs.l2, l2)
+    _fill_cache(&cs.l3, l3)
+    cs.source = 0
+    fnn_gemm_block_model(&cs, mr, nr, 4, &b.kc, &b.mc, &b.nc)
+    b.source = b"model" if model else b"tuned"
+    b.model = model
+    return fnn_gemm_nc_far(&b, &cs, mr, nr, b.kc, ldc, 4)
 
 
 def gemm_kernel_name():
