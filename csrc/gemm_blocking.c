@@ -177,7 +177,7 @@ static long gcd_l(long a, long b)
  * sets, beside a B block that left them one. Those ways come off the B
  * block, which keeps at least two thirds of its ways. Zen 2 (L2 512 KiB,
  * 8 ways of 64 KiB; model 320/4092/304), 1 thread / 2 threads, paired in
- * one build against NC 304, two sessions of rounds:
+ * one build against NC 304, two sets of rounds:
  *  - ldc 4096 (3 a set): NC 192, NN 4096^3 0.994-0.995x / 0.980-0.999x
  *    the time, TN 0.994x (1 thread), NT 0.998x (2 threads);
  *  - ldc 2048 (2 a set): NC 256, NN 2048^3 0.997-1.003x / 0.994-0.995x;
