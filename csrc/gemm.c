@@ -358,12 +358,11 @@ static inline const float *tile_bias(const gemm_args *g, int i, int j)
 
 /* More than `per_set` of `rows` rows ld floats apart in one L1 set: rows
  * return to the same set every 4 KB (the span of L1's sets) over the lowest
- * set bit of 4 ld mod 4 KB, so at ld = 1024 all of them share one set (of
- * 8 ways). */
+ * set bit of 4 ld mod 4 KB (fnn_set_period), so at ld = 1024 all of them
+ * share one set (of 8 ways). */
 static int crowded(ptrdiff_t ld, int rows, int per_set)
 {
-    const int bytes = (int)((ld * (ptrdiff_t)sizeof(float)) & 4095);
-    const int period = bytes ? 4096 / (bytes & -bytes) : 1;
+    const long period = fnn_set_period((long)(ld * (ptrdiff_t)sizeof(float)), 4096);
     return (rows + period - 1) / period > per_set;
 }
 

@@ -51,6 +51,8 @@
  */
 #include "gemm_kernels.h"
 
+#include <string.h>
+
 static int clampi(long v, int lo, int hi)
 {
     return v < lo ? lo : v > hi ? hi : (int)v;
@@ -136,7 +138,7 @@ static int round_up(int v, int unit)
 
 fnn_gemm_blocks fnn_gemm_blocks_for(const fnn_gemm_arch *ar)
 {
-    fnn_gemm_blocks b = {0, 0, 0, NULL, 0};
+    fnn_gemm_blocks b;
     if (g_override[0]) {
         /* The driver's blocks are multiples of the register tile. */
         b.kc = g_override[0];
@@ -155,24 +157,13 @@ fnn_gemm_blocks fnn_gemm_blocks_for(const fnn_gemm_arch *ar)
     fnn_gemm_block_model(fnn_caches_detected(), ar->mr, ar->nr, (int)sizeof(float),
                          &b.kc, &b.mc, &b.nc);
     b.source = "model";
-    b.model = 1;
     return b;
-}
-
-static long gcd_l(long a, long b)
-{
-    while (b) {
-        long t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
 }
 
 /* The model keeps one L2 way for C. A C that streams from memory reaches
  * L2 as the kernel's prefetches -- the tiles of the current row panel and
  * the first of the next, 2 MR rows -- and rows ldc apart share an L2 set
- * every way / gcd(ldc bytes, way) rows: at ldc = 4096 floats (16 KiB) and a
+ * every way / gcd(ldc bytes, way) rows (fnn_set_period): at ldc = 4096 floats (16 KiB) and a
  * 64 KiB way every fourth row, so the 12 rows put 3 lines in each of their
  * sets, beside a B block that left them one. Those ways come off the B
  * block, which keeps at least two thirds of its ways. Zen 2 (L2 512 KiB,
@@ -190,10 +181,9 @@ int fnn_gemm_nc_far(const fnn_gemm_blocks *b, const fnn_caches *cs, int mr, int 
                     ptrdiff_t ldc, int elem)
 {
     const long way2 = way_bytes(&cs->l2);
-    if (!b->model || way2 <= 0 || kc <= 0)
+    if (strcmp(b->source, "model") != 0 || way2 <= 0 || kc <= 0)
         return b->nc;
-    const long g = gcd_l((long)(ldc * elem) % way2, way2);
-    const long per_set = ceil_div(2L * mr, way2 / (g > 0 ? g : way2));
+    const long per_set = ceil_div(2L * mr, fnn_set_period((long)ldc * elem, way2));
     if (per_set <= 1)
         return b->nc;
     const int w2 = cs->l2.ways > 2 ? cs->l2.ways : 8;

@@ -167,6 +167,20 @@ typedef struct {
     fnn_pack_b_fn pack_b;     /* NULL: gemm.c's row copies (AVX2 only) */
 } fnn_gemm_arch;
 
+/* Rows `stride` bytes apart fall in the same set of a cache again every
+ * this many rows, `span` the bytes one of its ways covers (sets x line):
+ * span / gcd(stride mod span, span); 1 where stride is a multiple of span. */
+static inline long fnn_set_period(long stride, long span)
+{
+    long a = stride % span, b = span;
+    while (a) {
+        long t = b % a;
+        b = a;
+        a = t;
+    }
+    return span / b;
+}
+
 /* The lines of a rows x cols tile of C, for the kernel call after this one:
  * its first and last float of each row (one line, or the two it straddles).
  * Issued as the call before it starts, they have its whole K block to
@@ -221,7 +235,7 @@ void fnn_small_dot_ref(int ra, int nj, int k, const float *a, ptrdiff_t lda, con
 /* The blocks the driver uses for `ar` (gemm_blocking.c): an override from
  * fnn_gemm_set_blocking, else the model on the detected caches, else the
  * hand-tuned values (see gemm_blocking.c for which applies where). */
-typedef struct { int kc, mc, nc; const char *source; int model; } fnn_gemm_blocks;
+typedef struct { int kc, mc, nc; const char *source; } fnn_gemm_blocks;
 fnn_gemm_blocks fnn_gemm_blocks_for(const fnn_gemm_arch *ar);
 const char *fnn_gemm_blocking_source(void);     /* of the path in use */
 
@@ -246,7 +260,7 @@ void fnn_gemm_block_model(const fnn_caches *cs, int mr, int nr, int elem,
 /* NC for a C whose rows, ldc floats apart, stream from memory (gemm.c's
  * c_far), at K block kc: the model's NC with as many L2 ways left to C as
  * 2 MR of its rows put lines in one L2 set. b's own NC where the blocks are
- * not the model's (tuned, or an override). */
+ * not the model's (source "tuned", or an override). */
 int fnn_gemm_nc_far(const fnn_gemm_blocks *b, const fnn_caches *cs, int mr, int nr, int kc,
                     ptrdiff_t ldc, int elem);
 /* Override for every path (FASTNN_GEMM_BLOCKING); all zero restores the

@@ -218,7 +218,6 @@ cdef extern from "gemm_kernels.h" nogil:
     ctypedef struct fnn_gemm_blocks:
         int kc, mc, nc
         const char *source
-        int model
     int fnn_gemm_nc_far(const fnn_gemm_blocks *b, const fnn_caches *cs, int mr, int nr, int kc,
                         ptrdiff_t ldc, int elem)
     int fnn_gemm_set_blocking(int kc, int mc, int nc)
@@ -297,7 +296,6 @@ def gemm_nc_far(l1, l2, l3, int mr, int nr, Py_ssize_t ldc, bint model=True):
     cs.source = 0
     fnn_gemm_block_model(&cs, mr, nr, 4, &b.kc, &b.mc, &b.nc)
     b.source = b"model" if model else b"tuned"
-    b.model = model
     return fnn_gemm_nc_far(&b, &cs, mr, nr, b.kc, ldc, 4)
 
 
