@@ -1075,7 +1075,20 @@ static int a_in_place(const fnn_gemm_arch *ar, int trans_a, ptrdiff_t lda, int N
  * same FMA chain over the same K blocks with the epilogue's bias per row of
  * C^T instead of per column of C, so the bits are the usual path's (alpha =
  * 1, beta = 0 only: the layers' forward). Measured paired against the usual
- * path (Zen 3, AVX2, 1 / 2 threads; see nt_swap_pays). */
+ * path (Zen 3, AVX2, 1 / 2 threads; see nt_swap_pays). On the AVX-512
+ * path (8x48, W read 8 rows at a time), paired in one build against the
+ * usual path, Zen 4 VM, 1 / 2 threads (medians of 7 rounds):
+ *  - 64 rows: 64x1024x784 0.92x / 0.89x the time, 64x1024x1024 0.91x /
+ *    0.87x, 64x1024x3136 0.83x / 0.80x, 64x256x1024 0.91x / 0.92x;
+ *  - 128 rows: 128x1024x784 0.96x / 0.93x, 128x1024x1024 0.95x / 0.92x,
+ *    128x1024x3136 0.92x / 0.86x, 128x256x1024 0.96x / 0.96x;
+ *  - 192 rows: 192x1024x784 0.99x / 0.91x, 192x1024x1024 0.99x / 0.94x;
+ *  - 256 rows, K >= 4 M: 256x1024x1024 0.99x / 0.93x, 256x1024x3136 0.97x
+ *    / 0.91x, 256x2048x2048 1.00x / 0.94x; with K = 784 < 4 M it took
+ *    1.02x / 1.09x (the rule leaves it);
+ *  - past 256 rows: 384x1024x2048 1.00x / 0.97x, 512x2048x2048 1.01x /
+ *    0.99x, 512x1024x4096 0.99x / 0.96x: within a few percent, so the
+ *    AVX-512 path stops at 256 (fnn_gemm_arch.swap_nt). */
 typedef struct {
     const float *ct;         /* C^T, N rows of ldt floats */
     ptrdiff_t ldt;
@@ -1094,12 +1107,11 @@ static int nt_back(void *ctx, ptrdiff_t lo, ptrdiff_t hi, int part)
     return FNN_OK;
 }
 
-#define NT_SWAP_MAX_M 192
 #define NT_SWAP_MIN_K 256
 static int nt_swap_pays(const fnn_gemm_arch *ar, const gemm_args *g, int M, int N)
 {
     return ar->swap_nt && ar->kernel_sa && !g->trans_a && g->trans_b && g->alpha == 1.0f
-           && g->beta == 0.0f && M > 2 * ar->mr && M <= NT_SWAP_MAX_M && N >= 2 * M
+           && g->beta == 0.0f && M > 2 * ar->mr && M <= ar->swap_nt && N >= 2 * M
            && g->K >= NT_SWAP_MIN_K && g->K >= 4 * M && g->ldc <= INT_MAX;
 }
 

@@ -815,6 +815,6 @@ FNN_TARGET_AVX2 static void conv_avx2(int k, const float *const *rows, const int
 /* KC: A micro-panel 6x256 (6 KB) in L1; NC: B block 256x1024 (1 MB) in L2. */
 const fnn_gemm_arch fnn_gemm_avx2 = {MR, NR, 8, 256, 1536, 1024, ukr_avx2, fnn_pack_t_avx2, ukr_avx2_sa,
                                     small_tm_avx2, small_dot_avx2, 16, 6, 2,
-                                    conv_avx2, 6, 16, 0, 0, small_k_avx2, SK_ROWS, 1, 1, 1, 1,
+                                    conv_avx2, 6, 16, 0, 0, small_k_avx2, SK_ROWS, 1, 1, 1, 192,
                                     ukr_row_avx2, ukr_row_pack_avx2, pack_b_avx2};
 #endif

@@ -486,5 +486,6 @@ FNN_TARGET_AVX512 static void conv_avx512(int k, const float *const *rows, const
  * 4, measured best of KC 256/384/512 x NC 480/672/960 on large squares. */
 const fnn_gemm_arch fnn_gemm_avx512 = {MR, NR, 16, 384, 1536, 672, ukr_avx512, fnn_pack_t_avx2, ukr_avx512_sa,
                                       small_tm_avx512, small_dot_avx512, 32, 12, 2,
-                                      conv_avx512, 8, 32, 4, 6, small_k_avx512, SK_ROWS, 0};
+                                      conv_avx512, 8, 32, 4, 6, small_k_avx512, SK_ROWS, 0,
+                                      0, 0, 256};
 #endif

@@ -158,9 +158,10 @@ typedef struct {
                                * the next A micro-panel (measured on AVX2 only) */
     int share_a;              /* 1: a column split packs op(A) once for all
                                * threads (gemm.c, SHARE_A_COLS; AVX2 only) */
-    int swap_nt;              /* 1: C = A B^T of a batch's rows is computed as
-                               * C^T = B A^T with B read in place (gemm.c,
-                               * nt_swapped; AVX2 only) */
+    int swap_nt;              /* > 0: C = A B^T of a batch of up to this many
+                               * rows is computed as C^T = B A^T with B read
+                               * in place (gemm.c, nt_swap_pays; AVX2 192,
+                               * AVX-512 256); 0: never */
     fnn_ukr_row_fn kernel_row; /* NULL: a kernel call per tile (AVX2 only) */
     fnn_ukr_row_pack_fn kernel_row_pack; /* NULL: op(B) packed before the block's
                                           * tiles (AVX2 only) */

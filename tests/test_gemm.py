@@ -1289,10 +1289,11 @@ def test_few_rows_times_transposed_b_read_in_place(isa, rng):
 
 
 def test_batch_times_transposed_weights_swapped(isa, rng):
-    """y = x W^T for a batch of 33-192 rows (fewer from K = 256 take the dot
+    """y = x W^T for a batch of 33-256 rows (fewer from K = 256 take the dot
     kernel) against 2x as many or more rows of W, K >= 256 and >= 4 M, alpha
-    1 and beta 0 (a layer's forward): the AVX2 path computes y^T = W x^T
-    with W read in place and transposes it into y.
+    1 and beta 0 (a layer's forward): the AVX2 path (up to 192 rows) and the
+    AVX-512 path (up to 256) compute y^T = W x^T with W read in place and
+    transpose it into y.
     Against float64; bit for bit against the usual path (beta = 1 on a zero
     C, which that path alone takes: acc + 0 is acc) with every bias kind and
     ReLU; on 1, 2 and 3 threads; out as a window of a larger array (C
@@ -1300,7 +1301,8 @@ def test_batch_times_transposed_weights_swapped(isa, rng):
     apart; a NaN in x reaches only its row, one in W only its column."""
     fastnn.set_isa(isa)
     cases = [(33, 66, 256), (40, 300, 777), (64, 1024, 784), (97, 1000, 1030),
-             (128, 256, 1024), (150, 333, 600), (192, 400, 768)]
+             (128, 256, 1024), (150, 333, 600), (192, 400, 768), (200, 401, 900),
+             (256, 600, 1024)]
     for n, (M, N, K) in enumerate(cases):
         pad = 1024 - K if K < 1024 and n % 2 else 5
         big_a = rng.standard_normal((M + 2, K + 3)).astype(F32)
