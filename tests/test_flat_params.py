@@ -64,15 +64,20 @@ def test_one_c_call_per_parameter_group(monkeypatch, make):
     for s in range(3):
         step_once(model, opt, s)
     assert len(counter.calls) == 3                      # one per step: one group
-    assert all(len(args[0]) == 1 and args[0][0].size == opt.flat_data.size
-               for _, args in counter.calls)            # the whole flat buffer at once
+    params = list(model.parameters())
+    for _, args in counter.calls:                       # every parameter's views, in order
+        assert len(args[0]) == len(params) and len(args[1]) == len(params)
+        for d, g, p in zip(args[0], args[1], params):
+            assert d is p.data and g is p.grad
+            assert np.shares_memory(d, opt.flat_data) and np.shares_memory(g, opt.flat_grad)
     counter.calls.clear()
     model2 = mlp()
     weights = [p for n, p in model2.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in model2.named_parameters() if n.endswith("bias")]
     opt2 = make([{"params": weights}, {"params": biases, "weight_decay": 0.0}])
     step_once(model2, opt2)
-    assert len(counter.calls) == 2 and all(len(a[0]) == 1 for _, a in counter.calls)
+    assert len(counter.calls) == 2
+    assert [len(a[0]) for _, a in counter.calls] == [len(weights), len(biases)]
 
 
 def test_flat_matches_per_parameter_updates():

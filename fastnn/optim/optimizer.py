@@ -14,8 +14,9 @@ buffer, laid out group by group (trainable parameters first, each aligned to
 64 bytes; frozen ones have data but no gradient slot). ``Parameter.data`` and
 ``.grad`` become views into them, and the state arrays (momentum, Adam's
 moments) are views into one flat buffer per group and name. ``step()`` then
-runs one fused C call per group over the group's whole range (max-norm adds
-one call per constrained parameter). A parameter belongs to one optimizer:
+runs one fused C call per group over its parameters' views (max-norm adds one
+call per constrained parameter); each thread updates the same share of every
+parameter, the rows of each weight the GEMMs' row split gave it. A parameter belongs to one optimizer:
 passing it to a second raises ValueError (delete the first one, or give one
 optimizer several param groups). ``flat_grad`` / ``flat_data`` expose the
 buffers (what clipping, gradient monitors and an all-reduce read in one
@@ -100,27 +101,6 @@ class _FlatGroup:
         self.params, self.data, self.grad, self.spans = params, data, grad, spans
         self.index = {id(p): i for i, p in enumerate(params)}
         self.state = {}
-
-
-def _uniform(scalars):
-    for v in scalars:
-        if v.count(v[0]) != len(v):
-            return False
-    return True
-
-
-def _flat_views(flat_state, states):
-    """Every state array is a view of its group's flat buffer of that name."""
-    for n, st in states.items():
-        if st:
-            buf = flat_state.get(n)
-            if buf is None:
-                return False
-            base = buf.base
-            for a in st:
-                if a.base is not base:
-                    return False
-    return True
 
 
 class Optimizer:
@@ -228,15 +208,13 @@ class Optimizer:
                 return v
         return np.full(p.shape, fill, dtype=np.float32)
 
-    def _pack(self, fg, params, states, scalars):
-        """The arrays of one C call: (data, grads, states, scalars) with one
-        flat array per slot and one scalar per list when the group is flat
-        and its scalars agree; else one array (and scalar) per parameter."""
-        if fg is not None and _uniform(scalars) and _flat_views(fg.state, states):
-            return ([fg.data], [fg.grad],
-                    {n: ([fg.state[n]] if st else st) for n, st in states.items()},
-                    [v[:1] for v in scalars])
-        return [p.data for p in params], [p.grad for p in params], states, scalars
+    @staticmethod
+    def _pack(params):
+        """The data and gradient arrays of a group's one C call, one per
+        parameter (views of the flat buffers when the group is flat): the C
+        loops give each thread the same share of every array, the rows of
+        each weight that the GEMMs' row split gave it (csrc/optim.h)."""
+        return [p.data for p in params], [p.grad for p in params]
 
     # -- groups -----------------------------------------------------------
     def _check_group(self, group):
@@ -298,25 +276,23 @@ class Optimizer:
         one. ``closure``: an optional callable that recomputes the loss and
         the gradients; its value is returned."""
         loss = closure() if closure is not None else None
-        for group, fg in zip(self.param_groups, self._flat):
+        for group in self.param_groups:
             params = [p for p in group["params"] if p.requires_grad and p.grad is not None]
             if not params:
                 continue
-            if params != fg.params:     # (identity) some skip this step or are not flat
-                fg = None
             lr = float(group["lr"])
             l1 = float(group.get("l1", 0.0))
             proximal = group.get("l1_mode", "gradient") == "proximal"
             reg = {"l1": 0.0 if proximal else l1, "prox": lr * l1 if proximal else 0.0,
                    "maximize": bool(group.get("maximize", False))}
-            self._step_group(group, params, reg, fg)
+            self._step_group(group, params, reg)
             max_norm = group.get("max_norm")
             if max_norm is not None:
                 for p in params:
                     _reg.max_norm_param(p, float(max_norm), type(self).__name__)
         return loss
 
-    def _step_group(self, group, params, reg, fg):
+    def _step_group(self, group, params, reg):
         raise NotImplementedError(f"{type(self).__name__}._step_group")
 
     # -- state ------------------------------------------------------------

@@ -44,7 +44,7 @@ class SGD(Optimizer):
         if group.get("nesterov") and (group.get("momentum", 0) <= 0 or group.get("dampening", 0) != 0):
             raise ValueError("SGD: nesterov=True requires momentum > 0 and dampening = 0")
 
-    def _step_group(self, group, params, reg, fg):
+    def _step_group(self, group, params, reg):
         lr, momentum = group["lr"], group["momentum"]
         dampening, nesterov = group["dampening"], group["nesterov"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
@@ -58,9 +58,8 @@ class SGD(Optimizer):
                 if buf is None:
                     buf = st["momentum_buffer"] = self._state_array(p, "momentum_buffer")
                 bufs.append(buf)
-        data, grads, st, sc = self._pack(fg, params, {"momentum_buffer": bufs},
-                                         [init] if init else [])
-        _C.sgd_step(data, grads, st["momentum_buffer"], sc[0] if sc else None, lr,
+        data, grads = self._pack(params)
+        _C.sgd_step(data, grads, bufs, init, lr,
                     momentum, dampening, nesterov, wd, l1, mult, prox, maximize, "SGD")
 
 class Adagrad(Optimizer):
@@ -83,7 +82,7 @@ class Adagrad(Optimizer):
     def _required_state(self, group):
         return ("step", "sum")
 
-    def _step_group(self, group, params, reg, fg):
+    def _step_group(self, group, params, reg):
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
         sums, clr = [], []
@@ -95,8 +94,8 @@ class Adagrad(Optimizer):
             st["step"] += 1
             sums.append(st["sum"])
             clr.append(lr / (1 + (st["step"] - 1) * lr_decay))
-        data, grads, st, (clr,) = self._pack(fg, params, {"sum": sums}, [clr])
-        _C.adagrad_step(data, grads, st["sum"], clr, eps, wd, l1, mult, prox, maximize,
+        data, grads = self._pack(params)
+        _C.adagrad_step(data, grads, sums, clr, eps, wd, l1, mult, prox, maximize,
                         "Adagrad")
 
 class RMSprop(Optimizer):
@@ -125,7 +124,7 @@ class RMSprop(Optimizer):
             names.append("grad_avg")
         return names
 
-    def _step_group(self, group, params, reg, fg):
+    def _step_group(self, group, params, reg):
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         momentum, centered = group["momentum"], group["centered"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
@@ -146,9 +145,8 @@ class RMSprop(Optimizer):
                 gavgs.append(st["grad_avg"])
             st["step"] += 1
             sq.append(st["square_avg"])
-        data, grads, st, _ = self._pack(fg, params, {"square_avg": sq, "grad_avg": gavgs,
-                                                     "momentum_buffer": bufs}, [])
-        _C.rmsprop_step(data, grads, st["square_avg"], st["grad_avg"], st["momentum_buffer"], lr,
+        data, grads = self._pack(params)
+        _C.rmsprop_step(data, grads, sq, gavgs, bufs, lr,
                         alpha, eps, momentum, wd, l1, mult, prox, maximize, "RMSprop")
 
 class Adadelta(Optimizer):
@@ -169,7 +167,7 @@ class Adadelta(Optimizer):
     def _required_state(self, group):
         return ("step", "square_avg", "acc_delta")
 
-    def _step_group(self, group, params, reg, fg):
+    def _step_group(self, group, params, reg):
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
         wd, l1, mult, prox, maximize = _reg_args(group, reg)
         sq, acc = [], []
@@ -181,8 +179,8 @@ class Adadelta(Optimizer):
             st["step"] += 1
             sq.append(st["square_avg"])
             acc.append(st["acc_delta"])
-        data, grads, st, _ = self._pack(fg, params, {"square_avg": sq, "acc_delta": acc}, [])
-        _C.adadelta_step(data, grads, st["square_avg"], st["acc_delta"], lr, rho, eps, wd, l1,
+        data, grads = self._pack(params)
+        _C.adadelta_step(data, grads, sq, acc, lr, rho, eps, wd, l1,
                          mult, prox, maximize, "Adadelta")
 
 class Adam(Optimizer):
@@ -211,7 +209,7 @@ class Adam(Optimizer):
             names.append("max_exp_avg_sq")
         return names
 
-    def _step_group(self, group, params, reg, fg):
+    def _step_group(self, group, params, reg):
         who = type(self).__name__
         lr, eps, amsgrad = group["lr"], group["eps"], group["amsgrad"]
         beta1, beta2 = group["betas"]
@@ -232,10 +230,8 @@ class Adam(Optimizer):
             vs.append(st["exp_avg_sq"])
             step_size.append(lr / (1 - beta1 ** t))
             bc2_sqrt.append((1 - beta2 ** t) ** 0.5)     # as torch (not math.sqrt)
-        data, grads, st, (step_size, bc2_sqrt) = self._pack(
-            fg, params, {"exp_avg": ms, "exp_avg_sq": vs, "max_exp_avg_sq": vmax},
-            [step_size, bc2_sqrt])
-        _C.adam_step(data, grads, st["exp_avg"], st["exp_avg_sq"], st["max_exp_avg_sq"],
+        data, grads = self._pack(params)
+        _C.adam_step(data, grads, ms, vs, vmax,
                      step_size, bc2_sqrt, beta1, beta2, eps, wd, l1, mult, prox, maximize, who)
 
 class AdamW(Adam):
