@@ -16,9 +16,9 @@ buffer, laid out group by group (trainable parameters first, each aligned to
 moments) are views into one flat buffer per group and name. ``step()`` then
 runs one fused C call per group over its parameters' views (max-norm adds one
 call per constrained parameter); each thread updates the same share of every
-parameter, the rows of each weight the GEMMs' row split gave it. A parameter belongs to one optimizer:
-passing it to a second raises ValueError (delete the first one, or give one
-optimizer several param groups). ``flat_grad`` / ``flat_data`` expose the
+parameter, the rows of each weight the GEMMs' row split gave it. A parameter
+belongs to one optimizer: passing it to a second raises ValueError (delete
+the first one, or give one optimizer several param groups). ``flat_grad`` / ``flat_data`` expose the
 buffers (what clipping, gradient monitors and an all-reduce read in one
 pass).
 
