@@ -43,12 +43,11 @@ FNN_INLINE ptrdiff_t share_bound(ptrdiff_t n, ptrdiff_t x, ptrdiff_t total)
     return x >= total ? n : (ptrdiff_t)((double)n * ((double)x / (double)total)) / 16 * 16;
 }
 
-#define FOR_SHARES(count, n, glo, ghi, ...)                                \
+#define FOR_SHARES(count, n, total, glo, ghi, ...)                         \
     do {                                                                   \
-        const ptrdiff_t total_ = total_elems((count), (n));                \
         for (int k = 0; k < (count); k++) {                                \
-            const ptrdiff_t lo = share_bound((n)[k], (glo), total_);       \
-            const ptrdiff_t hi = share_bound((n)[k], (ghi), total_);       \
+            const ptrdiff_t lo = share_bound((n)[k], (glo), (total));      \
+            const ptrdiff_t hi = share_bound((n)[k], (ghi), (total));      \
             if (lo < hi) {                                                 \
                 __VA_ARGS__;                                               \
             }                                                              \
@@ -131,6 +130,7 @@ static int reg_level(const fnn_optim_reg *r)
 typedef struct {
     int count;
     const ptrdiff_t *n;
+    ptrdiff_t total;         /* sum of n[k], the range RUN_MULTI cuts */
     const void *args;
 } opt_job;
 
@@ -141,7 +141,7 @@ typedef struct {
     {                                                                           \
         const opt_job *J = ctx;                                                 \
         (void)part;                                                             \
-        FOR_SHARES(J->count, J->n, glo, ghi,                                    \
+        FOR_SHARES(J->count, J->n, J->total, glo, ghi,                          \
                    name##_block((const args_t *)J->args, k, lo, hi));           \
         return 0;                                                               \
     }                                                                           \
@@ -160,8 +160,8 @@ typedef struct {
 
 #define RUN_MULTI(name, count, n, args)                                         \
     do {                                                                        \
-        const opt_job J_ = {(count), (n), &(args)};                             \
         const ptrdiff_t total_ = total_elems((count), (n));                     \
+        const opt_job J_ = {(count), (n), total_, &(args)};                     \
         fnn_parallel_for(total_, 16, (double)total_ * OPT_COST * FNN_COST_ELEM,  \
                          FNN_ISA_PICK(name##_multi), (void *)&J_);              \
     } while (0)
@@ -169,7 +169,7 @@ typedef struct {
 /* `flops`: the work of the whole call (parallel.h). */
 #define RUN_ITEMS(name, count, flops, args)                                     \
     do {                                                                        \
-        const opt_job J_ = {0, NULL, &(args)};                                  \
+        const opt_job J_ = {0, NULL, 0, &(args)};                               \
         fnn_parallel_for((count), 1, (flops), FNN_ISA_PICK(name##_items), (void *)&J_); \
     } while (0)
 
